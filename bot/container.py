@@ -1,0 +1,63 @@
+"""The composition root: the one place that wires storage, core and a front end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.llm_client import ChatCompletionsModel
+from bot.settings import Settings
+from core.agents.registry import AgentRegistry, builtin_registry
+from core.clock import Clock, SystemClock
+from core.knowledge import LanguageModel
+from core.outbox import OutboxDispatcher
+from core.ports import Notifier
+from core.service import TaskService
+from storage.engine import create_engine
+from storage.knowledge_index import KnowledgeIndex
+from storage.migrate import upgrade
+from storage.uow import SqlUnitOfWorkFactory
+
+
+@dataclass
+class Container:
+    settings: Settings
+    uow: SqlUnitOfWorkFactory
+    service: TaskService
+    registry: AgentRegistry
+    clock: Clock
+    dispatcher: OutboxDispatcher | None = field(default=None)
+
+    def attach_notifier(self, notifier: Notifier) -> OutboxDispatcher:
+        """Deliver the outbox through this front end; writes wake the sender at once."""
+        self.dispatcher = OutboxDispatcher(self.uow, notifier, self.clock)
+        self.uow.on_outbox_written(self.dispatcher.wake)
+        return self.dispatcher
+
+    async def close(self) -> None:
+        await self.service.background.close(timeout=10)
+        await self.uow.dispose()
+
+
+def build_registry(settings: Settings) -> AgentRegistry:
+    knowledge = (
+        KnowledgeIndex.from_directory(settings.knowledge_dir)
+        if settings.knowledge_dir
+        else KnowledgeIndex()
+    )
+    model: LanguageModel | None = None
+    if settings.llm_url:
+        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+        model = ChatCompletionsModel(settings.llm_url, settings.llm_model, key)
+    registry = builtin_registry(knowledge, model)
+    registry.load_entry_points()
+    return registry
+
+
+async def build(settings: Settings, clock: Clock | None = None) -> Container:
+    """Upgrade the schema, then wire everything on one engine."""
+    await upgrade(settings.database_url)
+    clock = clock or SystemClock()
+    uow = SqlUnitOfWorkFactory(create_engine(settings.database_url))
+    registry = build_registry(settings)
+    service = TaskService(uow, registry, settings.policy(), clock)
+    return Container(settings, uow, service, registry, clock)

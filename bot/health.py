@@ -1,0 +1,38 @@
+"""GET /healthz: is the database reachable, is the scheduler running, is Slack keeping up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from bot.container import Container
+
+
+async def health_report(container: Container, scheduler_running: bool) -> tuple[int, dict[str, Any]]:
+    now = container.clock.now()
+    report: dict[str, Any] = {"database": "ok", "scheduler": scheduler_running}
+    try:
+        async with container.uow() as uow:
+            pending, oldest, failed = await uow.outbox.backlog(now)
+            failures = await uow.outbox.recent_failures(5)
+    except Exception as exc:
+        report["database"] = f"unreachable: {type(exc).__name__}"
+        report["status"] = "down"
+        return 503, report
+    report["outbox"] = {
+        "undelivered": pending,
+        "oldest_undelivered_seconds": int((now - oldest).total_seconds()) if oldest else None,
+        "failed": failed,
+        "recent_failures": [{**f, "at": str(f.get("at"))} for f in failures],
+    }
+    report["status"] = "ok" if scheduler_running else "degraded"
+    return 200, report
+
+
+def health_route(container: Container, scheduler_running: Any) -> web.RouteDef:
+    async def healthz(_request: web.Request) -> web.Response:
+        status, body = await health_report(container, bool(scheduler_running()))
+        return web.json_response(body, status=status)
+
+    return web.get("/healthz", healthz)

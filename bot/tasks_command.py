@@ -1,0 +1,45 @@
+"""Parses the arguments of /tasks (shared by Slack and the console)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.history import FILTERS
+
+
+@dataclass(frozen=True)
+class TasksCommand:
+    action: str  # list | detail | cancel | budget | help | invalid
+    filter_name: str | None = None
+    task_id: int | None = None
+    page: int = 0
+    error: str | None = None
+
+
+_ID = re.compile(r"^#?(\d{1,18})$")
+
+
+def parse_tasks_command(text: str) -> TasksCommand:
+    words = text.strip().lower().split()
+    if not words:
+        return TasksCommand("list")
+    head, rest = words[0], words[1:]
+    if head in FILTERS and not rest:
+        return TasksCommand("list", filter_name=head)
+    if head in ("help", "?") and not rest:
+        return TasksCommand("help")
+    if head == "budget" and not rest:
+        return TasksCommand("budget")
+    if head == "page" and len(rest) == 1 and rest[0].isdigit() and int(rest[0]) > 0:
+        return TasksCommand("list", page=int(rest[0]) - 1)
+    if head == "cancel":
+        if len(rest) == 1 and (m := _ID.match(rest[0])):
+            return TasksCommand("cancel", task_id=int(m.group(1)))
+        return TasksCommand("invalid", error="Which task? Try `/tasks cancel 42`.")
+    if not rest and (m := _ID.match(head)):
+        return TasksCommand("detail", task_id=int(m.group(1)))
+    return TasksCommand(
+        "invalid",
+        error=f"I don't know `/tasks {text.strip()[:50]}`. Try `/tasks help`.",
+    )

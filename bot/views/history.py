@@ -1,0 +1,200 @@
+"""The /tasks views: history pages, one task in detail, budget, help, plain text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from bot.views.blocks import (
+    Block,
+    Message,
+    actions,
+    button,
+    context,
+    divider,
+    field_sections,
+    message,
+    section,
+    split_sections,
+)
+from bot.views.escape import escape, mention, one_line, truncate
+from bot.views.format import EN_DASH, age, money, status_emoji, status_label, title_mrkdwn
+from bot.views.results import result_blocks
+from core.records import BudgetStatus, Task
+
+PAGE_ACTION = "tasks:page"
+#: each pagination button sits in its own actions block: Slack wants action_ids
+#: unique within a block, and both buttons use PAGE_ACTION
+PREV_BLOCK = "tasks:page:prev"
+NEXT_BLOCK = "tasks:page:next"
+
+EMPTY = "You have no tasks yet. Try DMing me: research best laptops"
+#: subtasks listed under each task on a history page
+MAX_CHILDREN_SHOWN = 10
+_FILTER_IN_VALUE = 100
+
+
+def page_value(page: int, filter_name: str | None) -> str:
+    """The pagination button value: JSON {"page": n, "filter": name-or-null}."""
+    name = filter_name[:_FILTER_IN_VALUE] if filter_name else None
+    return json.dumps({"page": page, "filter": name}, separators=(",", ":"))
+
+
+def _children_of(task: Task, children: Mapping[int, Sequence[Task]] | None) -> list[Task]:
+    if not children:
+        return []
+    return sorted(children.get(task.id, ()), key=lambda t: (t.position, t.id))
+
+
+def _task_line(task: Task, now: datetime, *, agent: bool = False) -> str:
+    parts = [f"{status_emoji(task.status)} `#{task.id}`"]
+    if agent:
+        parts.append(f"_{escape(one_line(task.agent))}_")
+    parts.append(title_mrkdwn(task.title))
+    line = " ".join(parts)
+    if task.cost_cents > 0:
+        line += f" · {escape(money(task.cost_cents, task.currency))}"
+    return line + f" · {escape(age(now, task.created_at))} ago"
+
+
+def render_history(
+    tasks: Sequence[Task],
+    *,
+    page: int,
+    total: int,
+    page_size: int,
+    filter_name: str | None,
+    now: datetime,
+    children: Mapping[int, Sequence[Task]] | None = None,
+) -> Message:
+    """One page (1-based) of a user's tasks, newest first as given.
+
+    ``total`` counts all tasks matching the filter; Next/Previous buttons carry
+    ``{"page": n, "filter": filter_name}`` as JSON in their value."""
+    page = max(1, page)
+    page_size = max(1, page_size)
+    label = escape(one_line(filter_name)) if filter_name else ""
+    if total <= 0 and not tasks:
+        text = f"You have no {label} tasks." if label else EMPTY
+        return message(text, [section(text)])
+
+    first = (page - 1) * page_size + 1
+    last = first + len(tasks) - 1
+    title = f"*Your {label + ' ' if label else ''}tasks*"
+    if tasks:
+        title += f"  ({first}{EN_DASH}{last} of {total})"
+    else:
+        title += f"  (nothing on page {page}; {total} in all)"
+
+    lines: list[str] = []
+    for task in tasks:
+        lines.append(_task_line(task, now))
+        subtasks = _children_of(task, children)
+        for child in subtasks[:MAX_CHILDREN_SHOWN]:
+            lines.append("      ↳ " + _task_line(child, now, agent=True))
+        hidden = len(subtasks) - MAX_CHILDREN_SHOWN
+        if hidden > 0:
+            lines.append(f"      ↳ …and {hidden} more steps: `/tasks {task.id}`")
+
+    blocks: list[Block] = [section(title), *split_sections("\n".join(lines))]
+    tail: list[Block] = []
+    if page > 1:
+        prev = button("◀ Previous", PAGE_ACTION, page_value(page - 1, filter_name))
+        tail.append(actions([prev], block_id=PREV_BLOCK))
+    if page * page_size < total:
+        nxt = button("Next ▶", PAGE_ACTION, page_value(page + 1, filter_name))
+        tail.append(actions([nxt], block_id=NEXT_BLOCK))
+    tail.append(context(escape("`/tasks <id>` for details · `/tasks help` for more")))
+    return message(f"Your tasks ({total})", [*blocks, *tail], keep_tail=len(tail))
+
+
+def render_task_detail(task: Task, children: Sequence[Task], now: datetime) -> Message:
+    """One task with its status, cost, error, subtasks and result."""
+    head = f"{status_emoji(task.status)} *#{task.id} {title_mrkdwn(task.title, 150)}*"
+    fields = [
+        f"*Status*\n{escape(status_label(task.status))}",
+        f"*Agent*\n{escape(one_line(task.agent))}",
+        f"*Requested by*\n{mention(task.requester)}",
+        f"*Created*\n{escape(age(now, task.created_at))} ago",
+        f"*Cost*\n{escape(money(task.cost_cents, task.currency))}",
+    ]
+    if task.finished_at is not None:
+        fields.append(f"*Finished*\n{escape(age(now, task.finished_at))} ago")
+    if task.parent_id is not None:
+        fields.append(f"*Part of*\n`/tasks {task.parent_id}`")
+    blocks: list[Block] = field_sections(fields, head)
+
+    if task.error:
+        quoted = "\n".join("> " + escape(line) for line in task.error.strip().split("\n"))
+        blocks += split_sections("*Error*\n" + quoted)
+
+    subtasks = sorted(children, key=lambda t: (t.position, t.id))
+    if subtasks:
+        lines = [f"*Steps* ({len(subtasks)})"]
+        for child in subtasks:
+            line = _task_line(child, now, agent=True)
+            if child.error:
+                line += "\n        Error: " + truncate(escape(one_line(child.error)), 300, "…")
+            elif child.result is not None and child.result.summary.strip():
+                summary = truncate(escape(one_line(child.result.summary)), 300, "…")
+                line += f"\n        {summary}"
+            lines.append(line)
+        blocks += split_sections("\n".join(lines))
+
+    if task.result is not None:
+        blocks.append(divider())
+        blocks += result_blocks(task.result, currency=task.currency, show_cost=False)
+
+    text = f"Task #{task.id} ({status_label(task.status)}): {title_mrkdwn(task.title)}"
+    return message(text, blocks, more_note="…{n} more blocks not shown (message too long).")
+
+
+def render_budget(status: BudgetStatus) -> Message:
+    cur = status.currency
+    limit, spent, held = status.limit_cents, status.spent_cents, status.held_cents
+    left = status.remaining_cents
+    head = f"💰 *Your budget for {escape(status.month)}*"
+    fields = [
+        f"*Monthly limit*\n{escape(money(limit, cur))}",
+        f"*Spent*\n{escape(money(spent, cur))}",
+        f"*Held for pending approvals*\n{escape(money(held, cur))}",
+        f"*Left*\n{escape(money(left, cur))}",
+    ]
+    used = 100 if limit <= 0 else min(100, max(0, (spent + held) * 100 // limit))
+    filled = used // 10
+    bar = "▓" * filled + "░" * (10 - filled) + f" {used}% used"
+    blocks = [*field_sections(fields, head), context(bar)]
+    return message(f"Budget {status.month}: {money(left, cur)} left of {money(limit, cur)}", blocks)
+
+
+HELP = """*Make a request:* DM me, or mention me in a channel, in plain words:
+• research best laptops
+• research standing desks and draft an email to the team about them
+• compare prices for office chairs
+• buy a monitor arm for $120  _(anything that costs money asks for approval)_
+
+I answer in the thread, and ask approvers with buttons before spending money.
+
+*`/tasks` commands*
+• `/tasks` — your recent tasks
+• `/tasks pending` · `/tasks failed` · `/tasks completed` — only those
+• `/tasks <id>` — one task in detail, with its steps and result
+• `/tasks cancel <id>` — cancel a task that hasn't finished
+• `/tasks budget` — what you've spent this month and what's left
+• `/tasks help` — this message"""
+
+
+def render_help() -> Message:
+    # HELP's only control characters are the "<id>" placeholders: escape() keeps
+    # them from reaching Slack raw and leaves the *bold* and `code` mrkdwn alone.
+    return message(
+        escape("taskbot help: /tasks, /tasks <id>, /tasks budget, /tasks help"),
+        split_sections(escape(HELP)),
+    )
+
+
+def render_text(text: str) -> Message:
+    """Plain text (escaped) as a message."""
+    body = escape(text)
+    return message(body, split_sections(body) or [section("…")])

@@ -1,0 +1,70 @@
+"""Cancelling one's own pending task (or the pending rest of a request)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.approvals import Approvals
+from core.clock import Clock
+from core.executor import destination_of
+from core.notices import TaskCancelled
+from core.ports import UnitOfWork, UnitOfWorkFactory
+from core.records import Task, TaskChanges
+from core.states import ApprovalStatus, TaskStatus
+from core.transitions import transition
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    cancelled: bool
+    message: str
+    root_id: int | None = None
+
+
+class Cancellation:
+    def __init__(self, uow: UnitOfWorkFactory, approvals: Approvals, clock: Clock) -> None:
+        self._uow = uow
+        self._approvals = approvals
+        self._clock = clock
+
+    async def cancel(self, requester: str, task_id: int) -> CancelOutcome:
+        async with self._uow() as uow:
+            task = await uow.tasks.get(task_id)
+            if task is None or task.requester != requester:
+                return CancelOutcome(False, f"I can't find task #{task_id} among your tasks.")
+            children = await uow.tasks.children(task.id)
+            if any(c.status is TaskStatus.IN_PROGRESS for c in children):
+                return CancelOutcome(
+                    False, f"A step of task #{task_id} is running right now; try again when it "
+                    "has finished."
+                )
+            open_steps = [c for c in children if c.status is TaskStatus.PENDING]
+            cancellable = task.status is TaskStatus.PENDING or (
+                children and task.status is TaskStatus.IN_PROGRESS and open_steps
+            )
+            if not cancellable:
+                return CancelOutcome(
+                    False,
+                    f"Task #{task_id} is {task.status.value.lower().replace('_', ' ')}; "
+                    "only pending tasks can be cancelled.",
+                )
+            reason = f"Cancelled by {requester}."
+            for step in [*open_steps, task]:
+                await self._cancel_one(uow, step, requester, reason)
+            await uow.outbox.add(
+                TaskCancelled(destination=destination_of(task), task_id=task.id,
+                              title=task.title, reason=reason),
+                self._clock.now(),
+            )
+        return CancelOutcome(True, f"Cancelled task #{task_id}.", task.root_id)
+
+    async def _cancel_one(self, uow: UnitOfWork, task: Task, actor: str, reason: str) -> None:
+        approval = await uow.approvals.for_task(task.id)
+        if approval is not None and approval.status is ApprovalStatus.PENDING:
+            await self._approvals.close_approval(uow, approval, ApprovalStatus.CANCELLED, actor)
+        current = await uow.tasks.get(task.id)
+        if current is None or current.status.terminal:
+            return
+        if await transition(uow, current, TaskStatus.CANCELLED, actor=actor, clock=self._clock,
+                            changes=TaskChanges(error=reason, finished_at=self._clock.now())):
+            await uow.budgets.release(task.id)

@@ -1,0 +1,59 @@
+"""What a person may see of their own tasks (/tasks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.budget import Budgets
+from core.clock import Clock
+from core.policy import Policy
+from core.ports import UnitOfWorkFactory
+from core.records import BudgetStatus, Task
+from core.states import TaskStatus
+
+FILTERS: dict[str, tuple[TaskStatus, ...]] = {
+    "pending": (TaskStatus.PENDING, TaskStatus.IN_PROGRESS),
+    "failed": (TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED),
+    "completed": (TaskStatus.COMPLETED,),
+}
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    tasks: list[Task]
+    total: int
+    page: int
+    page_size: int
+    filter_name: str | None
+
+    @property
+    def has_next(self) -> bool:
+        return (self.page + 1) * self.page_size < self.total
+
+
+class History:
+    def __init__(self, uow: UnitOfWorkFactory, policy: Policy, clock: Clock) -> None:
+        self._uow = uow
+        self._budgets = Budgets(policy, clock)
+
+    async def page(
+        self, requester: str, filter_name: str | None = None, page: int = 0, page_size: int = 10
+    ) -> HistoryPage:
+        statuses = FILTERS.get(filter_name) if filter_name else None
+        page = max(0, page)
+        async with self._uow() as uow:
+            tasks = await uow.tasks.history(requester, statuses, page_size, page * page_size)
+            total = await uow.tasks.count_history(requester, statuses)
+        return HistoryPage(tasks, total, page, page_size, filter_name)
+
+    async def detail(self, requester: str, task_id: int) -> tuple[Task, list[Task]] | None:
+        """One of the requester's tasks and its steps; None for anyone else's."""
+        async with self._uow() as uow:
+            task = await uow.tasks.get(task_id)
+            if task is None or task.requester != requester:
+                return None
+            return task, await uow.tasks.children(task.id)
+
+    async def budget(self, requester: str) -> BudgetStatus:
+        async with self._uow() as uow:
+            return await self._budgets.status(uow, requester)

@@ -1,0 +1,205 @@
+"""What core tells a front end. Notices are written to the outbox in the same
+transaction as the change that caused them and delivered later, so none is lost."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from core.agents.base import AgentResult
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A channel (and thread), or a user whose DM channel the front end opens."""
+
+    channel: str | None = None
+    thread_ts: str | None = None
+    user: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.channel or '@' + (self.user or '')}:{self.thread_ts or ''}"
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    task_id: int
+    agent: str
+    title: str
+    depends_on: tuple[int, ...] = ()
+    needs_approval: bool = False
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: ClassVar[str] = "notice"
+    destination: Destination
+    task_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        raw = {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        raw["kind"] = self.kind
+        return raw
+
+
+@dataclass(frozen=True)
+class RequestAccepted(Notice):
+    kind: ClassVar[str] = "request_accepted"
+    requester: str = ""
+    title: str = ""
+    steps: tuple[PlanStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class RequestRefused(Notice):
+    """A request that could not be accepted (not understood, over budget, …)."""
+
+    kind: ClassVar[str] = "request_refused"
+    requester: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalNeeded(Notice):
+    kind: ClassVar[str] = "approval_needed"
+    approval_id: int = 0
+    requester: str = ""
+    title: str = ""
+    amount_cents: int = 0
+    currency: str = "USD"
+    approvers: tuple[str, ...] = ()
+    remaining_cents: int = 0
+
+
+@dataclass(frozen=True)
+class ApprovalDecided(Notice):
+    """Replaces the approval message in place: buttons gone, outcome shown."""
+
+    kind: ClassVar[str] = "approval_decided"
+    approval_id: int = 0
+    title: str = ""
+    outcome: str = ""
+    decided_by: str | None = None
+    message_ts: str | None = None
+    amount_cents: int = 0
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class ApprovalReminder(Notice):
+    kind: ClassVar[str] = "approval_reminder"
+    approval_id: int = 0
+    title: str = ""
+    approvers: tuple[str, ...] = ()
+    waiting_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class TaskFinished(Notice):
+    kind: ClassVar[str] = "task_finished"
+    agent: str = ""
+    title: str = ""
+    result: AgentResult = field(default_factory=lambda: AgentResult(summary=""))
+    cost_cents: int = 0
+    currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class TaskFailed(Notice):
+    kind: ClassVar[str] = "task_failed"
+    title: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TaskRejected(Notice):
+    kind: ClassVar[str] = "task_rejected"
+    title: str = ""
+    decided_by: str = ""
+
+
+@dataclass(frozen=True)
+class TaskCancelled(Notice):
+    kind: ClassVar[str] = "task_cancelled"
+    title: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RequestFinished(Notice):
+    """The last word on a multi-step request."""
+
+    kind: ClassVar[str] = "request_finished"
+    title: str = ""
+    status: str = ""
+    completed: int = 0
+    total: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StaleTask:
+    task_id: int
+    title: str
+    requester: str
+    age_seconds: int
+    waiting_for: str
+    channel: str
+    thread_ts: str | None
+
+
+@dataclass(frozen=True)
+class StaleReport(Notice):
+    kind: ClassVar[str] = "stale_report"
+    tasks: tuple[StaleTask, ...] = ()
+
+
+NOTICE_TYPES: dict[str, type[Notice]] = {
+    cls.kind: cls
+    for cls in (
+        RequestAccepted,
+        RequestRefused,
+        ApprovalNeeded,
+        ApprovalDecided,
+        ApprovalReminder,
+        TaskFinished,
+        TaskFailed,
+        TaskRejected,
+        TaskCancelled,
+        RequestFinished,
+        StaleReport,
+    )
+}
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, AgentResult):
+        return value.to_json()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_dump(v) for v in value]
+    return value
+
+
+def notice_from_json(raw: dict[str, Any]) -> Notice:
+    cls = NOTICE_TYPES[raw["kind"]]
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        if f.name == "destination":
+            value = Destination(**value)
+        elif f.name == "result":
+            value = AgentResult.from_json(value)
+        elif f.name == "steps":
+            value = tuple(PlanStep(**{**s, "depends_on": tuple(s["depends_on"])}) for s in value)
+        elif f.name == "tasks":
+            value = tuple(StaleTask(**s) for s in value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)

@@ -1,0 +1,287 @@
+"""Accepts requests, persists their plan, and drives each task graph to its end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from enum import Enum
+
+from core.agents.registry import AgentRegistry
+from core.background import Background
+from core.clock import Clock
+from core.executor import SYSTEM, Gate, TaskExecutor, destination_of
+from core.intents import IntentParser, NotUnderstood
+from core.money import format_money
+from core.notices import Destination, PlanStep, RequestAccepted, RequestFinished, RequestRefused
+from core.planner import Plan, plan
+from core.policy import Policy
+from core.ports import UnitOfWork, UnitOfWorkFactory
+from core.records import Conversation, NewTask, Task, TaskChanges
+from core.states import TaskStatus
+from core.transitions import transition
+
+log = logging.getLogger(__name__)
+
+#: the agent name of a task that only groups the steps of a multi-step request
+GRAPH_AGENT = "request"
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str
+    conversation: Conversation
+    event_id: str | None = None
+
+
+class Outcome(Enum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Submission:
+    outcome: Outcome
+    root: Task | None = None
+    plan: Plan | None = None
+    reason: str | None = None
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        registry: AgentRegistry,
+        policy: Policy,
+        clock: Clock,
+        background: Background | None = None,
+    ) -> None:
+        self._uow = uow
+        self._registry = registry
+        self._policy = policy
+        self._clock = clock
+        self._parser = IntentParser(default_currency=policy.currency)
+        self.executor = TaskExecutor(uow, registry, policy, clock)
+        self.background = background or Background()
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def submit(self, request: Request) -> Submission:
+        """Persist the request (event id, tasks, first reply) in one transaction.
+
+        Nothing slow happens here, so a front end can call it before it acks.
+        """
+        try:
+            parsed = self._parser.parse(request.text)
+            the_plan = plan(parsed, self._policy.currency)
+            self._check_plan(the_plan)
+        except NotUnderstood as exc:
+            return await self._refuse(request, exc.message)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            if request.event_id and not await uow.inbox.add(request.event_id, now):
+                return Submission(Outcome.DUPLICATE,
+                                  await uow.tasks.by_source_event(request.event_id))
+            root, children = await self._persist(uow, request, the_plan)
+            if request.event_id:
+                await uow.inbox.attach(request.event_id, root.id)
+            steps = children or [root]
+            await uow.outbox.add(
+                RequestAccepted(
+                    destination=destination_of(root),
+                    task_id=root.id,
+                    requester=root.requester,
+                    title=root.title,
+                    steps=tuple(
+                        PlanStep(t.id, t.agent, t.title, t.depends_on, self._needs_approval(t))
+                        for t in steps
+                    ),
+                ),
+                now,
+            )
+        return Submission(Outcome.ACCEPTED, root, the_plan)
+
+    def _check_plan(self, the_plan: Plan) -> None:
+        for step in the_plan.steps:
+            currency = step.params.get("currency")
+            if step.agent == "purchase" and currency != self._policy.currency:
+                raise NotUnderstood(
+                    f"Budgets are kept in {self._policy.currency}, so I can't approve a purchase "
+                    f"in {currency}. Please give the price in {self._policy.currency}, e.g. "
+                    f"“buy 2 monitors for {format_money(30000, self._policy.currency)}”."
+                )
+            try:
+                self._registry.get(step.agent)
+            except KeyError as exc:
+                raise NotUnderstood(f"I don't have a {step.agent} agent installed.") from exc
+
+    def _needs_approval(self, task: Task) -> bool:
+        return self._registry.get(task.agent).requires_approval
+
+    async def _refuse(self, request: Request, reason: str) -> Submission:
+        async with self._uow() as uow:
+            if request.event_id and not await uow.inbox.add(request.event_id, self._clock.now()):
+                return Submission(Outcome.DUPLICATE)
+            conv = request.conversation
+            await uow.outbox.add(
+                RequestRefused(
+                    destination=Destination(channel=conv.channel, thread_ts=conv.thread_ts),
+                    task_id=None,
+                    requester=conv.requester,
+                    reason=reason,
+                ),
+                self._clock.now(),
+            )
+        return Submission(Outcome.REFUSED, reason=reason)
+
+    async def _persist(
+        self, uow: UnitOfWork, request: Request, the_plan: Plan
+    ) -> tuple[Task, list[Task]]:
+        conv = request.conversation
+        currency = self._policy.currency
+        if not the_plan.is_graph:
+            step = the_plan.steps[0]
+            cost = self._registry.get(step.agent).estimate_cost_cents(step.params)
+            root = await uow.tasks.add(
+                NewTask(conv, step.agent, step.title, step.params, currency, cost,
+                        source_event_id=request.event_id)
+            )
+            return root, []
+        costs = [self._registry.get(s.agent).estimate_cost_cents(s.params) for s in the_plan.steps]
+        root = await uow.tasks.add(
+            NewTask(conv, GRAPH_AGENT, the_plan.title, {"text": request.text, "outline":
+                    the_plan.outline}, currency, sum(costs), source_event_id=request.event_id)
+        )
+        children: list[Task] = []
+        for position, (step, cost) in enumerate(zip(the_plan.steps, costs, strict=True)):
+            children.append(
+                await uow.tasks.add(
+                    NewTask(
+                        conv, step.agent, step.title, step.params, currency, cost,
+                        parent_id=root.id, root_id=root.id,
+                        depends_on=tuple(children[i].id for i in step.depends_on),
+                        position=position,
+                    )
+                )
+            )
+        return root, children
+
+    def schedule(self, root_id: int) -> None:
+        """Drive the graph in the background (after the front end has acked)."""
+        self.background.spawn(self.advance(root_id), name=f"advance-{root_id}")
+
+    async def advance(self, root_id: int) -> None:
+        """Run every step that can run now; stop at approvals; finish the root when done.
+
+        Safe to call any number of times, from any process: every step is claimed
+        with a conditional transition, and all state is read from the database.
+        """
+        lock = self._locks.setdefault(root_id, asyncio.Lock())
+        try:
+            async with lock:
+                while await self._advance_once(root_id):
+                    pass
+        finally:
+            if not lock.locked() and self._locks.get(root_id) is lock:
+                del self._locks[root_id]
+
+    async def _advance_once(self, root_id: int) -> bool:
+        async with self._uow() as uow:
+            root = await uow.tasks.get(root_id)
+            if root is None or root.status.terminal:
+                return False
+            nodes = await uow.tasks.children(root_id)
+            if nodes and root.status is TaskStatus.PENDING:
+                await transition(uow, root, TaskStatus.IN_PROGRESS, actor=SYSTEM,
+                                 clock=self._clock,
+                                 changes=TaskChanges(started_at=self._clock.now()))
+        graph = bool(nodes)
+        nodes = nodes or [root]
+        by_id = {n.id: n for n in nodes}
+        runnable: list[Task] = []
+        progressed = False
+        for node in nodes:
+            if node.status is not TaskStatus.PENDING:
+                continue
+            deps = [by_id[d] for d in node.depends_on if d in by_id]
+            blocker = next((d for d in deps if d.status in _DEAD), None)
+            if blocker is not None:
+                await self._skip(node, blocker)
+                progressed = True
+            elif all(d.status is TaskStatus.COMPLETED for d in deps):
+                gate = await self.executor.gate(node)
+                if gate is Gate.READY:
+                    runnable.append(node)
+                progressed = progressed or gate is Gate.REFUSED
+        if runnable:
+            async with asyncio.TaskGroup() as group:
+                for node in runnable:
+                    deps = [by_id[d] for d in node.depends_on if d in by_id]
+                    group.create_task(self.executor.execute(node, deps))
+            return True
+        if progressed:
+            return True
+        if graph and all(n.status.terminal for n in nodes):
+            await self._finish_root(root_id)
+        return False
+
+    async def _skip(self, node: Task, blocker: Task) -> None:
+        """A step whose dependency failed fails too; one whose dependency was stopped stops."""
+        label = f"#{blocker.id} ({blocker.title})"
+        if blocker.status is TaskStatus.FAILED:
+            target, reason = TaskStatus.FAILED, f"Not started: step {label} failed."
+        else:
+            verb = "was denied" if blocker.status is TaskStatus.REJECTED else "was cancelled"
+            target, reason = TaskStatus.CANCELLED, f"Not started: step {label} {verb}."
+        async with self._uow() as uow:
+            await transition(uow, node, target, actor=SYSTEM, clock=self._clock,
+                             changes=TaskChanges(error=reason, finished_at=self._clock.now()))
+            await uow.budgets.release(node.id)
+
+    async def _finish_root(self, root_id: int) -> None:
+        async with self._uow() as uow:
+            root = await uow.tasks.get(root_id)
+            if root is None or root.status.terminal:
+                return
+            children = await uow.tasks.children(root_id)
+            done = [c for c in children if c.status is TaskStatus.COMPLETED]
+            cost = sum(c.cost_cents for c in done)
+            now = self._clock.now()
+            if len(done) == len(children):
+                target, error = TaskStatus.COMPLETED, None
+            else:
+                target = TaskStatus.FAILED
+                error = "; ".join(
+                    f"#{c.id} {c.title}: {c.error or c.status.value.lower()}"
+                    for c in children if c.status is not TaskStatus.COMPLETED
+                )
+            if root.status is TaskStatus.PENDING:
+                if not await transition(uow, root, TaskStatus.IN_PROGRESS, actor=SYSTEM,
+                                        clock=self._clock):
+                    return
+                root = await uow.tasks.get(root_id)
+                assert root is not None
+            if not await transition(
+                uow, root, target, actor=SYSTEM, clock=self._clock,
+                changes=TaskChanges(error=error, finished_at=now, cost_cents=cost),
+            ):
+                return
+            await uow.outbox.add(
+                RequestFinished(
+                    destination=destination_of(root), task_id=root.id, title=root.title,
+                    status=target.value, completed=len(done), total=len(children),
+                    detail=error or "",
+                ),
+                now,
+            )
+
+    async def resume_unfinished(self, limit: int = 1000) -> int:
+        """Advance every request that is not finished (on start, and after a crash)."""
+        async with self._uow() as uow:
+            roots = await uow.tasks.unfinished_roots(limit)
+        for root in roots:
+            self.schedule(root.id)
+        return len(roots)
+
+
+_DEAD = frozenset({TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED})

@@ -1,0 +1,105 @@
+"""Delivers the notices core wrote to the outbox, at least once, in order per thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import timedelta
+
+from core.clock import Clock
+from core.notices import ApprovalNeeded
+from core.ports import DeliveryError, Notifier, OutboxItem, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+
+def backoff_seconds(attempts: int, *, base: float = 1.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter (attempts counts failures so far, from 0)."""
+    return random.uniform(base / 2, min(cap, base * 2**attempts))
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        notifier: Notifier,
+        clock: Clock,
+        *,
+        batch: int = 32,
+        lease_seconds: float = 60.0,
+        max_attempts: int = 12,
+    ) -> None:
+        self._uow = uow
+        self._notifier = notifier
+        self._clock = clock
+        self._batch = batch
+        self._lease = lease_seconds
+        self._max_attempts = max_attempts
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def drain(self) -> int:
+        """Deliver everything due now; returns how many were delivered."""
+        delivered = 0
+        async with self._lock:
+            while True:
+                async with self._uow() as uow:
+                    items = await uow.outbox.claim_due(self._clock.now(), self._batch, self._lease)
+                if not items:
+                    return delivered
+                results = await asyncio.gather(*(self._deliver(item) for item in items))
+                delivered += sum(results)
+                if not any(results):
+                    return delivered
+
+    async def _deliver(self, item: OutboxItem) -> bool:
+        try:
+            ts = await self._notifier.deliver(item.notice)
+        except DeliveryError as exc:
+            await self._failed(item, exc)
+            return False
+        except Exception as exc:
+            log.exception("delivering outbox entry %s failed", item.id)
+            await self._failed(item, DeliveryError(repr(exc), permanent=False))
+            return False
+        async with self._uow() as uow:
+            await uow.outbox.mark_sent(item.id, ts, self._clock.now())
+            notice = item.notice
+            if isinstance(notice, ApprovalNeeded) and ts and notice.destination.channel:
+                await uow.approvals.set_message(notice.approval_id, notice.destination.channel, ts)
+        return True
+
+    async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:
+        now = self._clock.now()
+        async with self._uow() as uow:
+            if exc.permanent or item.attempts + 1 >= self._max_attempts:
+                log.error(
+                    "giving up on %s for task %s: %s", item.notice.kind, item.notice.task_id, exc
+                )
+                await uow.outbox.mark_failed(item.id, str(exc), now)
+                return
+            delay = exc.retry_after if exc.retry_after is not None else backoff_seconds(
+                item.attempts
+            )
+            log.warning(
+                "will retry %s for task %s in %.1fs: %s",
+                item.notice.kind, item.notice.task_id, delay, exc,
+            )
+            await uow.outbox.retry_later(item.id, str(exc), now + timedelta(seconds=delay))
+
+    async def run_forever(self, poll_seconds: float = 1.0) -> None:
+        """Deliver as soon as something is written, and poll for retries that came due."""
+        while True:
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("outbox drain failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()

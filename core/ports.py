@@ -1,0 +1,175 @@
+"""The ports core needs. storage/ implements them; front ends implement Notifier."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from core.notices import Notice
+from core.records import (
+    Approval,
+    AuditEntry,
+    BudgetStatus,
+    Conversation,
+    LedgerEntry,
+    NewTask,
+    Task,
+    TaskChanges,
+)
+from core.states import ApprovalStatus, TaskStatus
+
+
+class TaskRepository(Protocol):
+    async def add(self, new: NewTask) -> Task: ...
+    async def get(self, task_id: int) -> Task | None: ...
+    async def get_many(self, task_ids: Sequence[int]) -> list[Task]: ...
+    async def children(self, parent_id: int) -> list[Task]: ...
+    async def set_status(
+        self, task_id: int, expected: TaskStatus, new: TaskStatus, at: datetime,
+        changes: TaskChanges,
+    ) -> bool:
+        """Conditional UPDATE … WHERE status = :expected; True when this call won."""
+        ...
+    async def history(
+        self, requester: str, statuses: Sequence[TaskStatus] | None, limit: int, offset: int,
+        roots_only: bool = True,
+    ) -> list[Task]: ...
+    async def count_history(
+        self, requester: str, statuses: Sequence[TaskStatus] | None, roots_only: bool = True
+    ) -> int: ...
+    async def pending_created_before(self, cutoff: datetime, limit: int) -> list[Task]: ...
+    async def with_status(self, status: TaskStatus, limit: int) -> list[Task]: ...
+    async def unfinished_roots(self, limit: int) -> list[Task]: ...
+    async def by_source_event(self, event_id: str) -> Task | None: ...
+
+
+class ApprovalRepository(Protocol):
+    async def add(
+        self, task: Task, approvers: Sequence[str], amount_cents: int, at: datetime,
+        expires_at: datetime,
+    ) -> Approval: ...
+    async def get(self, approval_id: int) -> Approval | None: ...
+    async def for_task(self, task_id: int) -> Approval | None: ...
+    async def decide(
+        self, approval_id: int, new: ApprovalStatus, user: str | None, at: datetime
+    ) -> bool:
+        """Conditional UPDATE … WHERE status = 'PENDING'; True when this call decided."""
+        ...
+    async def set_message(self, approval_id: int, channel: str, message_ts: str) -> None: ...
+    async def pending(self, limit: int) -> list[Approval]: ...
+    async def mark_reminded(self, approval_id: int, at: datetime) -> None: ...
+
+
+class BudgetRepository(Protocol):
+    async def hold(
+        self, task_id: int, requester: str, month: str, amount_cents: int, limit_cents: int,
+        at: datetime,
+    ) -> bool:
+        """Reserve money with one conditional statement; False when it does not fit."""
+        ...
+    async def settle(self, task_id: int, amount_cents: int) -> bool:
+        """Turn the task's hold into spend."""
+        ...
+    async def release(self, task_id: int) -> bool: ...
+    async def status(
+        self, requester: str, month: str, limit_cents: int, currency: str
+    ) -> BudgetStatus: ...
+
+
+class Ledger(Protocol):
+    async def record(self, entry: LedgerEntry) -> None: ...
+    async def for_task(self, task_id: int) -> list[LedgerEntry]: ...
+
+
+class AuditLog(Protocol):
+    async def record(self, entry: AuditEntry) -> None: ...
+    async def for_task(self, task_id: int) -> list[AuditEntry]: ...
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    notice: Notice
+    attempts: int
+    created_at: datetime
+
+
+class Outbox(Protocol):
+    async def add(self, notice: Notice, at: datetime) -> int: ...
+    async def claim_due(self, at: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]: ...
+    async def mark_sent(self, item_id: int, message_ts: str | None, at: datetime) -> None: ...
+    async def retry_later(self, item_id: int, error: str, next_at: datetime) -> None: ...
+    async def mark_failed(self, item_id: int, error: str, at: datetime) -> None: ...
+    async def backlog(self, at: datetime) -> tuple[int, datetime | None, int]:
+        """(undelivered count, oldest undelivered created_at, permanently failed count)."""
+        ...
+    async def recent_failures(self, limit: int) -> list[dict[str, Any]]: ...
+
+
+class Inbox(Protocol):
+    async def add(self, event_id: str, at: datetime) -> bool:
+        """Record a delivered event id; False when it was seen before."""
+        ...
+    async def attach(self, event_id: str, task_id: int) -> None: ...
+    async def prune_before(self, cutoff: datetime) -> int: ...
+
+
+class Leases(Protocol):
+    async def acquire(self, name: str, holder: str, at: datetime, ttl_seconds: float) -> bool: ...
+
+
+class UnitOfWork(Protocol):
+    """One database transaction; commits on clean exit, rolls back on error."""
+
+    tasks: TaskRepository
+    approvals: ApprovalRepository
+    budgets: BudgetRepository
+    ledger: Ledger
+    audit: AuditLog
+    outbox: Outbox
+    inbox: Inbox
+    leases: Leases
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+
+class Notifier(Protocol):
+    """A front end that delivers notices (Slack, the console).
+
+    Returns the id of the message it posted (Slack's ts), if any. Raises
+    DeliveryError when it could not deliver.
+    """
+
+    async def deliver(self, notice: Notice) -> str | None: ...
+
+
+class DeliveryError(Exception):
+    def __init__(
+        self, message: str, *, permanent: bool, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+__all__ = [
+    "ApprovalRepository",
+    "AuditLog",
+    "BudgetRepository",
+    "Conversation",
+    "DeliveryError",
+    "Inbox",
+    "Ledger",
+    "Leases",
+    "Notifier",
+    "Outbox",
+    "OutboxItem",
+    "TaskRepository",
+    "UnitOfWork",
+    "UnitOfWorkFactory",
+]

@@ -1,0 +1,66 @@
+"""The façade front ends call: one object per process, wired by the composition root."""
+
+from __future__ import annotations
+
+from core.agents.registry import AgentRegistry
+from core.approvals import Approvals, Decision, DecisionOutcome, DecisionResult
+from core.background import Background
+from core.cancellation import CancelOutcome, Cancellation
+from core.clock import Clock
+from core.history import History
+from core.orchestrator import Orchestrator, Outcome, Request, Submission
+from core.policy import Policy
+from core.ports import UnitOfWorkFactory
+
+
+class TaskService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        registry: AgentRegistry,
+        policy: Policy,
+        clock: Clock,
+        background: Background | None = None,
+    ) -> None:
+        self.uow = uow
+        self.policy = policy
+        self.clock = clock
+        self.registry = registry
+        self.orchestrator = Orchestrator(uow, registry, policy, clock, background)
+        self.background = self.orchestrator.background
+        self.approvals = Approvals(uow, clock)
+        self.history = History(uow, policy, clock)
+        self.cancellation = Cancellation(uow, self.approvals, clock)
+
+    async def submit(self, request: Request) -> Submission:
+        """Persist only; call start() once the front end has acknowledged."""
+        return await self.orchestrator.submit(request)
+
+    def start(self, submission: Submission) -> None:
+        if submission.outcome is Outcome.ACCEPTED and submission.root is not None:
+            self.orchestrator.schedule(submission.root.id)
+
+    async def decide(
+        self,
+        approval_id: int,
+        user: str,
+        decision: Decision,
+        *,
+        channel: str | None = None,
+        message_ts: str | None = None,
+    ) -> DecisionOutcome:
+        outcome = await self.approvals.decide(
+            approval_id, user, decision, channel=channel, message_ts=message_ts
+        )
+        if outcome.result is DecisionResult.DECIDED and outcome.resume_root is not None:
+            self.orchestrator.schedule(outcome.resume_root)
+        return outcome
+
+    async def cancel(self, requester: str, task_id: int) -> CancelOutcome:
+        outcome = await self.cancellation.cancel(requester, task_id)
+        if outcome.cancelled and outcome.root_id is not None:
+            self.orchestrator.schedule(outcome.root_id)
+        return outcome
+
+    async def resume_unfinished(self) -> int:
+        return await self.orchestrator.resume_unfinished()

@@ -1,0 +1,56 @@
+"""The task state machine: the one place that knows which status may follow which."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return not ALLOWED[self]
+
+
+ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
+    # FAILED straight from PENDING: a step that could not start (budget refused, a dependency failed).
+    TaskStatus.PENDING: frozenset(
+        {TaskStatus.IN_PROGRESS, TaskStatus.REJECTED, TaskStatus.CANCELLED, TaskStatus.FAILED}
+    ),
+    # PENDING again: a crash interrupted a step that is safe to re-run.
+    # CANCELLED: a request whose remaining steps were cancelled.
+    TaskStatus.IN_PROGRESS: frozenset(
+        {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING}
+    ),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.REJECTED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, task_id: int, current: TaskStatus, target: TaskStatus) -> None:
+        super().__init__(f"task {task_id}: {current} -> {target} is not allowed")
+        self.task_id = task_id
+        self.current = current
+        self.target = target
+
+
+def check_transition(task_id: int, current: TaskStatus, target: TaskStatus) -> None:
+    if target not in ALLOWED[current]:
+        raise IllegalTransition(task_id, current, target)
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    DENIED = "DENIED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"

@@ -1,0 +1,36 @@
+"""Slack event ids already accepted. Slack delivers at least once; the primary key
+plus INSERT … ON CONFLICT DO NOTHING turns a redelivery into a cheap no-op."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage._sql import NO_SYNC, insert_ignore, rowcount
+from storage.models import InboxRow
+
+
+class SqlInbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, event_id: str, at: datetime) -> bool:
+        return await insert_ignore(
+            self._session, InboxRow, {"event_id": event_id, "received_at": at}, ["event_id"]
+        )
+
+    async def attach(self, event_id: str, task_id: int) -> None:
+        await self._session.execute(
+            update(InboxRow)
+            .where(InboxRow.event_id == event_id)
+            .values(task_id=task_id)
+            .execution_options(**NO_SYNC)
+        )
+
+    async def prune_before(self, cutoff: datetime) -> int:
+        return await rowcount(
+            self._session,
+            delete(InboxRow).where(InboxRow.received_at < cutoff).execution_options(**NO_SYNC),
+        )

@@ -1,0 +1,42 @@
+"""Named leases so that one replica of several runs a scheduled job.
+
+APScheduler job stores must not be shared (reliability.md), so each process
+schedules in memory and gates each run here: the lease goes to whoever asks
+when it is free or expired, and is renewed only by its holder.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage._sql import NO_SYNC, insert_ignore, rowcount
+from storage.models import LeaseRow
+
+
+class SqlLeases:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def acquire(self, name: str, holder: str, at: datetime, ttl_seconds: float) -> bool:
+        expires_at = at + timedelta(seconds=ttl_seconds)
+        if await insert_ignore(
+            self._session,
+            LeaseRow,
+            {"name": name, "holder": holder, "expires_at": expires_at},
+            ["name"],
+        ):
+            return True
+        taken = await rowcount(
+            self._session,
+            update(LeaseRow)
+            .where(
+                LeaseRow.name == name,
+                or_(LeaseRow.expires_at < at, LeaseRow.holder == holder),
+            )
+            .values(holder=holder, expires_at=expires_at)
+            .execution_options(**NO_SYNC),
+        )
+        return taken == 1

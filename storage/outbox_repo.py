@@ -1,0 +1,167 @@
+"""The outbox: notices written in the same transaction as the change that caused
+them, delivered afterwards by a sender (at least once: Slack has no idempotency key).
+
+claim_due hands out only the oldest undelivered entry of each destination (a
+channel or thread), so replies in a thread arrive in the order they were
+written, even when an earlier one is waiting to be retried. A claim is a lease
+(claimed_until): a sender that dies lets it lapse and the entry is claimed again.
+On PostgreSQL the claim uses FOR UPDATE SKIP LOCKED so concurrent senders never
+take the same row; on SQLite the transaction already holds the write lock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from core.notices import Notice, notice_from_json
+from core.ports import OutboxItem
+from storage._sql import NO_SYNC
+from storage.models import OutboxRow
+
+PENDING, SENT, FAILED = "PENDING", "SENT", "FAILED"
+
+
+class SqlOutbox:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        #: set when this unit of work wrote an entry, so the sender is woken after commit
+        self.written = False
+
+    async def add(self, notice: Notice, at: datetime) -> int:
+        item_id = (
+            await self._session.execute(
+                insert(OutboxRow)
+                .values(
+                    kind=notice.kind,
+                    payload=notice.to_json(),
+                    destination_key=notice.destination.key,
+                    task_id=notice.task_id,
+                    status=PENDING,
+                    attempts=0,
+                    next_attempt_at=at,
+                    created_at=at,
+                )
+                .returning(OutboxRow.id)
+            )
+        ).scalar_one()
+        self.written = True
+        return int(item_id)
+
+    async def claim_due(self, at: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
+        older = aliased(OutboxRow)
+        is_head = ~exists().where(
+            older.destination_key == OutboxRow.destination_key,
+            older.status == PENDING,
+            older.id < OutboxRow.id,
+        )
+        query = (
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.status == PENDING,
+                OutboxRow.next_attempt_at <= at,
+                or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until < at),
+                is_head,
+            )
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        if self._session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=OutboxRow)
+        ids = list((await self._session.scalars(query)).all())
+        if not ids:
+            return []
+        await self._session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(ids))
+            .values(claimed_until=at + timedelta(seconds=lease_seconds))
+            .execution_options(**NO_SYNC)
+        )
+        rows = await self._session.execute(
+            select(OutboxRow.id, OutboxRow.payload, OutboxRow.attempts, OutboxRow.created_at)
+            .where(OutboxRow.id.in_(ids))
+            .order_by(OutboxRow.id)
+        )
+        return [
+            OutboxItem(
+                id=r.id,
+                notice=notice_from_json(r.payload),
+                attempts=r.attempts,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    async def mark_sent(self, item_id: int, message_ts: str | None, at: datetime) -> None:
+        await self._session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(status=SENT, message_ts=message_ts, sent_at=at, claimed_until=None)
+            .execution_options(**NO_SYNC)
+        )
+
+    async def retry_later(self, item_id: int, error: str, next_at: datetime) -> None:
+        await self._session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id, OutboxRow.status == PENDING)
+            .values(
+                attempts=OutboxRow.attempts + 1,
+                last_error=error,
+                next_attempt_at=next_at,
+                claimed_until=None,
+            )
+            .execution_options(**NO_SYNC)
+        )
+
+    async def mark_failed(self, item_id: int, error: str, at: datetime) -> None:
+        await self._session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id, OutboxRow.status == PENDING)
+            .values(
+                status=FAILED,
+                attempts=OutboxRow.attempts + 1,
+                last_error=error,
+                failed_at=at,
+                claimed_until=None,
+            )
+            .execution_options(**NO_SYNC)
+        )
+
+    async def backlog(self, at: datetime) -> tuple[int, datetime | None, int]:
+        rows = await self._session.execute(
+            select(OutboxRow.status, func.count(OutboxRow.id), func.min(OutboxRow.created_at))
+            .where(OutboxRow.status.in_((PENDING, FAILED)))
+            .group_by(OutboxRow.status)
+        )
+        by_status = {status: (int(count), oldest) for status, count, oldest in rows}
+        pending, oldest = by_status.get(PENDING, (0, None))
+        failed, _ = by_status.get(FAILED, (0, None))
+        return pending, oldest, failed
+
+    async def recent_failures(self, limit: int) -> list[dict[str, Any]]:
+        rows = await self._session.execute(
+            select(
+                OutboxRow.id,
+                OutboxRow.kind,
+                OutboxRow.task_id,
+                OutboxRow.last_error,
+                OutboxRow.failed_at,
+            )
+            .where(OutboxRow.status == FAILED)
+            .order_by(OutboxRow.failed_at.desc(), OutboxRow.id.desc())
+            .limit(limit)
+        )
+        return [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "task_id": r.task_id,
+                "error": r.last_error,
+                "at": r.failed_at,
+            }
+            for r in rows
+        ]

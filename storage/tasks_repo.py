@@ -1,0 +1,224 @@
+"""Tasks and their dependency edges.
+
+`set_status` is the one conditional UPDATE the state machine relies on: the
+WHERE on the expected status makes exactly one of several racing callers win.
+Reads use populate_existing so a task read after an UPDATE in the same unit of
+work shows the new row, not a stale copy from the session's identity map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.agents.base import AgentResult
+from core.clock import Clock
+from core.records import Conversation, NewTask, Task, TaskChanges
+from core.states import TaskStatus
+from storage._sql import NO_SYNC, rowcount
+from storage.models import TaskDependencyRow, TaskRow
+
+_FRESH = {"populate_existing": True}
+_Q = TypeVar("_Q", bound=Select[Any])
+
+
+class SqlTaskRepository:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self._session = session
+        self._clock = clock
+
+    async def add(self, new: NewTask) -> Task:
+        now = self._clock.now()
+        root_id = new.root_id
+        if root_id is None and new.parent_id is not None:
+            root_id = await self._session.scalar(
+                select(TaskRow.root_id).where(TaskRow.id == new.parent_id)
+            )
+        conv = new.conversation
+        task_id = (
+            await self._session.execute(
+                insert(TaskRow)
+                .values(
+                    root_id=root_id,
+                    parent_id=new.parent_id,
+                    requester=conv.requester,
+                    team=conv.team,
+                    channel=conv.channel,
+                    thread_ts=conv.thread_ts,
+                    source_event_id=new.source_event_id,
+                    agent=new.agent,
+                    title=new.title,
+                    params=dict(new.params),
+                    status=TaskStatus.PENDING.value,
+                    cost_cents=new.cost_cents,
+                    currency=new.currency,
+                    position=new.position,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(TaskRow.id)
+            )
+        ).scalar_one()
+        if root_id is None:
+            await self._session.execute(
+                update(TaskRow)
+                .where(TaskRow.id == task_id)
+                .values(root_id=task_id)
+                .execution_options(**NO_SYNC)
+            )
+        if new.depends_on:
+            await self._session.execute(
+                insert(TaskDependencyRow),
+                [{"task_id": task_id, "depends_on_id": d} for d in dict.fromkeys(new.depends_on)],
+            )
+        task = await self.get(task_id)
+        assert task is not None
+        return task
+
+    async def get(self, task_id: int) -> Task | None:
+        tasks = await self._load(select(TaskRow).where(TaskRow.id == task_id))
+        return tasks[0] if tasks else None
+
+    async def get_many(self, task_ids: Sequence[int]) -> list[Task]:
+        if not task_ids:
+            return []
+        return await self._load(
+            select(TaskRow).where(TaskRow.id.in_(list(task_ids))).order_by(TaskRow.id)
+        )
+
+    async def children(self, parent_id: int) -> list[Task]:
+        return await self._load(
+            select(TaskRow)
+            .where(TaskRow.parent_id == parent_id)
+            .order_by(TaskRow.position, TaskRow.id)
+        )
+
+    async def set_status(
+        self,
+        task_id: int,
+        expected: TaskStatus,
+        new: TaskStatus,
+        at: datetime,
+        changes: TaskChanges,
+    ) -> bool:
+        values: dict[str, Any] = {"status": new.value, "updated_at": at}
+        if changes.result is not None:
+            values["result"] = changes.result.to_json()
+        if changes.error is not None:
+            values["error"] = changes.error
+        if changes.started_at is not None:
+            values["started_at"] = changes.started_at
+        if changes.finished_at is not None:
+            values["finished_at"] = changes.finished_at
+        if changes.cost_cents is not None:
+            values["cost_cents"] = changes.cost_cents
+        statement = (
+            update(TaskRow)
+            .where(TaskRow.id == task_id, TaskRow.status == expected.value)
+            .values(**values)
+            .execution_options(**NO_SYNC)
+        )
+        return await rowcount(self._session, statement) == 1
+
+    async def history(
+        self,
+        requester: str,
+        statuses: Sequence[TaskStatus] | None,
+        limit: int,
+        offset: int,
+        roots_only: bool = True,
+    ) -> list[Task]:
+        query = _history_filter(select(TaskRow), requester, statuses, roots_only)
+        return await self._load(
+            query.order_by(TaskRow.created_at.desc(), TaskRow.id.desc()).limit(limit).offset(offset)
+        )
+
+    async def count_history(
+        self, requester: str, statuses: Sequence[TaskStatus] | None, roots_only: bool = True
+    ) -> int:
+        query = _history_filter(select(func.count(TaskRow.id)), requester, statuses, roots_only)
+        return int((await self._session.execute(query)).scalar_one())
+
+    async def pending_created_before(self, cutoff: datetime, limit: int) -> list[Task]:
+        return await self._load(
+            select(TaskRow)
+            .where(TaskRow.status == TaskStatus.PENDING.value, TaskRow.created_at < cutoff)
+            .order_by(TaskRow.created_at, TaskRow.id)
+            .limit(limit)
+        )
+
+    async def with_status(self, status: TaskStatus, limit: int) -> list[Task]:
+        return await self._load(
+            select(TaskRow)
+            .where(TaskRow.status == status.value)
+            .order_by(TaskRow.created_at, TaskRow.id)
+            .limit(limit)
+        )
+
+    async def unfinished_roots(self, limit: int) -> list[Task]:
+        unfinished = (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
+        return await self._load(
+            select(TaskRow)
+            .where(TaskRow.status.in_(unfinished), TaskRow.parent_id.is_(None))
+            .order_by(TaskRow.created_at, TaskRow.id)
+            .limit(limit)
+        )
+
+    async def by_source_event(self, event_id: str) -> Task | None:
+        tasks = await self._load(select(TaskRow).where(TaskRow.source_event_id == event_id))
+        return tasks[0] if tasks else None
+
+    async def _load(self, query: Select[TaskRow]) -> list[Task]:
+        rows = list((await self._session.scalars(query.execution_options(**_FRESH))).all())
+        if not rows:
+            return []
+        edges = await self._session.execute(
+            select(TaskDependencyRow.task_id, TaskDependencyRow.depends_on_id)
+            .where(TaskDependencyRow.task_id.in_([r.id for r in rows]))
+            .order_by(TaskDependencyRow.task_id, TaskDependencyRow.depends_on_id)
+        )
+        depends: dict[int, list[int]] = {}
+        for task_id, depends_on_id in edges:
+            depends.setdefault(task_id, []).append(depends_on_id)
+        return [_to_task(r, tuple(depends.get(r.id, ()))) for r in rows]
+
+
+def _history_filter(
+    query: _Q, requester: str, statuses: Sequence[TaskStatus] | None, roots_only: bool
+) -> _Q:
+    query = query.where(TaskRow.requester == requester)
+    if roots_only:
+        query = query.where(TaskRow.parent_id.is_(None))
+    if statuses is not None:
+        query = query.where(TaskRow.status.in_([s.value for s in statuses]))
+    return query
+
+
+def _to_task(row: TaskRow, depends_on: tuple[int, ...]) -> Task:
+    return Task(
+        id=row.id,
+        root_id=row.root_id if row.root_id is not None else row.id,
+        parent_id=row.parent_id,
+        conversation=Conversation(
+            requester=row.requester, channel=row.channel, thread_ts=row.thread_ts, team=row.team
+        ),
+        agent=row.agent,
+        title=row.title,
+        params=dict(row.params or {}),
+        status=TaskStatus(row.status),
+        cost_cents=row.cost_cents,
+        currency=row.currency,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        depends_on=depends_on,
+        result=AgentResult.from_json(row.result) if row.result is not None else None,
+        error=row.error,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        source_event_id=row.source_event_id,
+        position=row.position,
+    )

@@ -1,0 +1,116 @@
+"""The unit of work: one transaction, every repository bound to its session.
+
+Commits on clean exit, rolls back on an exception. On SQLite the whole
+transaction runs under the engine's writer lock (storage.engine.serialized),
+since all our transactions write and SQLite has one writer at a time.
+After a commit that wrote outbox rows, registered callbacks run so the outbox
+sender wakes at once instead of waiting for its next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core.clock import Clock, SystemClock
+from core.ports import (
+    ApprovalRepository,
+    AuditLog,
+    BudgetRepository,
+    Inbox,
+    Leases,
+    Ledger,
+    Outbox,
+    TaskRepository,
+)
+from storage.approvals_repo import SqlApprovalRepository
+from storage.audit_repo import SqlAuditLog
+from storage.budgets_repo import SqlBudgetRepository
+from storage.engine import create_engine, serialized
+from storage.inbox_repo import SqlInbox
+from storage.leases_repo import SqlLeases
+from storage.ledger_repo import SqlLedger
+from storage.outbox_repo import SqlOutbox
+from storage.tasks_repo import SqlTaskRepository
+
+log = logging.getLogger(__name__)
+
+PING_SECONDS = 5.0
+
+
+class SqlUnitOfWork:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        #: the session itself, for storage tests and one-off queries; core uses the ports
+        self.session = session
+        self._outbox = SqlOutbox(session)
+        self.tasks: TaskRepository = SqlTaskRepository(session, clock)
+        self.approvals: ApprovalRepository = SqlApprovalRepository(session)
+        self.budgets: BudgetRepository = SqlBudgetRepository(session)
+        self.ledger: Ledger = SqlLedger(session)
+        self.audit: AuditLog = SqlAuditLog(session)
+        self.outbox: Outbox = self._outbox
+        self.inbox: Inbox = SqlInbox(session)
+        self.leases: Leases = SqlLeases(session)
+
+    @property
+    def wrote_outbox(self) -> bool:
+        return self._outbox.written
+
+
+class SqlUnitOfWorkFactory:
+    """Call it to open a unit of work: `async with factory() as uow: ...`."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+        self.engine = engine
+        #: stamps created_at of new tasks (the only time storage picks itself)
+        self.clock: Clock = clock or SystemClock()
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self._outbox_callbacks: list[Callable[[], object]] = []
+
+    @classmethod
+    def from_url(cls, url: str, clock: Clock | None = None) -> SqlUnitOfWorkFactory:
+        return cls(create_engine(url), clock)
+
+    def __call__(self) -> AbstractAsyncContextManager[SqlUnitOfWork]:
+        return self._unit_of_work()
+
+    @asynccontextmanager
+    async def _unit_of_work(self) -> AsyncIterator[SqlUnitOfWork]:
+        async with serialized(self.engine), self._sessions() as session, session.begin():
+            uow = SqlUnitOfWork(session, self.clock)
+            yield uow
+        if uow.wrote_outbox:
+            self._outbox_written()
+
+    def on_outbox_written(self, callback: Callable[[], object]) -> None:
+        """Call `callback()` after every commit whose transaction added outbox rows."""
+        self._outbox_callbacks.append(callback)
+
+    def _outbox_written(self) -> None:
+        for callback in self._outbox_callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("outbox callback %r failed", callback)
+
+    async def ping(self) -> bool:
+        """SELECT 1, for health checks: True when the database answers within PING_SECONDS."""
+        try:
+            async with (
+                asyncio.timeout(PING_SECONDS),
+                serialized(self.engine),
+                self.engine.connect() as connection,
+            ):
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            log.warning("database ping failed", exc_info=True)
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,89 @@
+"""ApprovalRepository: one decision wins, pending ones come oldest first."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from core.clock import FakeClock
+from core.states import ApprovalStatus
+from storage.uow import SqlUnitOfWorkFactory
+from tests.storage.helpers import new_task
+
+
+async def test_add_get_message_reminded(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    expires = clock.now() + timedelta(hours=24)
+    async with uow_factory() as uow:
+        task = await uow.tasks.add(new_task(cost_cents=5000))
+        approval = await uow.approvals.add(task, ["UA", "UB"], 5000, clock.now(), expires)
+    assert approval.task_id == task.id and approval.requester == "U1"
+    assert approval.approvers == ("UA", "UB") and approval.may_decide("UB")
+    assert approval.status is ApprovalStatus.PENDING and approval.amount_cents == 5000
+    assert approval.channel == "C1" and approval.thread_ts == task.conversation.thread_ts
+    assert approval.expires_at == expires and approval.message_ts is None
+
+    async with uow_factory() as uow:
+        await uow.approvals.set_message(approval.id, "C9", "1700000001.000200")
+        await uow.approvals.mark_reminded(approval.id, clock.now())
+        got = await uow.approvals.get(approval.id)
+        assert got == await uow.approvals.for_task(task.id)
+    assert got is not None
+    assert (got.channel, got.message_ts, got.reminded_at) == (
+        "C9",
+        "1700000001.000200",
+        clock.now(),
+    )
+    async with uow_factory() as uow:
+        assert await uow.approvals.get(999) is None
+        assert await uow.approvals.for_task(999) is None
+
+
+async def test_one_approval_per_task(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> None:
+    async with uow_factory() as uow:
+        task = await uow.tasks.add(new_task())
+        await uow.approvals.add(task, ["UA"], 1, clock.now(), clock.now())
+    with pytest.raises(IntegrityError):
+        async with uow_factory() as uow:
+            await uow.approvals.add(task, ["UA"], 1, clock.now(), clock.now())
+
+
+async def test_decide_has_one_winner(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> None:
+    async with uow_factory() as uow:
+        task = await uow.tasks.add(new_task())
+        approval = await uow.approvals.add(task, ["UA", "UB"], 100, clock.now(), clock.now())
+
+    async def click(i: int) -> bool:
+        outcome = ApprovalStatus.APPROVED if i % 2 else ApprovalStatus.DENIED
+        async with uow_factory() as uow:
+            return await uow.approvals.decide(approval.id, outcome, f"U{i}", clock.now())
+
+    results = await asyncio.gather(*(click(i) for i in range(20)))
+    assert sum(results) == 1
+    winner = results.index(True)
+    async with uow_factory() as uow:
+        decided = await uow.approvals.get(approval.id)
+        assert not await uow.approvals.decide(
+            approval.id, ApprovalStatus.EXPIRED, None, clock.now()
+        )
+    assert decided is not None and decided.decided_by == f"U{winner}"
+    assert decided.status is (ApprovalStatus.APPROVED if winner % 2 else ApprovalStatus.DENIED)
+    assert decided.decided_at == clock.now()
+
+
+async def test_pending_oldest_first(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> None:
+    ids = []
+    async with uow_factory() as uow:
+        for _ in range(3):
+            task = await uow.tasks.add(new_task())
+            a = await uow.approvals.add(task, ["UA"], 1, clock.now(), clock.now())
+            ids.append(a.id)
+            clock.advance(10)
+        await uow.approvals.decide(ids[1], ApprovalStatus.CANCELLED, None, clock.now())
+    async with uow_factory() as uow:
+        assert [a.id for a in await uow.approvals.pending(10)] == [ids[0], ids[2]]
+        assert [a.id for a in await uow.approvals.pending(1)] == [ids[0]]
