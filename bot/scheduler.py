@@ -4,9 +4,6 @@ processes on one database every job acts once per tick in total."""
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -99,6 +96,3 @@ class JobScheduler:
         async with self._c.uow() as uow:
             return await uow.inbox.prune_before(self._c.clock.now() - INBOX_KEEP)
 
-
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
     database_url: str = Field("sqlite+aiosqlite:///taskbot.db", alias="DATABASE_URL")
     host: str = Field("0.0.0.0", alias="HOST")
-    port: int = Field(3000, alias="PORT", ge=1, le=65535)
+    port: int = Field(3000, alias="PORT", ge=0, le=65535)
     approvers: Annotated[tuple[str, ...], NoDecode] = Field((), alias="TASKBOT_APPROVERS")
     default_budget: Decimal = Field(Decimal(500), alias="TASKBOT_DEFAULT_BUDGET", ge=0)
     currency: str = Field("USD", alias="TASKBOT_CURRENCY", pattern=r"^[A-Za-z]{3}$")

@@ -49,6 +49,8 @@ class RequestAccepted(Notice):
     kind: ClassVar[str] = "request_accepted"
     requester: str = ""
     title: str = ""
+    #: the plan in words, e.g. "research → email draft"
+    outline: str = ""
     steps: tuple[PlanStep, ...] = ()
 
 

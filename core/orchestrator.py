@@ -92,6 +92,7 @@ class Orchestrator:
                     task_id=root.id,
                     requester=root.requester,
                     title=root.title,
+                    outline=the_plan.outline,
                     steps=tuple(
                         PlanStep(t.id, t.agent, t.title, t.depends_on, self._needs_approval(t))
                         for t in steps

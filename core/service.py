@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+
 from core.agents.registry import AgentRegistry
 from core.approvals import Approvals, Decision, DecisionOutcome, DecisionResult
 from core.background import Background
@@ -21,7 +25,10 @@ class TaskService:
         policy: Policy,
         clock: Clock,
         background: Background | None = None,
+        worker: str | None = None,
     ) -> None:
+        #: this process, as named in task claims and its liveness lease
+        self.worker = worker or new_worker_id()
         self.uow = uow
         self.policy = policy
         self.clock = clock
@@ -64,3 +71,7 @@ class TaskService:
 
     async def resume_unfinished(self) -> int:
         return await self.orchestrator.resume_unfinished()
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -119,7 +119,9 @@ def _request_accepted(n: RequestAccepted) -> Message:
         head += f" (for {mention(n.requester)})"
     blocks: list[Block] = [section(head)]
     if len(n.steps) > 1:
-        chain = " → ".join(escape(one_line(s.agent)) for s in n.steps)
+        chain = escape(one_line(n.outline)) or " → ".join(
+            escape(one_line(s.agent)) for s in n.steps
+        )
         blocks.append(context(f"Plan: {truncate(chain, 1000, '…')}"))
     lines: list[str] = []
     for step in n.steps:
@@ -138,6 +140,8 @@ def _request_accepted(n: RequestAccepted) -> Message:
             context(f"{approvals} step{'s' if approvals != 1 else ''} will ask for approval first.")
         )
     text = f"Got it — {_ref(n.task_id)}: {_title(n.title)}"
+    if len(n.steps) > 1 and n.outline:
+        text += f" ({escape(one_line(n.outline))})"
     return message(text, blocks, more_note=_more_note(n.task_id))
 
 

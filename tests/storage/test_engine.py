@@ -149,9 +149,7 @@ async def test_in_memory_sqlite_with_concurrent_units_of_work() -> None:
                 await asyncio.sleep(0)
                 raise RuntimeError("rollback must not take the others with it")
 
-        results = await asyncio.gather(
-            *(add(i) for i in range(20)), fail(), return_exceptions=True
-        )
+        results = await asyncio.gather(*(add(i) for i in range(20)), fail(), return_exceptions=True)
         assert sum(isinstance(r, RuntimeError) for r in results) == 1
         async with factory() as uow:
             assert await uow.tasks.count_history("U1", None) == 20

@@ -75,7 +75,10 @@ async def test_set_status_conditional_with_changes(
     result = AgentResult(summary="found 3", body="long", data={"items": [1, 2]}, cost_cents=42)
     async with uow_factory() as uow:
         assert await uow.tasks.set_status(
-            task.id, IP, DONE, clock.now(),
+            task.id,
+            IP,
+            DONE,
+            clock.now(),
             TaskChanges(result=result, finished_at=clock.now(), cost_cents=42),
         )
     async with uow_factory() as uow:

@@ -1,0 +1,127 @@
+"""DMs and mentions: persisted, acked, answered in the asking thread; retries and bots ignored."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+
+from storage.models import TaskRow
+from tests.e2e.conftest import Harness
+from tests.slackfake import payloads
+
+
+async def count_tasks(h: Harness) -> int:
+    async with h.running.container.uow() as uow:
+        session = uow.session  # type: ignore[attr-defined]
+        return int((await session.execute(select(func.count()).select_from(TaskRow))).scalar_one())
+
+
+async def test_dm_is_answered_in_its_thread_with_plan_and_result(harness: Harness) -> None:
+    envelope = payloads.im_message("research best laptops and draft email to john@example.com",
+                                   user="U1", channel="D1")
+    ts = envelope["event"]["ts"]
+    response = await harness.sender.event(envelope)
+    assert response.status == 200
+    await harness.settle()
+
+    posts = harness.posts()
+    assert posts, harness.slack.dump_calls()
+    assert all(c.params["channel"] == "D1" and c.params["thread_ts"] == ts for c in posts)
+    texts = [c.params["text"] for c in posts]
+    assert "research → email draft" in json.dumps(posts[0].params["blocks"], ensure_ascii=False)
+    assert any("laptops.md" in json.dumps(c.params["blocks"]) for c in posts)
+    email = next(c for c in posts if "john@example.com" in c.params["text"] and "mail" in
+                 c.params["text"].lower() and c is not posts[0])
+    assert "&gt; " in json.dumps(email.params["blocks"]) or "> " in json.dumps(
+        email.params["blocks"])
+    assert len(texts) >= 4  # accepted, research, email draft, request finished
+
+
+async def test_mention_inside_a_thread_answers_in_that_thread(harness: Harness) -> None:
+    envelope = payloads.app_mention("research standing desks", user="U1", channel="C9",
+                                    thread_ts="1700000000.000100")
+    await harness.sender.event(envelope)
+    await harness.settle()
+    posts = harness.posts()
+    assert posts
+    assert {(c.params["channel"], c.params["thread_ts"]) for c in posts} == {
+        ("C9", "1700000000.000100")
+    }
+    assert "UBOT0001" not in json.dumps([c.params for c in posts])
+
+
+async def test_retried_delivery_creates_nothing_new(harness: Harness) -> None:
+    envelope = payloads.im_message("research office chairs")
+    first = await harness.sender.event(envelope)
+    second = await harness.sender.event(envelope, retry_num=1, retry_reason="http_timeout")
+    third = await harness.sender.event(envelope, retry_num=2, retry_reason="http_error")
+    assert (first.status, second.status, third.status) == (200, 200, 200)
+    await harness.settle()
+    assert await count_tasks(harness) == 1
+    accepted = harness.posts(lambda c: "Got it" in c.params["text"])
+    assert len(accepted) == 1
+
+
+async def test_bot_messages_edits_and_deletions_are_ignored(harness: Harness) -> None:
+    for envelope in (
+        payloads.bot_message_self(),
+        payloads.bot_message_self(classic=True),
+        payloads.bot_message_other(),
+        payloads.message_changed(),
+        payloads.message_deleted(),
+    ):
+        assert (await harness.sender.event(envelope)).status == 200
+    await harness.settle()
+    assert harness.posts() == []
+    assert await count_tasks(harness) == 0
+
+
+async def test_mention_injection_is_escaped(harness: Harness) -> None:
+    text = "research <!channel> <!here> <@U999> <http://evil.example|click me> & laptops"
+    await harness.sender.event(payloads.im_message(text))
+    await harness.settle()
+    dumped = harness.dump("chat.postMessage")
+    assert harness.posts()
+    for raw in ("<!channel>", "<!here>", "<@U999>", "<http://evil.example"):
+        assert raw not in dumped
+    assert "&lt;!channel&gt;" in dumped or "!channel" not in dumped
+    for call in harness.posts():
+        assert "link_names" not in call.params and "parse" not in call.params
+
+
+async def test_unintelligible_message_gets_a_clear_answer(harness: Harness) -> None:
+    envelope = payloads.im_message("?!?!")
+    await harness.sender.event(envelope)
+    await harness.settle()
+    posts = harness.posts()
+    assert len(posts) == 1
+    assert posts[0].params["thread_ts"] == envelope["event"]["ts"]
+    assert "understand" in posts[0].params["text"].lower() or "try" in posts[0].params[
+        "text"].lower()
+    assert await count_tasks(harness) == 0
+
+
+async def test_forged_and_stale_signatures_are_refused_and_write_nothing(
+    harness: Harness,
+) -> None:
+    forged = await harness.sender.event(payloads.im_message("research laptops"),
+                                        bad_signature=True)
+    stale = await harness.sender.event(payloads.im_message("research laptops"), stale=True)
+    command = await harness.sender.command(payloads.slash_command(""), bad_signature=True)
+    assert (forged.status, stale.status, command.status) == (401, 401, 401)
+    await harness.settle()
+    assert await count_tasks(harness) == 0
+    assert harness.posts() == []
+
+
+async def test_url_verification_and_health(harness: Harness) -> None:
+    response = await harness.sender.url_verification("abc123")
+    assert response.status == 200 and "abc123" in response.text
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(harness.url + "/healthz") as r:
+        body = await r.json()
+    assert r.status == 200
+    assert body["database"] == "ok" and body["scheduler"] is True
+    assert body["outbox"]["undelivered"] == 0
