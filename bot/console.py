@@ -68,7 +68,7 @@ class Console:
         elif text.lower() in ("a", "approve", "d", "deny"):
             await self._decide(Decision.APPROVE if text.lower()[0] == "a" else Decision.DENY)
         elif text.lower().startswith("/tasks"):
-            await self._tasks(text[len("/tasks"):])
+            await self._tasks(text[len("/tasks") :])
         else:
             conv = Conversation(requester=self._user, channel="console")
             submission = await self._c.service.submit(Request(text, conv))

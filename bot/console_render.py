@@ -64,11 +64,15 @@ def render_notice(notice: Notice) -> str:
         return f"#{notice.task_id} {notice.title} was cancelled. {notice.reason}"
     if isinstance(notice, RequestFinished):
         tail = f" {notice.detail}" if notice.detail else ""
-        return (f"Request #{notice.task_id} {notice.status.lower()}: "
-                f"{notice.completed}/{notice.total} steps done.{tail}")
+        return (
+            f"Request #{notice.task_id} {notice.status.lower()}: "
+            f"{notice.completed}/{notice.total} steps done.{tail}"
+        )
     if isinstance(notice, StaleReport):
-        rows = [f"  #{t.task_id} {t.title} ({t.requester}, waiting for {t.waiting_for})"
-                for t in notice.tasks]
+        rows = [
+            f"  #{t.task_id} {t.title} ({t.requester}, waiting for {t.waiting_for})"
+            for t in notice.tasks
+        ]
         return "\n".join([f"{len(notice.tasks)} task(s) waiting too long:", *rows])
     return f"{notice.kind}: task #{notice.task_id}"
 
@@ -106,9 +110,11 @@ def render_budget(status: BudgetStatus) -> str:
     def fmt(cents: int) -> str:
         return format_money(cents, status.currency)
 
-    return (f"Budget {status.month}: spent {fmt(status.spent_cents)}, held "
-            f"{fmt(status.held_cents)}, left {fmt(status.remaining_cents)} of "
-            f"{fmt(status.limit_cents)}.")
+    return (
+        f"Budget {status.month}: spent {fmt(status.spent_cents)}, held "
+        f"{fmt(status.held_cents)}, left {fmt(status.remaining_cents)} of "
+        f"{fmt(status.limit_cents)}."
+    )
 
 
 def _age(seconds: int) -> str:

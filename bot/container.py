@@ -34,7 +34,7 @@ class Container:
         return self.dispatcher
 
     async def close(self) -> None:
-        await self.service.background.close(timeout=10)
+        await self.service.background.close(grace=10)
         await self.uow.dispose()
 
 
@@ -57,7 +57,7 @@ async def build(settings: Settings, clock: Clock | None = None) -> Container:
     """Upgrade the schema, then wire everything on one engine."""
     await upgrade(settings.database_url)
     clock = clock or SystemClock()
-    uow = SqlUnitOfWorkFactory(create_engine(settings.database_url))
+    uow = SqlUnitOfWorkFactory(create_engine(settings.database_url), clock)
     registry = build_registry(settings)
     service = TaskService(uow, registry, settings.policy(), clock)
     return Container(settings, uow, service, registry, clock)

@@ -9,7 +9,9 @@ from aiohttp import web
 from bot.container import Container
 
 
-async def health_report(container: Container, scheduler_running: bool) -> tuple[int, dict[str, Any]]:
+async def health_report(
+    container: Container, scheduler_running: bool
+) -> tuple[int, dict[str, Any]]:
     now = container.clock.now()
     report: dict[str, Any] = {"database": "ok", "scheduler": scheduler_running}
     try:

@@ -42,10 +42,10 @@ class JobScheduler:
     def start(self) -> None:
         s = self._settings
         approval_every = max(5, min(300, s.reminder_after_seconds // 4))
-        self._every("heartbeat", 10, self.heartbeat, gated=False)
+        self._every("heartbeat", max(1, s.worker_ttl_seconds // 3), self.heartbeat, gated=False)
         self._every("stale-report", s.stale_check_seconds, self.stale_report)
         self._every("approvals", approval_every, self.approvals)
-        self._every("recovery", 60, self.recover)
+        self._every("recovery", s.worker_ttl_seconds, self.recover)
         self._every("housekeeping", 3600, self.housekeeping)
         self._scheduler.start()
 
@@ -65,7 +65,12 @@ class JobScheduler:
                 log.exception("scheduled job %s failed", name)
 
         self._scheduler.add_job(
-            tick, "interval", seconds=seconds, id=name, max_instances=1, coalesce=True,
+            tick,
+            "interval",
+            seconds=seconds,
+            id=name,
+            max_instances=1,
+            coalesce=True,
             next_run_time=datetime.now(UTC) + timedelta(seconds=1 if gated else 0),
         )
 
@@ -78,7 +83,9 @@ class JobScheduler:
 
     async def heartbeat(self) -> None:
         async with self._c.uow() as uow:
-            await uow.leases.acquire(worker_lease(self.worker), self.worker, self._c.clock.now(), 35)
+            await uow.leases.acquire(
+                worker_lease(self.worker), self.worker, self._c.clock.now(), 35
+            )
 
     async def stale_report(self) -> int:
         return await self.stale.run()
@@ -95,4 +102,3 @@ class JobScheduler:
     async def housekeeping(self) -> int:
         async with self._c.uow() as uow:
             return await uow.inbox.prune_before(self._c.clock.now() - INBOX_KEEP)
-

@@ -48,7 +48,7 @@ class Running:
             await self.runner.cleanup()
         if self.socket_handler is not None:
             await self.socket_handler.close_async()  # type: ignore[attr-defined]
-        await self.container.service.background.close(timeout=10)
+        await self.container.service.background.close(grace=10)
         self.scheduler.shutdown()
         self.sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -59,13 +59,18 @@ class Running:
         await self.container.uow.dispose()
 
 
-def web_application(bolt: AsyncApp, container: Container, scheduler: JobScheduler) -> web.Application:
+def web_application(
+    bolt: AsyncApp, container: Container, scheduler: JobScheduler
+) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
 
     application = web.Application(client_max_size=MAX_BODY)
     application.add_routes(
-        [web.post("/slack/events", slack_events), health_route(container, lambda: scheduler.running)]
+        [
+            web.post("/slack/events", slack_events),
+            health_route(container, lambda: scheduler.running),
+        ]
     )
     return application
 
@@ -85,7 +90,7 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
 
         assert settings.slack_app_token is not None
         handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-        await handler.connect_async()
+        await handler.connect_async()  # type: ignore[no-untyped-call]
         running.socket_handler = handler
         log.info("taskbot connected over Socket Mode")
     runner = web.AppRunner(web_application(bolt, container, scheduler), access_log=None)
@@ -93,8 +98,9 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     running.runner = runner
-    log.info("taskbot listening on %s:%s (POST /slack/events, GET /healthz)",
-             settings.host, running.port)
+    log.info(
+        "taskbot listening on %s:%s (POST /slack/events, GET /healthz)", settings.host, running.port
+    )
     return running
 
 

@@ -21,7 +21,9 @@ def web_client(settings: Settings) -> AsyncWebClient:
 
 
 def build_app(settings: Settings, service: TaskService, client: AsyncWebClient) -> AsyncApp:
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    )
     app = AsyncApp(
         client=client,
         signing_secret=secret,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -19,14 +18,37 @@ log = logging.getLogger(__name__)
 #: errors that will not go away by trying again
 PERMANENT_ERRORS = frozenset(
     {
-        "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks",
-        "invalid_blocks_format", "msg_too_long", "no_text", "too_many_attachments",
-        "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-        "missing_scope", "no_permission", "cant_update_message", "message_not_found",
-        "edit_window_closed", "user_not_found", "user_disabled", "invalid_arguments",
-        "restricted_action", "ekm_access_denied", "team_access_not_granted",
-        "invalid_arg_name", "invalid_array_arg", "invalid_charset", "invalid_form_data",
-        "invalid_post_type", "missing_post_type", "cannot_dm_bot",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "too_many_attachments",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "no_permission",
+        "cant_update_message",
+        "message_not_found",
+        "edit_window_closed",
+        "user_not_found",
+        "user_disabled",
+        "invalid_arguments",
+        "restricted_action",
+        "ekm_access_denied",
+        "team_access_not_granted",
+        "invalid_arg_name",
+        "invalid_array_arg",
+        "invalid_charset",
+        "invalid_form_data",
+        "invalid_post_type",
+        "missing_post_type",
+        "cannot_dm_bot",
     }
 )
 
@@ -40,7 +62,7 @@ class SlackNotifier:
             return await self._deliver(notice)
         except SlackApiError as exc:
             raise _classify(exc) from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise DeliveryError(f"network: {exc!r}", permanent=False) from exc
 
     async def _deliver(self, notice: Notice) -> str | None:
@@ -87,8 +109,10 @@ class SlackNotifier:
 def _classify(exc: SlackApiError) -> DeliveryError:
     response = exc.response
     status = response.status_code
-    error = str(response.get("error") or f"http_{status}") if isinstance(response.data, dict) else (
-        f"http_{status}"
+    error = (
+        str(response.get("error") or f"http_{status}")
+        if isinstance(response.data, dict)
+        else (f"http_{status}")
     )
     if status == 429:
         retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")

@@ -46,7 +46,8 @@ class ApprovalTimer:
                     await uow.outbox.add(
                         ApprovalReminder(
                             destination=Destination(approval.channel, approval.thread_ts),
-                            task_id=approval.task_id, approval_id=approval.id,
+                            task_id=approval.task_id,
+                            approval_id=approval.id,
                             title=await self._title(uow, approval.task_id),
                             approvers=approval.approvers,
                             waiting_seconds=int((now - approval.created_at).total_seconds()),

@@ -102,7 +102,11 @@ class Approvals:
         return DecisionOutcome(DecisionResult.DECIDED, decided, task.root_id)
 
     async def close_and_stop(
-        self, uow: UnitOfWork, approval: Approval, status: ApprovalStatus, actor: str | None,
+        self,
+        uow: UnitOfWork,
+        approval: Approval,
+        status: ApprovalStatus,
+        actor: str | None,
         reason: str,
     ) -> bool:
         """Expire or cancel a pending approval and stop its task (used by jobs and /tasks)."""
@@ -118,15 +122,26 @@ class Approvals:
         now = self._clock.now()
         if not await uow.approvals.decide(approval.id, status, user, now):
             return False
-        await audit(uow, self._clock, approval.task_id, user or "taskbot",
-                    f"approval_{_OUTCOME[status]}", {"approval_id": approval.id})
+        await audit(
+            uow,
+            self._clock,
+            approval.task_id,
+            user or "taskbot",
+            f"approval_{_OUTCOME[status]}",
+            {"approval_id": approval.id},
+        )
         task = await uow.tasks.get(approval.task_id)
         assert task is not None
         await uow.outbox.add(
             ApprovalDecided(
-                destination=destination_of(task), task_id=task.id, approval_id=approval.id,
-                title=task.title, outcome=_OUTCOME[status], decided_by=user,
-                message_ts=approval.message_ts, amount_cents=approval.amount_cents,
+                destination=destination_of(task),
+                task_id=task.id,
+                approval_id=approval.id,
+                title=task.title,
+                outcome=_OUTCOME[status],
+                decided_by=user,
+                message_ts=approval.message_ts,
+                amount_cents=approval.amount_cents,
                 currency=approval.currency,
             ),
             now,
@@ -141,14 +156,28 @@ class Approvals:
             return
         now = self._clock.now()
         error = reason or f"Denied by {actor}."
-        if await transition(uow, task, target, actor=actor, clock=self._clock,
-                            changes=TaskChanges(error=error, finished_at=now)):
+        if await transition(
+            uow,
+            task,
+            target,
+            actor=actor,
+            clock=self._clock,
+            changes=TaskChanges(error=error, finished_at=now),
+        ):
             await uow.budgets.release(task.id)
             notice: Notice = (
-                TaskRejected(destination=destination_of(task), task_id=task.id,
-                             title=task.title, decided_by=actor)
+                TaskRejected(
+                    destination=destination_of(task),
+                    task_id=task.id,
+                    title=task.title,
+                    decided_by=actor,
+                )
                 if target is TaskStatus.REJECTED
-                else TaskCancelled(destination=destination_of(task), task_id=task.id,
-                                   title=task.title, reason=error)
+                else TaskCancelled(
+                    destination=destination_of(task),
+                    task_id=task.id,
+                    title=task.title,
+                    reason=error,
+                )
             )
             await uow.outbox.add(notice, now)

@@ -37,15 +37,15 @@ class Background:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def close(self, timeout: float) -> None:
-        """Stop taking work; let running work finish, cancel what outlives `timeout`.
+    async def close(self, grace: float) -> None:
+        """Stop taking work; let running work finish, cancel what outlives `grace` seconds.
 
         Cancelled work is resumable: its state is in the database.
         """
         self._closed = True
         if not self._tasks:
             return
-        _done, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
+        _done, pending = await asyncio.wait(list(self._tasks), timeout=grace)
         for task in pending:
             task.cancel()
         if pending:

@@ -35,8 +35,9 @@ class Cancellation:
             children = await uow.tasks.children(task.id)
             if any(c.status is TaskStatus.IN_PROGRESS for c in children):
                 return CancelOutcome(
-                    False, f"A step of task #{task_id} is running right now; try again when it "
-                    "has finished."
+                    False,
+                    f"A step of task #{task_id} is running right now; try again when it "
+                    "has finished.",
                 )
             open_steps = [c for c in children if c.status is TaskStatus.PENDING]
             cancellable = task.status is TaskStatus.PENDING or (
@@ -52,8 +53,12 @@ class Cancellation:
             for step in [*open_steps, task]:
                 await self._cancel_one(uow, step, requester, reason)
             await uow.outbox.add(
-                TaskCancelled(destination=destination_of(task), task_id=task.id,
-                              title=task.title, reason=reason),
+                TaskCancelled(
+                    destination=destination_of(task),
+                    task_id=task.id,
+                    title=task.title,
+                    reason=reason,
+                ),
                 self._clock.now(),
             )
         return CancelOutcome(True, f"Cancelled task #{task_id}.", task.root_id)
@@ -65,6 +70,12 @@ class Cancellation:
         current = await uow.tasks.get(task.id)
         if current is None or current.status.terminal:
             return
-        if await transition(uow, current, TaskStatus.CANCELLED, actor=actor, clock=self._clock,
-                            changes=TaskChanges(error=reason, finished_at=self._clock.now())):
+        if await transition(
+            uow,
+            current,
+            TaskStatus.CANCELLED,
+            actor=actor,
+            clock=self._clock,
+            changes=TaskChanges(error=reason, finished_at=self._clock.now()),
+        ):
             await uow.budgets.release(task.id)

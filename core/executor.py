@@ -42,7 +42,9 @@ class TaskExecutor:
         registry: AgentRegistry,
         policy: Policy,
         clock: Clock,
+        worker: str = "local",
     ) -> None:
+        self.worker = worker
         self._uow = uow
         self._registry = registry
         self._policy = policy
@@ -97,8 +99,14 @@ class TaskExecutor:
             ),
             now,
         )
-        await audit(uow, self._clock, task.id, SYSTEM, "approval_requested",
-                    {"approval_id": approval.id, "approvers": list(approvers)})
+        await audit(
+            uow,
+            self._clock,
+            task.id,
+            SYSTEM,
+            "approval_requested",
+            {"approval_id": approval.id, "approvers": list(approvers)},
+        )
         return Gate.WAITING
 
     async def _refuse_over_budget(self, uow: UnitOfWork, task: Task) -> None:
@@ -112,13 +120,21 @@ class TaskExecutor:
 
     async def _fail(self, uow: UnitOfWork, task: Task, reason: str) -> None:
         if await transition(
-            uow, task, TaskStatus.FAILED, actor=SYSTEM, clock=self._clock,
+            uow,
+            task,
+            TaskStatus.FAILED,
+            actor=SYSTEM,
+            clock=self._clock,
             changes=TaskChanges(error=reason, finished_at=self._clock.now()),
         ):
             await uow.budgets.release(task.id)
             await uow.outbox.add(
-                TaskFailed(destination=destination_of(task), task_id=task.id, title=task.title,
-                           error=reason),
+                TaskFailed(
+                    destination=destination_of(task),
+                    task_id=task.id,
+                    title=task.title,
+                    error=reason,
+                ),
                 self._clock.now(),
             )
 
@@ -126,8 +142,12 @@ class TaskExecutor:
         """Claim the task (PENDING → IN_PROGRESS), run its agent, record the outcome."""
         async with self._uow() as uow:
             claimed = await transition(
-                uow, task, TaskStatus.IN_PROGRESS, actor=SYSTEM, clock=self._clock,
-                changes=TaskChanges(started_at=self._clock.now()),
+                uow,
+                task,
+                TaskStatus.IN_PROGRESS,
+                actor=SYSTEM,
+                clock=self._clock,
+                changes=TaskChanges(started_at=self._clock.now(), worker=self.worker),
             )
         if not claimed:
             return
@@ -164,7 +184,11 @@ class TaskExecutor:
         now = self._clock.now()
         async with self._uow() as uow:
             if not await transition(
-                uow, task, TaskStatus.COMPLETED, actor=SYSTEM, clock=self._clock,
+                uow,
+                task,
+                TaskStatus.COMPLETED,
+                actor=SYSTEM,
+                clock=self._clock,
                 changes=TaskChanges(result=result, finished_at=now, cost_cents=result.cost_cents),
             ):
                 return
@@ -173,13 +197,18 @@ class TaskExecutor:
             else:
                 await uow.budgets.release(task.id)
             await uow.ledger.record(
-                LedgerEntry(task.id, task.requester, result.cost_cents, task.currency,
-                            task.title, now)
+                LedgerEntry(
+                    task.id, task.requester, result.cost_cents, task.currency, task.title, now
+                )
             )
             await uow.outbox.add(
                 TaskFinished(
-                    destination=destination_of(task), task_id=task.id, agent=task.agent,
-                    title=task.title, result=result, cost_cents=result.cost_cents,
+                    destination=destination_of(task),
+                    task_id=task.id,
+                    agent=task.agent,
+                    title=task.title,
+                    result=result,
+                    cost_cents=result.cost_cents,
                     currency=task.currency,
                 ),
                 now,
@@ -188,4 +217,3 @@ class TaskExecutor:
     async def _finish_failed(self, task: Task, reason: str) -> None:
         async with self._uow() as uow:
             await self._fail(uow, task, reason)
-

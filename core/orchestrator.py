@@ -56,13 +56,14 @@ class Orchestrator:
         policy: Policy,
         clock: Clock,
         background: Background | None = None,
+        worker: str = "local",
     ) -> None:
         self._uow = uow
         self._registry = registry
         self._policy = policy
         self._clock = clock
         self._parser = IntentParser(default_currency=policy.currency)
-        self.executor = TaskExecutor(uow, registry, policy, clock)
+        self.executor = TaskExecutor(uow, registry, policy, clock, worker)
         self.background = background or Background()
         self._locks: dict[int, asyncio.Lock] = {}
 
@@ -80,8 +81,9 @@ class Orchestrator:
         now = self._clock.now()
         async with self._uow() as uow:
             if request.event_id and not await uow.inbox.add(request.event_id, now):
-                return Submission(Outcome.DUPLICATE,
-                                  await uow.tasks.by_source_event(request.event_id))
+                return Submission(
+                    Outcome.DUPLICATE, await uow.tasks.by_source_event(request.event_id)
+                )
             root, children = await self._persist(uow, request, the_plan)
             if request.event_id:
                 await uow.inbox.attach(request.event_id, root.id)
@@ -144,22 +146,42 @@ class Orchestrator:
             step = the_plan.steps[0]
             cost = self._registry.get(step.agent).estimate_cost_cents(step.params)
             root = await uow.tasks.add(
-                NewTask(conv, step.agent, step.title, step.params, currency, cost,
-                        source_event_id=request.event_id)
+                NewTask(
+                    conv,
+                    step.agent,
+                    step.title,
+                    step.params,
+                    currency,
+                    cost,
+                    source_event_id=request.event_id,
+                )
             )
             return root, []
         costs = [self._registry.get(s.agent).estimate_cost_cents(s.params) for s in the_plan.steps]
         root = await uow.tasks.add(
-            NewTask(conv, GRAPH_AGENT, the_plan.title, {"text": request.text, "outline":
-                    the_plan.outline}, currency, sum(costs), source_event_id=request.event_id)
+            NewTask(
+                conv,
+                GRAPH_AGENT,
+                the_plan.title,
+                {"text": request.text, "outline": the_plan.outline},
+                currency,
+                sum(costs),
+                source_event_id=request.event_id,
+            )
         )
         children: list[Task] = []
         for position, (step, cost) in enumerate(zip(the_plan.steps, costs, strict=True)):
             children.append(
                 await uow.tasks.add(
                     NewTask(
-                        conv, step.agent, step.title, step.params, currency, cost,
-                        parent_id=root.id, root_id=root.id,
+                        conv,
+                        step.agent,
+                        step.title,
+                        step.params,
+                        currency,
+                        cost,
+                        parent_id=root.id,
+                        root_id=root.id,
                         depends_on=tuple(children[i].id for i in step.depends_on),
                         position=position,
                     )
@@ -193,9 +215,14 @@ class Orchestrator:
                 return False
             nodes = await uow.tasks.children(root_id)
             if nodes and root.status is TaskStatus.PENDING:
-                await transition(uow, root, TaskStatus.IN_PROGRESS, actor=SYSTEM,
-                                 clock=self._clock,
-                                 changes=TaskChanges(started_at=self._clock.now()))
+                await transition(
+                    uow,
+                    root,
+                    TaskStatus.IN_PROGRESS,
+                    actor=SYSTEM,
+                    clock=self._clock,
+                    changes=TaskChanges(started_at=self._clock.now()),
+                )
         graph = bool(nodes)
         nodes = nodes or [root]
         by_id = {n.id: n for n in nodes}
@@ -235,8 +262,14 @@ class Orchestrator:
             verb = "was denied" if blocker.status is TaskStatus.REJECTED else "was cancelled"
             target, reason = TaskStatus.CANCELLED, f"Not started: step {label} {verb}."
         async with self._uow() as uow:
-            await transition(uow, node, target, actor=SYSTEM, clock=self._clock,
-                             changes=TaskChanges(error=reason, finished_at=self._clock.now()))
+            await transition(
+                uow,
+                node,
+                target,
+                actor=SYSTEM,
+                clock=self._clock,
+                changes=TaskChanges(error=reason, finished_at=self._clock.now()),
+            )
             await uow.budgets.release(node.id)
 
     async def _finish_root(self, root_id: int) -> None:
@@ -254,23 +287,33 @@ class Orchestrator:
                 target = TaskStatus.FAILED
                 error = "; ".join(
                     f"#{c.id} {c.title}: {c.error or c.status.value.lower()}"
-                    for c in children if c.status is not TaskStatus.COMPLETED
+                    for c in children
+                    if c.status is not TaskStatus.COMPLETED
                 )
             if root.status is TaskStatus.PENDING:
-                if not await transition(uow, root, TaskStatus.IN_PROGRESS, actor=SYSTEM,
-                                        clock=self._clock):
+                if not await transition(
+                    uow, root, TaskStatus.IN_PROGRESS, actor=SYSTEM, clock=self._clock
+                ):
                     return
                 root = await uow.tasks.get(root_id)
                 assert root is not None
             if not await transition(
-                uow, root, target, actor=SYSTEM, clock=self._clock,
+                uow,
+                root,
+                target,
+                actor=SYSTEM,
+                clock=self._clock,
                 changes=TaskChanges(error=error, finished_at=now, cost_cents=cost),
             ):
                 return
             await uow.outbox.add(
                 RequestFinished(
-                    destination=destination_of(root), task_id=root.id, title=root.title,
-                    status=target.value, completed=len(done), total=len(children),
+                    destination=destination_of(root),
+                    task_id=root.id,
+                    title=root.title,
+                    status=target.value,
+                    completed=len(done),
+                    total=len(children),
                     detail=error or "",
                 ),
                 now,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from datetime import timedelta
@@ -82,12 +83,15 @@ class OutboxDispatcher:
                 )
                 await uow.outbox.mark_failed(item.id, str(exc), now)
                 return
-            delay = exc.retry_after if exc.retry_after is not None else backoff_seconds(
-                item.attempts
+            delay = (
+                exc.retry_after if exc.retry_after is not None else backoff_seconds(item.attempts)
             )
             log.warning(
                 "will retry %s for task %s in %.1fs: %s",
-                item.notice.kind, item.notice.task_id, delay, exc,
+                item.notice.kind,
+                item.notice.task_id,
+                delay,
+                exc,
             )
             await uow.outbox.retry_later(item.id, str(exc), now + timedelta(seconds=delay))
 
@@ -98,8 +102,6 @@ class OutboxDispatcher:
                 await self.drain()
             except Exception:
                 log.exception("outbox drain failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()

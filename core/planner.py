@@ -73,13 +73,18 @@ def _step(intent: Intent, text: str, deps: tuple[int, ...], currency: str) -> Pl
         return PlannedStep(
             "purchase",
             f"Buy {intent.quantity} × {intent.topic} ({format_money(cents, cur)})",
-            {"item": intent.topic, "quantity": intent.quantity, "amount_cents": cents,
-             "currency": cur},
+            {
+                "item": intent.topic,
+                "quantity": intent.quantity,
+                "amount_cents": cents,
+                "currency": cur,
+            },
             deps,
         )
     if intent.agent == "compare":
-        return PlannedStep("compare", f"Compare prices: {intent.topic}", {"topic": intent.topic},
-                           deps)
+        return PlannedStep(
+            "compare", f"Compare prices: {intent.topic}", {"topic": intent.topic}, deps
+        )
     return PlannedStep("research", f"Research: {intent.topic}", {"topic": intent.topic}, deps)
 
 

@@ -28,13 +28,22 @@ class TaskRepository(Protocol):
     async def get_many(self, task_ids: Sequence[int]) -> list[Task]: ...
     async def children(self, parent_id: int) -> list[Task]: ...
     async def set_status(
-        self, task_id: int, expected: TaskStatus, new: TaskStatus, at: datetime,
+        self,
+        task_id: int,
+        expected: TaskStatus,
+        new: TaskStatus,
+        at: datetime,
         changes: TaskChanges,
     ) -> bool:
         """Conditional UPDATE … WHERE status = :expected; True when this call won."""
         ...
+
     async def history(
-        self, requester: str, statuses: Sequence[TaskStatus] | None, limit: int, offset: int,
+        self,
+        requester: str,
+        statuses: Sequence[TaskStatus] | None,
+        limit: int,
+        offset: int,
         roots_only: bool = True,
     ) -> list[Task]: ...
     async def count_history(
@@ -44,11 +53,18 @@ class TaskRepository(Protocol):
     async def with_status(self, status: TaskStatus, limit: int) -> list[Task]: ...
     async def unfinished_roots(self, limit: int) -> list[Task]: ...
     async def by_source_event(self, event_id: str) -> Task | None: ...
+    async def mark_stale_step(self, task_id: int, step: int) -> bool:
+        """Conditional: True only for the first report of this task at this step."""
+        ...
 
 
 class ApprovalRepository(Protocol):
     async def add(
-        self, task: Task, approvers: Sequence[str], amount_cents: int, at: datetime,
+        self,
+        task: Task,
+        approvers: Sequence[str],
+        amount_cents: int,
+        at: datetime,
         expires_at: datetime,
     ) -> Approval: ...
     async def get(self, approval_id: int) -> Approval | None: ...
@@ -58,21 +74,31 @@ class ApprovalRepository(Protocol):
     ) -> bool:
         """Conditional UPDATE … WHERE status = 'PENDING'; True when this call decided."""
         ...
+
     async def set_message(self, approval_id: int, channel: str, message_ts: str) -> None: ...
     async def pending(self, limit: int) -> list[Approval]: ...
-    async def mark_reminded(self, approval_id: int, at: datetime) -> None: ...
+    async def remind(self, approval_id: int, at: datetime, due: datetime) -> bool:
+        """Conditional: True when the approval was not reminded since `due`."""
+        ...
 
 
 class BudgetRepository(Protocol):
     async def hold(
-        self, task_id: int, requester: str, month: str, amount_cents: int, limit_cents: int,
+        self,
+        task_id: int,
+        requester: str,
+        month: str,
+        amount_cents: int,
+        limit_cents: int,
         at: datetime,
     ) -> bool:
         """Reserve money with one conditional statement; False when it does not fit."""
         ...
+
     async def settle(self, task_id: int, amount_cents: int) -> bool:
         """Turn the task's hold into spend."""
         ...
+
     async def release(self, task_id: int) -> bool: ...
     async def status(
         self, requester: str, month: str, limit_cents: int, currency: str
@@ -99,13 +125,16 @@ class OutboxItem:
 
 class Outbox(Protocol):
     async def add(self, notice: Notice, at: datetime) -> int: ...
-    async def claim_due(self, at: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]: ...
+    async def claim_due(
+        self, at: datetime, limit: int, lease_seconds: float
+    ) -> list[OutboxItem]: ...
     async def mark_sent(self, item_id: int, message_ts: str | None, at: datetime) -> None: ...
     async def retry_later(self, item_id: int, error: str, next_at: datetime) -> None: ...
     async def mark_failed(self, item_id: int, error: str, at: datetime) -> None: ...
     async def backlog(self, at: datetime) -> tuple[int, datetime | None, int]:
         """(undelivered count, oldest undelivered created_at, permanently failed count)."""
         ...
+
     async def recent_failures(self, limit: int) -> list[dict[str, Any]]: ...
 
 
@@ -113,12 +142,14 @@ class Inbox(Protocol):
     async def add(self, event_id: str, at: datetime) -> bool:
         """Record a delivered event id; False when it was seen before."""
         ...
+
     async def attach(self, event_id: str, task_id: int) -> None: ...
     async def prune_before(self, cutoff: datetime) -> int: ...
 
 
 class Leases(Protocol):
     async def acquire(self, name: str, holder: str, at: datetime, ttl_seconds: float) -> bool: ...
+    async def alive(self, name: str, at: datetime) -> bool: ...
 
 
 class UnitOfWork(Protocol):
@@ -149,9 +180,7 @@ class Notifier(Protocol):
 
 
 class DeliveryError(Exception):
-    def __init__(
-        self, message: str, *, permanent: bool, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
@@ -164,8 +193,8 @@ __all__ = [
     "Conversation",
     "DeliveryError",
     "Inbox",
-    "Ledger",
     "Leases",
+    "Ledger",
     "Notifier",
     "Outbox",
     "OutboxItem",

@@ -57,6 +57,7 @@ class Task:
     finished_at: datetime | None = None
     source_event_id: str | None = None
     position: int = 0
+    worker: str | None = None
 
     @property
     def requester(self) -> str:
@@ -76,6 +77,7 @@ class TaskChanges:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     cost_cents: int | None = None
+    worker: str | None = None
 
 
 @dataclass(frozen=True)

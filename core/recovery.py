@@ -36,7 +36,11 @@ class Recovery:
                     continue
                 if self._safe_to_rerun(task.agent):
                     won = await transition(
-                        uow, task, TaskStatus.PENDING, actor=SYSTEM, clock=self._clock,
+                        uow,
+                        task,
+                        TaskStatus.PENDING,
+                        actor=SYSTEM,
+                        clock=self._clock,
                         detail={"reason": "re-run after the worker stopped"},
                     )
                 else:
@@ -45,14 +49,22 @@ class Recovery:
                         "it may have had effects; please check and ask again if needed."
                     )
                     won = await transition(
-                        uow, task, TaskStatus.FAILED, actor=SYSTEM, clock=self._clock,
+                        uow,
+                        task,
+                        TaskStatus.FAILED,
+                        actor=SYSTEM,
+                        clock=self._clock,
                         changes=TaskChanges(error=reason, finished_at=now),
                     )
                     if won:
                         await uow.budgets.release(task.id)
                         await uow.outbox.add(
-                            TaskFailed(destination=destination_of(task), task_id=task.id,
-                                       title=task.title, error=reason),
+                            TaskFailed(
+                                destination=destination_of(task),
+                                task_id=task.id,
+                                title=task.title,
+                                error=reason,
+                            ),
                             now,
                         )
                 if won:

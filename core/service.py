@@ -9,7 +9,7 @@ import uuid
 from core.agents.registry import AgentRegistry
 from core.approvals import Approvals, Decision, DecisionOutcome, DecisionResult
 from core.background import Background
-from core.cancellation import CancelOutcome, Cancellation
+from core.cancellation import Cancellation, CancelOutcome
 from core.clock import Clock
 from core.history import History
 from core.orchestrator import Orchestrator, Outcome, Request, Submission
@@ -33,7 +33,7 @@ class TaskService:
         self.policy = policy
         self.clock = clock
         self.registry = registry
-        self.orchestrator = Orchestrator(uow, registry, policy, clock, background)
+        self.orchestrator = Orchestrator(uow, registry, policy, clock, background, self.worker)
         self.background = self.orchestrator.background
         self.approvals = Approvals(uow, clock)
         self.history = History(uow, policy, clock)

@@ -62,7 +62,11 @@ class StaleReporter:
         else:
             waiting = "a worker to start it"
         return StaleTask(
-            task_id=task.id, title=task.title, requester=task.requester, age_seconds=age,
-            waiting_for=waiting, channel=task.conversation.channel,
+            task_id=task.id,
+            title=task.title,
+            requester=task.requester,
+            age_seconds=age,
+            waiting_for=waiting,
+            channel=task.conversation.channel,
             thread_ts=task.conversation.thread_ts,
         )

@@ -19,7 +19,7 @@ class TaskStatus(StrEnum):
 
 
 ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
-    # FAILED straight from PENDING: a step that could not start (budget refused, a dependency failed).
+    # FAILED straight from PENDING: a step that could not start (over budget, dependency failed).
     TaskStatus.PENDING: frozenset(
         {TaskStatus.IN_PROGRESS, TaskStatus.REJECTED, TaskStatus.CANCELLED, TaskStatus.FAILED}
     ),

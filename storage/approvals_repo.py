@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.records import Approval, Task
@@ -95,13 +95,19 @@ class SqlApprovalRepository:
         )
         return [_to_approval(r) for r in rows]
 
-    async def mark_reminded(self, approval_id: int, at: datetime) -> None:
-        await self._session.execute(
+    async def remind(self, approval_id: int, at: datetime, due: datetime) -> bool:
+        """Mark a pending approval reminded unless it was reminded since `due`."""
+        statement = (
             update(ApprovalRow)
-            .where(ApprovalRow.id == approval_id)
+            .where(
+                ApprovalRow.id == approval_id,
+                ApprovalRow.status == ApprovalStatus.PENDING.value,
+                or_(ApprovalRow.reminded_at.is_(None), ApprovalRow.reminded_at <= due),
+            )
             .values(reminded_at=at)
             .execution_options(**NO_SYNC)
         )
+        return await rowcount(self._session, statement) == 1
 
 
 def _to_approval(row: ApprovalRow) -> Approval:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage._sql import NO_SYNC, insert_ignore, rowcount
@@ -40,3 +40,9 @@ class SqlLeases:
             .execution_options(**NO_SYNC),
         )
         return taken == 1
+
+    async def alive(self, name: str, at: datetime) -> bool:
+        expires_at = await self._session.scalar(
+            select(LeaseRow.expires_at).where(LeaseRow.name == name)
+        )
+        return expires_at is not None and expires_at >= at

@@ -97,6 +97,10 @@ class TaskRow(Base):
     updated_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: the process that claimed it (IN_PROGRESS); its liveness lease tells a crash apart
+    worker: Mapped[str | None] = mapped_column(String(128))
+    #: the last escalation step a stale report listed this task at
+    stale_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_tasks_requester_created_at", "requester", "created_at"),

@@ -116,6 +116,8 @@ class SqlTaskRepository:
             values["finished_at"] = changes.finished_at
         if changes.cost_cents is not None:
             values["cost_cents"] = changes.cost_cents
+        if changes.worker is not None:
+            values["worker"] = changes.worker
         statement = (
             update(TaskRow)
             .where(TaskRow.id == task_id, TaskRow.status == expected.value)
@@ -167,6 +169,20 @@ class SqlTaskRepository:
             .order_by(TaskRow.created_at, TaskRow.id)
             .limit(limit)
         )
+
+    async def mark_stale_step(self, task_id: int, step: int) -> bool:
+        """Raise the task's reported escalation step; True only for the first to reach it."""
+        statement = (
+            update(TaskRow)
+            .where(
+                TaskRow.id == task_id,
+                TaskRow.status == TaskStatus.PENDING.value,
+                TaskRow.stale_step < step,
+            )
+            .values(stale_step=step)
+            .execution_options(**NO_SYNC)
+        )
+        return await rowcount(self._session, statement) == 1
 
     async def by_source_event(self, event_id: str) -> Task | None:
         tasks = await self._load(select(TaskRow).where(TaskRow.source_event_id == event_id))
@@ -221,4 +237,5 @@ def _to_task(row: TaskRow, depends_on: tuple[int, ...]) -> Task:
         finished_at=row.finished_at,
         source_event_id=row.source_event_id,
         position=row.position,
+        worker=row.worker,
     )

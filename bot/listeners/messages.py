@@ -27,7 +27,9 @@ def _is_from_a_person(event: dict[str, Any]) -> bool:
 
 
 def register(app: AsyncApp, service: TaskService) -> None:
-    async def handle(event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def handle(
+        event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         if not _is_from_a_person(event):
             return
         conversation = Conversation(
@@ -41,7 +43,9 @@ def register(app: AsyncApp, service: TaskService) -> None:
             Request(text=text, conversation=conversation, event_id=body.get("event_id"))
         )
         log.info(
-            "event %s from %s: %s", body.get("event_id"), conversation.requester,
+            "event %s from %s: %s",
+            body.get("event_id"),
+            conversation.requester,
             submission.outcome.value,
         )
         service.start(submission)

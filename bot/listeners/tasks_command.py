@@ -28,8 +28,12 @@ async def answer(service: TaskService, user: str, cmd: TasksCommand) -> dict[str
     if cmd.action == "list":
         page = await service.history.page(user, cmd.filter_name, cmd.page, PAGE_SIZE)
         return render_history(
-            page.tasks, page=page.page + 1, total=page.total, page_size=page.page_size,
-            filter_name=page.filter_name, now=now,
+            page.tasks,
+            page=page.page + 1,
+            total=page.total,
+            page_size=page.page_size,
+            filter_name=page.filter_name,
+            now=now,
         )
     if cmd.action == "detail" and cmd.task_id is not None:
         found = await service.history.detail(user, cmd.task_id)

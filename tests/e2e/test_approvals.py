@@ -37,9 +37,14 @@ async def click(
 ) -> int:
     button = _button(approval, action_id)
     payload = payloads.block_action(
-        action_id, button["value"], user=user, channel=approval.params["channel"],
-        message_ts=message_ts or approval.response["ts"], block_id=button["block_id"],
-        thread_ts=approval.params["thread_ts"], message_blocks=approval.params["blocks"],
+        action_id,
+        button["value"],
+        user=user,
+        channel=approval.params["channel"],
+        message_ts=message_ts or approval.response["ts"],
+        block_id=button["block_id"],
+        thread_ts=approval.params["thread_ts"],
+        message_blocks=approval.params["blocks"],
     )
     response = await h.sender.interaction(payload)
     await h.settle()
@@ -69,7 +74,8 @@ async def test_approve_resumes_the_task_and_updates_the_message_in_place(
     assert update["ts"] == approval.response["ts"] and update["channel"] == "D1"
     assert not _has_buttons(update)
     assert "Approved by" in json.dumps(update["blocks"]) and "<@UAPPROVER>" in json.dumps(
-        update["blocks"])
+        update["blocks"]
+    )
     done = harness.posts(lambda c: "PO-" in json.dumps(c.params.get("blocks")))
     assert len(done) == 1 and done[0].params["thread_ts"] == thread
 
@@ -90,8 +96,12 @@ async def test_a_forged_button_value_or_foreign_message_changes_nothing(
     harness: Harness,
 ) -> None:
     _thread, approval = await ask_to_buy(harness)
-    assert await click(harness, approval, "approval:approve", "UAPPROVER",
-                       message_ts="1111111111.000001") == 200
+    assert (
+        await click(
+            harness, approval, "approval:approve", "UAPPROVER", message_ts="1111111111.000001"
+        )
+        == 200
+    )
     assert harness.slack.calls_to("chat.update") == []
     assert harness.posts(lambda c: "PO-" in json.dumps(c.params.get("blocks"))) == []
 

@@ -18,8 +18,9 @@ async def count_tasks(h: Harness) -> int:
 
 
 async def test_dm_is_answered_in_its_thread_with_plan_and_result(harness: Harness) -> None:
-    envelope = payloads.im_message("research best laptops and draft email to john@example.com",
-                                   user="U1", channel="D1")
+    envelope = payloads.im_message(
+        "research best laptops and draft email to john@example.com", user="U1", channel="D1"
+    )
     ts = envelope["event"]["ts"]
     response = await harness.sender.event(envelope)
     assert response.status == 200
@@ -31,16 +32,23 @@ async def test_dm_is_answered_in_its_thread_with_plan_and_result(harness: Harnes
     texts = [c.params["text"] for c in posts]
     assert "research → email draft" in json.dumps(posts[0].params["blocks"], ensure_ascii=False)
     assert any("laptops.md" in json.dumps(c.params["blocks"]) for c in posts)
-    email = next(c for c in posts if "john@example.com" in c.params["text"] and "mail" in
-                 c.params["text"].lower() and c is not posts[0])
+    email = next(
+        c
+        for c in posts
+        if "john@example.com" in c.params["text"]
+        and "mail" in c.params["text"].lower()
+        and c is not posts[0]
+    )
     assert "&gt; " in json.dumps(email.params["blocks"]) or "> " in json.dumps(
-        email.params["blocks"])
+        email.params["blocks"]
+    )
     assert len(texts) >= 4  # accepted, research, email draft, request finished
 
 
 async def test_mention_inside_a_thread_answers_in_that_thread(harness: Harness) -> None:
-    envelope = payloads.app_mention("research standing desks", user="U1", channel="C9",
-                                    thread_ts="1700000000.000100")
+    envelope = payloads.app_mention(
+        "research standing desks", user="U1", channel="C9", thread_ts="1700000000.000100"
+    )
     await harness.sender.event(envelope)
     await harness.settle()
     posts = harness.posts()
@@ -97,16 +105,16 @@ async def test_unintelligible_message_gets_a_clear_answer(harness: Harness) -> N
     posts = harness.posts()
     assert len(posts) == 1
     assert posts[0].params["thread_ts"] == envelope["event"]["ts"]
-    assert "understand" in posts[0].params["text"].lower() or "try" in posts[0].params[
-        "text"].lower()
+    assert (
+        "understand" in posts[0].params["text"].lower() or "try" in posts[0].params["text"].lower()
+    )
     assert await count_tasks(harness) == 0
 
 
 async def test_forged_and_stale_signatures_are_refused_and_write_nothing(
     harness: Harness,
 ) -> None:
-    forged = await harness.sender.event(payloads.im_message("research laptops"),
-                                        bad_signature=True)
+    forged = await harness.sender.event(payloads.im_message("research laptops"), bad_signature=True)
     stale = await harness.sender.event(payloads.im_message("research laptops"), stale=True)
     command = await harness.sender.command(payloads.slash_command(""), bad_signature=True)
     assert (forged.status, stale.status, command.status) == (401, 401, 401)

@@ -16,8 +16,9 @@ async def ask(h: Harness, text: str, user: str = "U1") -> None:
 
 async def tasks(h: Harness, text: str = "", user: str = "U1") -> dict[str, Any]:
     response = await h.sender.command(
-        payloads.slash_command(text, user=user, channel="C1",
-                               response_url=h.slack.response_url(f"tasks-{user}"))
+        payloads.slash_command(
+            text, user=user, channel="C1", response_url=h.slack.response_url(f"tasks-{user}")
+        )
     )
     assert response.status == 200
     body = response.json()
@@ -81,7 +82,11 @@ async def test_long_history_paginates_with_a_next_button(harness: Harness) -> No
     next_button = next(e for e in buttons if e["action_id"] == "tasks:page")
     assert "`#12`" in dumped(first) and "`#2`" not in dumped(first)
     payload = payloads.block_action(
-        "tasks:page", next_button["value"], user="U1", channel="C1", is_ephemeral=True,
+        "tasks:page",
+        next_button["value"],
+        user="U1",
+        channel="C1",
+        is_ephemeral=True,
         response_url=harness.slack.response_url("page"),
     )
     assert (await harness.sender.interaction(payload)).status == 200

@@ -29,7 +29,8 @@ async def test_add_get_message_reminded(
 
     async with uow_factory() as uow:
         await uow.approvals.set_message(approval.id, "C9", "1700000001.000200")
-        await uow.approvals.mark_reminded(approval.id, clock.now())
+        assert await uow.approvals.remind(approval.id, clock.now(), clock.now())
+        assert not await uow.approvals.remind(approval.id, clock.now(), clock.now() - timedelta(1))
         got = await uow.approvals.get(approval.id)
         assert got == await uow.approvals.for_task(task.id)
     assert got is not None
