@@ -84,7 +84,10 @@ class JobScheduler:
     async def heartbeat(self) -> None:
         async with self._c.uow() as uow:
             await uow.leases.acquire(
-                worker_lease(self.worker), self.worker, self._c.clock.now(), 35
+                worker_lease(self.worker),
+                self.worker,
+                self._c.clock.now(),
+                self._settings.worker_ttl_seconds,
             )
 
     async def stale_report(self) -> int:

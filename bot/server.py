@@ -81,6 +81,8 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
     dispatcher = container.attach_notifier(SlackNotifier(client))
     bolt = build_app(settings, container.service, client)
     scheduler = JobScheduler(container, settings)
+    await scheduler.heartbeat()
+    await scheduler.recover()
     scheduler.start()
     await container.service.resume_unfinished()
     sender = asyncio.get_running_loop().create_task(dispatcher.run_forever(), name="outbox")
