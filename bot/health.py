@@ -15,7 +15,7 @@ async def health_report(
     now = container.clock.now()
     report: dict[str, Any] = {"database": "ok", "scheduler": scheduler_running}
     try:
-        async with container.uow() as uow:
+        async with container.uow(read_only=True) as uow:
             pending, oldest, failed = await uow.outbox.backlog(now)
             failures = await uow.outbox.recent_failures(5)
     except Exception as exc:

@@ -25,7 +25,7 @@ class ApprovalTimer:
         """Returns (reminders written, root ids whose approval expired and must advance)."""
         now = self._clock.now()
         reminded, expired_roots = 0, []
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             pending = await uow.approvals.pending(limit)
         for approval in pending:
             async with self._uow() as uow:

@@ -77,7 +77,7 @@ class Approvals:
         `channel`/`message_ts` name the message the click came from: a click from
         any other message than the approval's own is refused.
         """
-        async with self._uow() as uow:
+        async with self._uow(urgent=True) as uow:
             approval = await uow.approvals.get(approval_id)
             if approval is None:
                 return DecisionOutcome(DecisionResult.NOT_FOUND)

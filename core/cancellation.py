@@ -28,7 +28,7 @@ class Cancellation:
         self._clock = clock
 
     async def cancel(self, requester: str, task_id: int) -> CancelOutcome:
-        async with self._uow() as uow:
+        async with self._uow(urgent=True) as uow:
             task = await uow.tasks.get(task_id)
             if task is None or task.requester != requester:
                 return CancelOutcome(False, f"I can't find task #{task_id} among your tasks.")

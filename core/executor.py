@@ -175,7 +175,7 @@ class TaskExecutor:
             await self._finish_completed(running, result)
 
     async def _reload(self, task_id: int) -> Task:
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             task = await uow.tasks.get(task_id)
         assert task is not None
         return task

@@ -79,7 +79,7 @@ class Orchestrator:
         except NotUnderstood as exc:
             return await self._refuse(request, exc.message)
         now = self._clock.now()
-        async with self._uow() as uow:
+        async with self._uow(urgent=True) as uow:
             if request.event_id and not await uow.inbox.add(request.event_id, now):
                 return Submission(
                     Outcome.DUPLICATE, await uow.tasks.by_source_event(request.event_id)
@@ -122,7 +122,7 @@ class Orchestrator:
         return self._registry.get(task.agent).requires_approval
 
     async def _refuse(self, request: Request, reason: str) -> Submission:
-        async with self._uow() as uow:
+        async with self._uow(urgent=True) as uow:
             if request.event_id and not await uow.inbox.add(request.event_id, self._clock.now()):
                 return Submission(Outcome.DUPLICATE)
             conv = request.conversation
@@ -321,7 +321,7 @@ class Orchestrator:
 
     async def resume_unfinished(self, limit: int = 1000) -> int:
         """Advance every request that is not finished (on start, and after a crash)."""
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             roots = await uow.tasks.unfinished_roots(limit)
         for root in roots:
             self.schedule(root.id)

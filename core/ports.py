@@ -166,7 +166,12 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+    def __call__(
+        self, *, urgent: bool = False, read_only: bool = False
+    ) -> AbstractAsyncContextManager[UnitOfWork]:
+        """`urgent`: on Slack's ack path, goes before background writers.
+        `read_only`: only reads, takes no write lock (nothing it does is committed)."""
+        ...
 
 
 class Notifier(Protocol):

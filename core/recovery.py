@@ -26,7 +26,7 @@ class Recovery:
         """Returns the root ids to advance again."""
         now = self._clock.now()
         roots: list[int] = []
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             running = await uow.tasks.with_status(TaskStatus.IN_PROGRESS, limit)
         for task in running:
             async with self._uow() as uow:

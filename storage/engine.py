@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
@@ -29,31 +30,77 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///taskbot.db"
 
+#: execution option marking a read-only unit of work
+READ_ONLY = "taskbot_read_only"
+
 _POSTGRES_NAMES = {"postgres", "postgresql"}
 _SQLITE_NAMES = {"sqlite", "sqlite+pysqlite"}
 
 
+class WriterLock:
+    """The in-process SQLite writer lock, with a fast lane.
+
+    Work on Slack's ack path (persisting a request, recording a click) is
+    `urgent` and goes before queued background work, so a busy agent graph or
+    outbox cannot push an ack past Slack's 3 seconds. FIFO within each lane.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    def locked(self) -> bool:
+        return self._held
+
+    async def acquire(self, urgent: bool = False) -> None:
+        if not self._held and not self._urgent and not self._normal:
+            self._held = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        lane = self._urgent if urgent else self._normal
+        lane.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed over just as we were cancelled: pass it on
+            elif waiter in lane:
+                lane.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        for lane in (self._urgent, self._normal):
+            while lane:
+                waiter = lane.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # ownership passes directly; _held stays True
+                    return
+        self._held = False
+
+
 class _WriterGate:
-    """One asyncio.Lock per SQLite engine, remembering which task holds it so a
+    """One WriterLock per SQLite engine, remembering which task holds it so a
     nested unit of work fails loudly instead of deadlocking."""
 
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()
+        self.lock = WriterLock()
         self.owner: asyncio.Task[Any] | None = None
 
     @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
+    async def hold(self, urgent: bool = False) -> AsyncIterator[None]:
         me = asyncio.current_task()
         if me is not None and self.owner is me:
             raise RuntimeError(
                 "nested unit of work on SQLite would deadlock: finish the outer one first"
             )
-        async with self.lock:
-            self.owner = me
-            try:
-                yield
-            finally:
-                self.owner = None
+        await self.lock.acquire(urgent)
+        self.owner = me
+        try:
+            yield
+        finally:
+            self.owner = None
+            self.lock.release()
 
 
 _gates: weakref.WeakKeyDictionary[Engine, _WriterGate] = weakref.WeakKeyDictionary()
@@ -87,14 +134,14 @@ def _gate(engine: AsyncEngine) -> _WriterGate:
     return gate
 
 
-def write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
+def write_lock(engine: AsyncEngine) -> WriterLock | None:
     """The engine's in-process writer lock on SQLite; None on servers that need none."""
     return _gate(engine).lock if is_sqlite(engine) else None
 
 
-def serialized(engine: AsyncEngine) -> AbstractAsyncContextManager[None]:
+def serialized(engine: AsyncEngine, urgent: bool = False) -> AbstractAsyncContextManager[None]:
     """Hold the engine's writer lock on SQLite (a no-op elsewhere) for a whole transaction."""
-    return _gate(engine).hold() if is_sqlite(engine) else nullcontext()
+    return _gate(engine).hold(urgent) if is_sqlite(engine) else nullcontext()
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -122,10 +169,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=5000")
+            # In WAL, NORMAL survives a killed process; only power loss may drop the last commits.
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers need no write lock in WAL: a read-only unit of work begins DEFERRED.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -31,7 +31,7 @@ from core.ports import (
 from storage.approvals_repo import SqlApprovalRepository
 from storage.audit_repo import SqlAuditLog
 from storage.budgets_repo import SqlBudgetRepository
-from storage.engine import create_engine, serialized
+from storage.engine import READ_ONLY, create_engine, serialized
 from storage.inbox_repo import SqlInbox
 from storage.leases_repo import SqlLeases
 from storage.ledger_repo import SqlLedger
@@ -70,22 +70,35 @@ class SqlUnitOfWorkFactory:
         #: stamps created_at of new tasks (the only time storage picks itself)
         self.clock: Clock = clock or SystemClock()
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self._readers = async_sessionmaker(
+            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
+        )
         self._outbox_callbacks: list[Callable[[], object]] = []
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SqlUnitOfWorkFactory:
         return cls(create_engine(url), clock)
 
-    def __call__(self) -> AbstractAsyncContextManager[SqlUnitOfWork]:
-        return self._unit_of_work()
+    def __call__(
+        self, *, urgent: bool = False, read_only: bool = False
+    ) -> AbstractAsyncContextManager[SqlUnitOfWork]:
+        if read_only:
+            return self._reader()
+        return self._unit_of_work(urgent)
 
     @asynccontextmanager
-    async def _unit_of_work(self) -> AsyncIterator[SqlUnitOfWork]:
-        async with serialized(self.engine), self._sessions() as session, session.begin():
+    async def _unit_of_work(self, urgent: bool) -> AsyncIterator[SqlUnitOfWork]:
+        async with serialized(self.engine, urgent), self._sessions() as session, session.begin():
             uow = SqlUnitOfWork(session, self.clock)
             yield uow
         if uow.wrote_outbox:
             self._outbox_written()
+
+    @asynccontextmanager
+    async def _reader(self) -> AsyncIterator[SqlUnitOfWork]:
+        """A transaction that only reads: on SQLite it takes no writer lock."""
+        async with self._readers() as session:  # closing rolls the read transaction back
+            yield SqlUnitOfWork(session, self.clock)
 
     def on_outbox_written(self, callback: Callable[[], object]) -> None:
         """Call `callback()` after every commit whose transaction added outbox rows."""
