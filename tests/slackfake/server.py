@@ -326,6 +326,9 @@ def validate_view(view: Any, *, expected_type: str | None = None) -> list[str]:
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]
 
 
+from tests.slackfake.socket_mode import SocketModeLink  # noqa: E402
+
+
 class FakeSlack:
     """Local fake Slack Web API; use as ``async with FakeSlack() as slack``."""
 
@@ -375,7 +378,10 @@ class FakeSlack:
             "conversations.open": self._conversations_open,
             "users.info": self._users_info,
             "views.publish": self._views_publish,
+            "apps.connections.open": self._apps_connections_open,
         }
+        #: Socket Mode: the websocket that apps.connections.open hands out
+        self.socket_mode = SocketModeLink()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -385,6 +391,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{name}", self._handle_response_url)
+        app.router.add_get("/link", self.socket_mode.handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -442,7 +449,7 @@ class FakeSlack:
         self,
         method: str,
         count: int = 1,
-        timeout: float = 10.0,  # noqa: ASYNC109 - the brief's API: wait_for(..., timeout=10)
+        timeout: float = 10.0,
         where: Callable[[Call], bool] | None = None,
     ) -> list[Call]:
         """Wait until ``count`` answered calls to ``method`` (matching ``where``) arrived.
@@ -599,7 +606,8 @@ class FakeSlack:
         if not header:
             raise _ApiFailure("not_authed")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.startswith("xoxb-") or len(token) <= 5:
+        prefix = "xapp-" if call.method == "apps.connections.open" else "xoxb-"
+        if scheme.lower() != "bearer" or not token.startswith(prefix) or len(token) <= 5:
             raise _ApiFailure("invalid_auth")
         if self.valid_tokens is not None and token not in self.valid_tokens:
             raise _ApiFailure("invalid_auth")
@@ -757,6 +765,9 @@ class FakeSlack:
         }
 
     # ---------------------------------------------------------------- methods
+
+    async def _apps_connections_open(self, call: Call) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"}
 
     async def _auth_test(self, call: Call) -> dict[str, Any]:
         return {
