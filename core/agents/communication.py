@@ -60,11 +60,26 @@ def _quote(text: str, limit: int = _MAX_QUOTED_LINES) -> list[str]:
     return quoted
 
 
+_ENVELOPE = re.compile(
+    r"^(?:an?\s+)?(?:e-?mail|mail|message|note)\b(?:\s+(?:to|for)\s+[^\s,]+(?:\s*(?:,|and)\s*[^\s,]+@[^\s,]+)*)?"
+    r"(?:\s+(?:about|on|regarding|re:?)\s+)?",
+    re.IGNORECASE,
+)
+
+
+def subject_topic(topic: str) -> str:
+    """What an email is about, without "email to a@b.com" (which is whom, not what)."""
+    rest = _ENVELOPE.sub("", topic.strip(), count=1)
+    return "" if "@" in rest and len(rest.split()) == 1 else rest.strip(" .,:;")
+
+
 def make_subject(topic: str, dependencies: Sequence[DependencyResult], request: str) -> str:
+    topic = subject_topic(topic)
     if topic:
         subject = f"Findings: {topic[0].upper()}{topic[1:]}"
     elif dependencies and dependencies[0].title:
-        subject = dependencies[0].title
+        about = dependencies[0].title.split(":", 1)[-1].strip()
+        subject = f"Findings: {about[0].upper()}{about[1:]}" if about else dependencies[0].title
     elif request:
         subject = request
     else:
@@ -111,7 +126,7 @@ class CommunicationAgent:
         topic = " ".join(str(ctx.params.get("topic") or "").split())
         request = str(ctx.params.get("request") or "")
         subject = make_subject(topic, ctx.dependencies, request)
-        body = make_body(topic, ctx.dependencies, len(recipients))
+        body = make_body(subject_topic(topic), ctx.dependencies, len(recipients))
         to = ", ".join(recipients) if recipients else "(no recipient given)"
         draft = f"To: {to}\nSubject: {subject}\n\n{body}"
         summary = (

@@ -436,3 +436,19 @@ async def test_entry_point_plugins_load_and_broken_ones_are_skipped(
 def test_registry_refuses_an_agent_class_instead_of_an_instance() -> None:
     with pytest.raises(TypeError, match="not an Agent instance"):
         AgentRegistry().register(EchoAgent)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("topic", "subject"),
+    [
+        ("email to john@example.com", "Findings: Best laptops"),
+        ("email to john@example.com about the launch plan", "Findings: The launch plan"),
+        ("quarterly numbers", "Findings: Quarterly numbers"),
+    ],
+)
+def test_email_subject_says_what_not_whom(topic: str, subject: str) -> None:
+    from core.agents.base import AgentResult, DependencyResult
+    from core.agents.communication import make_subject
+
+    research = DependencyResult(2, "research", "Research: best laptops", AgentResult("x"))
+    assert make_subject(topic, [research], "research best laptops and email john") == subject
