@@ -29,7 +29,11 @@ class Container:
 
     def attach_notifier(self, notifier: Notifier) -> OutboxDispatcher:
         """Deliver the outbox through this front end; writes wake the sender at once."""
-        self.dispatcher = OutboxDispatcher(self.uow, notifier, self.clock)
+        # A claim lives as long as a worker's liveness lease: renewed while delivering,
+        # lapsed soon after a crash so another (or the restarted) process sends it.
+        self.dispatcher = OutboxDispatcher(
+            self.uow, notifier, self.clock, lease_seconds=self.settings.worker_ttl_seconds
+        )
         self.uow.on_outbox_written(self.dispatcher.wake)
         return self.dispatcher
 

@@ -150,6 +150,8 @@ class StaleTask:
     waiting_for: str
     channel: str
     thread_ts: str | None
+    #: the people it waits for (approvers), so a front end can mention them
+    waiting_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,9 @@ def notice_from_json(raw: dict[str, Any]) -> Notice:
         elif f.name == "steps":
             value = tuple(PlanStep(**{**s, "depends_on": tuple(s["depends_on"])}) for s in value)
         elif f.name == "tasks":
-            value = tuple(StaleTask(**s) for s in value)
+            value = tuple(
+                StaleTask(**{**s, "waiting_on": tuple(s.get("waiting_on", ()))}) for s in value
+            )
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[f.name] = value

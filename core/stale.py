@@ -10,6 +10,7 @@ from core.notices import Destination, StaleReport, StaleTask
 from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task
+from core.states import ApprovalStatus, TaskStatus
 
 
 def escalation_step(age_seconds: float, stale_after: int) -> int:
@@ -34,34 +35,52 @@ class StaleReporter:
         cutoff = now - timedelta(seconds=self._policy.stale_after_seconds)
         async with self._uow() as uow:
             candidates = await uow.tasks.pending_created_before(cutoff, limit)
-            listed: list[StaleTask] = []
+            listed: list[tuple[StaleTask, tuple[str, ...]]] = []
             for task in candidates:
                 age = (now - task.created_at).total_seconds()
                 step = escalation_step(age, self._policy.stale_after_seconds)
                 if await uow.tasks.mark_stale_step(task.id, step):
                     listed.append(await self._describe(uow, task, int(age)))
-            if listed:
-                for destination in self._destinations():
-                    await uow.outbox.add(
-                        StaleReport(destination=destination, task_id=None, tasks=tuple(listed)),
-                        now,
-                    )
+            for destination, tasks in self._digests(listed):
+                await uow.outbox.add(
+                    StaleReport(destination=destination, task_id=None, tasks=tasks), now
+                )
         return len(listed)
 
-    def _destinations(self) -> list[Destination]:
+    def _digests(
+        self, listed: list[tuple[StaleTask, tuple[str, ...]]]
+    ) -> list[tuple[Destination, tuple[StaleTask, ...]]]:
+        """One digest to the report channel; without one, a DM to each approver listing
+        the tasks they approve (with no approvers configured, requesters approve their own)."""
+        if not listed:
+            return []
         if self._channel:
-            return [Destination(channel=self._channel)]
-        return [Destination(user=u) for u in self._policy.approvers] or []
+            return [(Destination(channel=self._channel), tuple(t for t, _ in listed))]
+        by_user: dict[str, list[StaleTask]] = {}
+        for stale, approvers in listed:
+            for user in approvers:
+                by_user.setdefault(user, []).append(stale)
+        return [(Destination(user=u), tuple(tasks)) for u, tasks in by_user.items()]
 
-    async def _describe(self, uow: UnitOfWork, task: Task, age: int) -> StaleTask:
+    async def _describe(
+        self, uow: UnitOfWork, task: Task, age: int
+    ) -> tuple[StaleTask, tuple[str, ...]]:
         approval = await uow.approvals.for_task(task.id)
-        if approval is not None:
+        approvers = approval.approvers if approval else self._policy.approvers_for(task.requester)
+        unfinished = [
+            d.id
+            for d in await uow.tasks.get_many(task.depends_on)
+            if d.status is not TaskStatus.COMPLETED
+        ]
+        waiting_on: tuple[str, ...] = ()
+        if approval is not None and approval.status is ApprovalStatus.PENDING:
             waiting = "approval from " + ", ".join(approval.approvers)
-        elif task.depends_on:
-            waiting = "step " + ", ".join(f"#{d}" for d in task.depends_on)
+            waiting_on = approval.approvers
+        elif unfinished:
+            waiting = "step " + ", ".join(f"#{d}" for d in sorted(unfinished))
         else:
             waiting = "a worker to start it"
-        return StaleTask(
+        stale = StaleTask(
             task_id=task.id,
             title=task.title,
             requester=task.requester,
@@ -69,4 +88,6 @@ class StaleReporter:
             waiting_for=waiting,
             channel=task.conversation.channel,
             thread_ts=task.conversation.thread_ts,
+            waiting_on=waiting_on,
         )
+        return stale, approvers

@@ -4,13 +4,15 @@ them, delivered afterwards by a sender (at least once: Slack has no idempotency 
 claim_due hands out only the oldest undelivered entry of each destination (a
 channel or thread), so replies in a thread arrive in the order they were
 written, even when an earlier one is waiting to be retried. A claim is a lease
-(claimed_until): a sender that dies lets it lapse and the entry is claimed again.
+(claimed_until): a live sender renews it while it delivers (extend_claims); a
+sender that dies lets it lapse and the entry is claimed again.
 On PostgreSQL the claim uses FOR UPDATE SKIP LOCKED so concurrent senders never
 take the same row; on SQLite the transaction already holds the write lock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,6 +97,20 @@ class SqlOutbox:
             )
             for r in rows
         ]
+
+    async def extend_claims(self, item_ids: Sequence[int], until: datetime) -> None:
+        if not item_ids:
+            return
+        await self._session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id.in_(list(item_ids)),
+                OutboxRow.status == PENDING,
+                OutboxRow.claimed_until.is_not(None),
+            )
+            .values(claimed_until=until)
+            .execution_options(**NO_SYNC)
+        )
 
     async def mark_sent(self, item_id: int, message_ts: str | None, at: datetime) -> None:
         await self._session.execute(

@@ -149,7 +149,8 @@ class SqlTaskRepository:
         return await self._load(
             select(TaskRow)
             .where(TaskRow.status == TaskStatus.PENDING.value, TaskRow.created_at < cutoff)
-            .order_by(TaskRow.created_at, TaskRow.id)
+            # never-reported tasks first, so long-stale ones cannot crowd new ones out
+            .order_by(TaskRow.stale_step, TaskRow.created_at, TaskRow.id)
             .limit(limit)
         )
 

@@ -275,9 +275,12 @@ def _stale_report(n: StaleReport, permalinks: Permalinks) -> Message:
     head = f"⏳ *{count} task{'s' if count != 1 else ''} waiting too long*"
     lines: list[str] = []
     for t in n.tasks:
-        waiting = (
-            mention(t.waiting_for) if is_user_id(t.waiting_for) else escape(one_line(t.waiting_for))
-        )
+        if t.waiting_on:
+            waiting = "approval from " + ", ".join(mention(u) for u in t.waiting_on)
+        elif is_user_id(t.waiting_for):
+            waiting = mention(t.waiting_for)
+        else:
+            waiting = escape(one_line(t.waiting_for))
         line = (
             f"• `#{t.task_id}` {title_mrkdwn(t.title)} — {mention(t.requester)}"
             f" · {escape(humanize_age(t.age_seconds))} old"
