@@ -32,7 +32,11 @@ class Container:
         # A claim lives as long as a worker's liveness lease: renewed while delivering,
         # lapsed soon after a crash so another (or the restarted) process sends it.
         self.dispatcher = OutboxDispatcher(
-            self.uow, notifier, self.clock, lease_seconds=self.settings.worker_ttl_seconds
+            self.uow,
+            notifier,
+            self.clock,
+            lease_seconds=self.settings.worker_ttl_seconds,
+            batch=int(__import__("os").environ.get("DBG_BATCH", "32")),
         )
         self.uow.on_outbox_written(self.dispatcher.wake)
         return self.dispatcher

@@ -14,6 +14,10 @@ from core.states import ApprovalStatus, TaskStatus
 from core.transitions import transition
 
 
+class _Moved(Exception):
+    """A task changed between reading it and cancelling it."""
+
+
 @dataclass(frozen=True)
 class CancelOutcome:
     cancelled: bool
@@ -28,6 +32,16 @@ class Cancellation:
         self._clock = clock
 
     async def cancel(self, requester: str, task_id: int) -> CancelOutcome:
+        try:
+            return await self._cancel(requester, task_id)
+        except _Moved:
+            return CancelOutcome(
+                False,
+                f"Task #{task_id} changed while I was cancelling it (a step started or "
+                "finished), so nothing was cancelled. Check it and try again.",
+            )
+
+    async def _cancel(self, requester: str, task_id: int) -> CancelOutcome:
         async with self._uow(urgent=True) as uow:
             task = await uow.tasks.get(task_id)
             if task is None or task.requester != requester:
@@ -51,7 +65,8 @@ class Cancellation:
                 )
             reason = f"Cancelled by {requester}."
             for step in [*open_steps, task]:
-                await self._cancel_one(uow, step, requester, reason)
+                if not await self._cancel_one(uow, step, requester, reason):
+                    raise _Moved  # claimed or finished since we read it: roll it all back
             await uow.outbox.add(
                 TaskCancelled(
                     destination=destination_of(task),
@@ -63,19 +78,21 @@ class Cancellation:
             )
         return CancelOutcome(True, f"Cancelled task #{task_id}.", task.root_id)
 
-    async def _cancel_one(self, uow: UnitOfWork, task: Task, actor: str, reason: str) -> None:
+    async def _cancel_one(self, uow: UnitOfWork, task: Task, actor: str, reason: str) -> bool:
+        """Cancel `task` as it was read; False when it moved on since (claimed, finished)."""
         approval = await uow.approvals.for_task(task.id)
         if approval is not None and approval.status is ApprovalStatus.PENDING:
             await self._approvals.close_approval(uow, approval, ApprovalStatus.CANCELLED, actor)
-        current = await uow.tasks.get(task.id)
-        if current is None or current.status.terminal:
-            return
-        if await transition(
+        # Conditional on the status we decided on, not a re-read: a step a worker has
+        # just claimed must not be cancelled under its running agent.
+        if not await transition(
             uow,
-            current,
+            task,
             TaskStatus.CANCELLED,
             actor=actor,
             clock=self._clock,
             changes=TaskChanges(error=reason, finished_at=self._clock.now()),
         ):
-            await uow.budgets.release(task.id)
+            return False
+        await uow.budgets.release(task.id)
+        return True

@@ -84,6 +84,8 @@ class TaskExecutor:
             now,
             now + timedelta(seconds=self._policy.approval_ttl_seconds),
         )
+        if approval is None:
+            return Gate.WAITING  # another worker asked first
         budget = await self._budgets.status(uow, task.requester)
         await uow.outbox.add(
             ApprovalNeeded(

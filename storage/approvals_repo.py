@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.records import Approval, Task
 from core.states import ApprovalStatus
-from storage._sql import NO_SYNC, rowcount
+from storage._sql import NO_SYNC, insert_ignore, rowcount
 from storage.models import ApprovalRow
 
 _FRESH = {"populate_existing": True}
@@ -28,28 +28,26 @@ class SqlApprovalRepository:
         amount_cents: int,
         at: datetime,
         expires_at: datetime,
-    ) -> Approval:
-        approval_id = (
-            await self._session.execute(
-                insert(ApprovalRow)
-                .values(
-                    task_id=task.id,
-                    requester=task.requester,
-                    approvers=list(approvers),
-                    amount_cents=amount_cents,
-                    currency=task.currency,
-                    status=ApprovalStatus.PENDING.value,
-                    channel=task.conversation.channel,
-                    thread_ts=task.conversation.thread_ts,
-                    created_at=at,
-                    expires_at=expires_at,
-                )
-                .returning(ApprovalRow.id)
-            )
-        ).scalar_one()
-        approval = await self.get(approval_id)
-        assert approval is not None
-        return approval
+    ) -> Approval | None:
+        """None when the task already has an approval (another worker asked first)."""
+        inserted = await insert_ignore(
+            self._session,
+            ApprovalRow,
+            {
+                "task_id": task.id,
+                "requester": task.requester,
+                "approvers": list(approvers),
+                "amount_cents": amount_cents,
+                "currency": task.currency,
+                "status": ApprovalStatus.PENDING.value,
+                "channel": task.conversation.channel,
+                "thread_ts": task.conversation.thread_ts,
+                "created_at": at,
+                "expires_at": expires_at,
+            },
+            ["task_id"],
+        )
+        return await self.for_task(task.id) if inserted else None
 
     async def get(self, approval_id: int) -> Approval | None:
         row = await self._session.scalar(

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
-from sqlalchemy.exc import IntegrityError
-
 from core.clock import FakeClock
 from core.states import ApprovalStatus
 from storage.uow import SqlUnitOfWorkFactory
@@ -47,10 +44,11 @@ async def test_add_get_message_reminded(
 async def test_one_approval_per_task(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> None:
     async with uow_factory() as uow:
         task = await uow.tasks.add(new_task())
-        await uow.approvals.add(task, ["UA"], 1, clock.now(), clock.now())
-    with pytest.raises(IntegrityError):
-        async with uow_factory() as uow:
-            await uow.approvals.add(task, ["UA"], 1, clock.now(), clock.now())
+        first = await uow.approvals.add(task, ["UA"], 1, clock.now(), clock.now())
+    async with uow_factory() as uow:
+        assert await uow.approvals.add(task, ["UB"], 2, clock.now(), clock.now()) is None
+        kept = await uow.approvals.for_task(task.id)
+    assert first is not None and kept == first
 
 
 async def test_decide_has_one_winner(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> None:
