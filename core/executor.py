@@ -35,6 +35,28 @@ def destination_of(task: Task) -> Destination:
     return Destination(channel=task.conversation.channel, thread_ts=task.conversation.thread_ts)
 
 
+async def fail_task(uow: UnitOfWork, task: Task, reason: str, clock: Clock) -> bool:
+    """FAILED with the reason told in the task's thread and its money released."""
+    now = clock.now()
+    if not await transition(
+        uow,
+        task,
+        TaskStatus.FAILED,
+        actor=SYSTEM,
+        clock=clock,
+        changes=TaskChanges(error=reason, finished_at=now),
+    ):
+        return False
+    await uow.budgets.release(task.id)
+    await uow.outbox.add(
+        TaskFailed(
+            destination=destination_of(task), task_id=task.id, title=task.title, error=reason
+        ),
+        now,
+    )
+    return True
+
+
 class TaskExecutor:
     def __init__(
         self,
@@ -118,27 +140,7 @@ class TaskExecutor:
             f"{format_money(budget.remaining_cents, budget.currency)} of your monthly "
             f"{format_money(budget.limit_cents, budget.currency)} is left."
         )
-        await self._fail(uow, task, reason)
-
-    async def _fail(self, uow: UnitOfWork, task: Task, reason: str) -> None:
-        if await transition(
-            uow,
-            task,
-            TaskStatus.FAILED,
-            actor=SYSTEM,
-            clock=self._clock,
-            changes=TaskChanges(error=reason, finished_at=self._clock.now()),
-        ):
-            await uow.budgets.release(task.id)
-            await uow.outbox.add(
-                TaskFailed(
-                    destination=destination_of(task),
-                    task_id=task.id,
-                    title=task.title,
-                    error=reason,
-                ),
-                self._clock.now(),
-            )
+        await fail_task(uow, task, reason, self._clock)
 
     async def execute(self, task: Task, dependencies: Sequence[Task]) -> None:
         """Claim the task (PENDING → IN_PROGRESS), run its agent, record the outcome."""
@@ -218,4 +220,4 @@ class TaskExecutor:
 
     async def _finish_failed(self, task: Task, reason: str) -> None:
         async with self._uow() as uow:
-            await self._fail(uow, task, reason)
+            await fail_task(uow, task, reason, self._clock)

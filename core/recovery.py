@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from core.agents.registry import AgentRegistry
 from core.clock import Clock
-from core.executor import SYSTEM, destination_of
-from core.notices import TaskFailed
+from core.executor import SYSTEM, fail_task
 from core.ports import UnitOfWorkFactory
-from core.records import TaskChanges
 from core.states import TaskStatus
 from core.transitions import transition
 
@@ -48,25 +46,7 @@ class Recovery:
                         "Interrupted by a restart before it finished. It was not re-run because "
                         "it may have had effects; please check and ask again if needed."
                     )
-                    won = await transition(
-                        uow,
-                        task,
-                        TaskStatus.FAILED,
-                        actor=SYSTEM,
-                        clock=self._clock,
-                        changes=TaskChanges(error=reason, finished_at=now),
-                    )
-                    if won:
-                        await uow.budgets.release(task.id)
-                        await uow.outbox.add(
-                            TaskFailed(
-                                destination=destination_of(task),
-                                task_id=task.id,
-                                title=task.title,
-                                error=reason,
-                            ),
-                            now,
-                        )
+                    won = await fail_task(uow, task, reason, self._clock)
                 if won:
                     roots.append(task.root_id)
         return roots
