@@ -9,6 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
+from bot import log_safety
 from bot.settings import Settings
 
 
@@ -22,12 +23,20 @@ def _settings() -> Settings:
         sys.exit(f"taskbot: bad configuration — {problems}")
 
 
-def _logging(level: str) -> None:
+def _logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # Bolt logs the whole body and signature of a request that fails verification at INFO.
-    logging.getLogger("slack_bolt").setLevel(max(logging.WARNING, logging.getLogger().level))
+    log_safety.install(
+        s.get_secret_value()
+        for s in (
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+            settings.llm_api_key,
+        )
+        if s is not None
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     db.add_argument("action", choices=["upgrade"])
     args = parser.parse_args(argv)
     settings = _settings()
-    _logging(settings.log_level)
+    _logging(settings)
 
     if args.command == "console":
         from bot.console import run_console

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import log_safety
 from bot.listeners import approvals, messages, tasks_command
 from bot.settings import Settings
 from core.service import TaskService
@@ -21,6 +22,7 @@ def web_client(settings: Settings) -> AsyncWebClient:
 
 
 def build_app(settings: Settings, service: TaskService, client: AsyncWebClient) -> AsyncApp:
+    log_safety.quiet_bolt()
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )

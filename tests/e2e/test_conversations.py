@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 
+import pytest
 from sqlalchemy import func, select
 
 from storage.models import TaskRow
@@ -121,6 +123,18 @@ async def test_forged_and_stale_signatures_are_refused_and_write_nothing(
     await harness.settle()
     assert await count_tasks(harness) == 0
     assert harness.posts() == []
+
+
+async def test_a_rejected_request_leaves_no_body_or_signature_in_the_logs(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    envelope = payloads.im_message("research very-private-topic")
+    assert (await harness.sender.event(envelope, bad_signature=True)).status == 401
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "very-private-topic" not in logged
+    assert "v0=" not in logged
+    assert "xoxb-e2e-test-token" not in logged
 
 
 async def test_url_verification_and_health(harness: Harness) -> None:

@@ -1,0 +1,41 @@
+"""Keeps tokens, signing secrets and rejected request bodies out of the logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+#: Slack tokens and Socket Mode tickets, whatever configuration they came from
+_TOKENS = re.compile(r"\b(?:xox[abposr]|xapp)-[A-Za-z0-9-]+|ticket=[A-Za-z0-9-]+")
+_REJECTED = "Invalid request signature detected"
+
+
+class RedactSecrets(logging.Filter):
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if len(s) >= 8]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = message
+        if clean.startswith(_REJECTED):
+            clean = f"{_REJECTED} (signature, timestamp and body withheld)"
+        clean = _TOKENS.sub("(redacted)", clean)
+        for secret in self._secrets:
+            clean = clean.replace(secret, "(redacted)")
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def install(secrets: Iterable[str]) -> None:
+    """Redact on every handler of the root logger (where all records end up)."""
+    redact = RedactSecrets(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact)
+
+
+def quiet_bolt() -> None:
+    """Bolt logs a rejected request's signature and whole body at INFO."""
+    logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
