@@ -36,6 +36,9 @@ def install(secrets: Iterable[str]) -> None:
         handler.addFilter(redact)
 
 
-def quiet_bolt() -> None:
-    """Bolt logs a rejected request's signature and whole body at INFO."""
-    logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
+def bolt_logger() -> logging.Logger:
+    """The logger to give Bolt. Bolt logs a rejected request's signature and whole body
+    at INFO, and copies this logger's level onto its middleware loggers."""
+    logger = logging.getLogger("slack_bolt.taskbot")
+    logger.setLevel(logging.WARNING)
+    return logger

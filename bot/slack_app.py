@@ -22,7 +22,6 @@ def web_client(settings: Settings) -> AsyncWebClient:
 
 
 def build_app(settings: Settings, service: TaskService, client: AsyncWebClient) -> AsyncApp:
-    log_safety.quiet_bolt()
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
@@ -33,7 +32,7 @@ def build_app(settings: Settings, service: TaskService, client: AsyncWebClient) 
         # acknowledged event survives a crash (shared/reliability.md).
         process_before_response=True,
         request_verification_enabled=not settings.socket_mode,
-        logger=logging.getLogger("slack_bolt.taskbot"),
+        logger=log_safety.bolt_logger(),
     )
     messages.register(app, service)
     approvals.register(app, service)
