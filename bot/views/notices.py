@@ -181,7 +181,9 @@ def _approval_needed(n: ApprovalNeeded) -> Message:
             block_id=approval_block_id(n.approval_id),
         )
     )
-    text = f"Approval needed: {_title(n.title)} ({amount})"
+    text = f"Approval needed: {_title(n.title)}"
+    if amount not in text:
+        text += f" ({amount})"
     if n.approvers:
         text += f" — {mentions(n.approvers)}"
     return message(text, blocks, keep_tail=1)
