@@ -36,7 +36,6 @@ class Container:
             notifier,
             self.clock,
             lease_seconds=self.settings.worker_ttl_seconds,
-            batch=int(__import__("os").environ.get("DBG_BATCH", "32")),
         )
         self.uow.on_outbox_written(self.dispatcher.wake)
         return self.dispatcher

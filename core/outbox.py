@@ -28,6 +28,7 @@ class OutboxDispatcher:
         clock: Clock,
         *,
         batch: int = 32,
+        concurrency: int = 2,
         lease_seconds: float = 60.0,
         max_attempts: int = 12,
     ) -> None:
@@ -35,6 +36,9 @@ class OutboxDispatcher:
         self._notifier = notifier
         self._clock = clock
         self._batch = batch
+        #: posts in flight at once: each one posted but not yet marked sent is sent
+        #: again after a crash (Slack has no idempotency key), so keep this small
+        self._concurrency = concurrency
         self._lease = lease_seconds
         self._max_attempts = max_attempts
         self._wake = asyncio.Event()
@@ -59,8 +63,11 @@ class OutboxDispatcher:
                 )
                 self._renewals.add(renewal)
                 renewal.add_done_callback(self._renewals.discard)
+                slots = asyncio.Semaphore(self._concurrency)
                 try:
-                    results = await asyncio.gather(*(self._deliver(item) for item in items))
+                    results = await asyncio.gather(
+                        *(self._deliver_in(slots, item) for item in items)
+                    )
                 finally:
                     done.set()
                 delivered += sum(results)
@@ -81,6 +88,10 @@ class OutboxDispatcher:
                     await uow.outbox.extend_claims(item_ids, until)
             except Exception:
                 log.warning("renewing outbox claims failed", exc_info=True)
+
+    async def _deliver_in(self, slots: asyncio.Semaphore, item: OutboxItem) -> bool:
+        async with slots:
+            return await self._deliver(item)
 
     async def _deliver(self, item: OutboxItem) -> bool:
         try:

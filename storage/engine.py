@@ -43,9 +43,14 @@ class WriterLock:
     Work on Slack's ack path (persisting a request, recording a click) is
     `urgent` and goes before queued background work, so a busy agent graph or
     outbox cannot push an ack past Slack's 3 seconds. FIFO within each lane.
+    After URGENT_RUN urgent hand-offs in a row a waiting background writer gets
+    one turn, so a flood of requests delays the work but cannot stop it.
     """
 
+    URGENT_RUN = 8
+
     def __init__(self) -> None:
+        self._urgent_run = 0
         self._held = False
         self._urgent: deque[asyncio.Future[None]] = deque()
         self._normal: deque[asyncio.Future[None]] = deque()
@@ -70,12 +75,16 @@ class WriterLock:
             raise
 
     def release(self) -> None:
-        for lane in (self._urgent, self._normal):
+        starving = self._urgent_run >= self.URGENT_RUN and self._normal
+        lanes = (self._normal, self._urgent) if starving else (self._urgent, self._normal)
+        for lane in lanes:
             while lane:
                 waiter = lane.popleft()
                 if not waiter.done():
+                    self._urgent_run = self._urgent_run + 1 if lane is self._urgent else 0
                     waiter.set_result(None)  # ownership passes directly; _held stays True
                     return
+        self._urgent_run = 0
         self._held = False
 
 

@@ -36,6 +36,26 @@ async def test_urgent_waiters_go_before_earlier_normal_ones() -> None:
     assert not lock.locked()
 
 
+async def test_a_flood_of_urgent_writers_cannot_starve_background_work() -> None:
+    lock = WriterLock()
+    order: list[str] = []
+    await lock.acquire()
+
+    async def take(name: str, urgent: bool) -> None:
+        await lock.acquire(urgent)
+        order.append(name)
+        lock.release()
+
+    waiters = [asyncio.create_task(take("background", False))]
+    await asyncio.sleep(0)
+    waiters += [asyncio.create_task(take(f"ack-{n}", True)) for n in range(20)]
+    await asyncio.sleep(0)
+    lock.release()
+    await asyncio.gather(*waiters)
+    assert order.index("background") == WriterLock.URGENT_RUN
+    assert not lock.locked()
+
+
 async def test_a_cancelled_waiter_does_not_keep_the_lock() -> None:
     lock = WriterLock()
     await lock.acquire()
