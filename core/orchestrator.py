@@ -140,53 +140,42 @@ class Orchestrator:
     async def _persist(
         self, uow: UnitOfWork, request: Request, the_plan: Plan
     ) -> tuple[Task, list[Task]]:
-        conv = request.conversation
-        currency = self._policy.currency
-        if not the_plan.is_graph:
-            step = the_plan.steps[0]
-            cost = self._registry.get(step.agent).estimate_cost_cents(step.params)
-            root = await uow.tasks.add(
-                NewTask(
-                    conv,
-                    step.agent,
-                    step.title,
-                    step.params,
-                    currency,
-                    cost,
-                    source_event_id=request.event_id,
-                )
-            )
-            return root, []
+        """A one-step plan is one task; a graph is a root task grouping its steps."""
+        conv, currency, event = request.conversation, self._policy.currency, request.event_id
         costs = [self._registry.get(s.agent).estimate_cost_cents(s.params) for s in the_plan.steps]
+        if not the_plan.is_graph:
+            (step,) = the_plan.steps
+            new = NewTask(
+                conv, step.agent, step.title, step.params, currency, costs[0], source_event_id=event
+            )
+            return await uow.tasks.add(new), []
+        params = {"text": request.text, "outline": the_plan.outline}
         root = await uow.tasks.add(
             NewTask(
                 conv,
                 GRAPH_AGENT,
                 the_plan.title,
-                {"text": request.text, "outline": the_plan.outline},
+                params,
                 currency,
                 sum(costs),
-                source_event_id=request.event_id,
+                source_event_id=event,
             )
         )
         children: list[Task] = []
         for position, (step, cost) in enumerate(zip(the_plan.steps, costs, strict=True)):
-            children.append(
-                await uow.tasks.add(
-                    NewTask(
-                        conv,
-                        step.agent,
-                        step.title,
-                        step.params,
-                        currency,
-                        cost,
-                        parent_id=root.id,
-                        root_id=root.id,
-                        depends_on=tuple(children[i].id for i in step.depends_on),
-                        position=position,
-                    )
-                )
+            new = NewTask(
+                conv,
+                step.agent,
+                step.title,
+                step.params,
+                currency,
+                cost,
+                parent_id=root.id,
+                root_id=root.id,
+                position=position,
+                depends_on=tuple(children[i].id for i in step.depends_on),
             )
+            children.append(await uow.tasks.add(new))
         return root, children
 
     def schedule(self, root_id: int) -> None:
