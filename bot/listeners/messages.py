@@ -16,10 +16,14 @@ from core.service import TaskService
 log = logging.getLogger(__name__)
 
 
+#: subtypes that are still a person writing to us (with a file, or also sent to the channel)
+PERSON_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+
+
 def _is_from_a_person(event: dict[str, Any]) -> bool:
     """Edits, deletions, joins and every bot (ours included) are not requests."""
     return (
-        not event.get("subtype")
+        event.get("subtype") in PERSON_SUBTYPES
         and not event.get("bot_id")
         and not event.get("bot_profile")
         and bool(event.get("user"))

@@ -147,3 +147,16 @@ async def test_url_verification_and_health(harness: Harness) -> None:
     assert r.status == 200
     assert body["database"] == "ok" and body["scheduler"] is True
     assert body["outbox"]["undelivered"] == 0
+
+
+async def test_a_dm_with_a_file_is_answered_not_dropped(harness: Harness) -> None:
+    envelope = payloads.im_message("research standing desks")
+    envelope["event"].update(subtype="file_share", files=[{"id": "F1", "name": "notes.pdf"}])
+    await harness.sender.event(envelope)
+    bare = payloads.im_message("")
+    bare["event"].update(subtype="file_share", files=[{"id": "F2", "name": "a.png"}])
+    await harness.sender.event(bare)
+    await harness.settle()
+    threads = {c.params["thread_ts"] for c in harness.posts()}
+    assert threads == {envelope["event"]["ts"], bare["event"]["ts"]}
+    assert await count_tasks(harness) == 1
