@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -168,10 +169,16 @@ class TaskExecutor:
                 for d in dependencies
             ],
         )
+        limit = self._policy.agent_timeout_seconds
         try:
-            result = await agent.run(ctx)
+            async with asyncio.timeout(limit):
+                result = await agent.run(ctx)
         except AgentError as exc:
             await self._finish_failed(running, str(exc))
+        except TimeoutError:
+            await self._finish_failed(
+                running, f"The {task.agent} agent took longer than {limit:g} s and was stopped."
+            )
         except Exception as exc:
             log.exception("agent %s failed on task %s", task.agent, task.id)
             await self._finish_failed(running, f"{task.agent} agent crashed ({type(exc).__name__})")

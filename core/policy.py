@@ -13,6 +13,8 @@ class Policy:
     approval_ttl_seconds: int = 7 * 24 * 3600
     reminder_after_seconds: int = 24 * 3600
     stale_after_seconds: int = 24 * 3600
+    #: an agent still running after this is stopped and its task fails
+    agent_timeout_seconds: float = 300.0
 
     def approvers_for(self, requester: str) -> tuple[str, ...]:
         """Configured approvers; with none configured people approve their own requests."""

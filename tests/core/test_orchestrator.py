@@ -15,6 +15,7 @@ from core.notices import (
     TaskFinished,
 )
 from core.orchestrator import GRAPH_AGENT, Outcome
+from core.policy import Policy
 from core.states import ApprovalStatus, TaskStatus
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import (
@@ -236,6 +237,19 @@ async def test_crashing_agent_fails_its_step_with_a_readable_reason(
     assert root.agent == "research"  # one step: the root is the step
     assert root.status is S.FAILED
     assert root.error == "research agent crashed (RuntimeError)"
+
+
+async def test_a_hanging_agent_is_stopped_and_its_step_fails(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recorder
+) -> None:
+    registry = agent_registry(recorder, research=RecordingAgent("research", recorder, delay=30))
+    service = make_service(uow_factory, clock, registry, Policy(agent_timeout_seconds=0.2))
+    root = await submit_and_advance(service, "research laptops")
+
+    assert root.status is S.FAILED
+    assert root.error == "The research agent took longer than 0.2 s and was stopped."
+    failed = await notices(uow_factory, TaskFailed)
+    assert [n.task_id for n in failed] == [root.id]
 
 
 async def test_one_failed_branch_does_not_stop_an_independent_one(
