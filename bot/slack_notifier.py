@@ -109,11 +109,9 @@ class SlackNotifier:
 def _classify(exc: SlackApiError) -> DeliveryError:
     response = exc.response
     status = response.status_code
-    error = (
-        str(response.get("error") or f"http_{status}")
-        if isinstance(response.data, dict)
-        else (f"http_{status}")
-    )
+    error = f"http_{status}"
+    if isinstance(response.data, dict) and response.get("error"):
+        error = str(response.get("error"))
     if status == 429:
         retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")
         seconds = float(retry_after) if retry_after and str(retry_after).isdigit() else 1.0

@@ -8,7 +8,7 @@ from core.approvals import Approvals
 from core.clock import Clock
 from core.notices import ApprovalReminder, Destination
 from core.policy import Policy
-from core.ports import UnitOfWorkFactory
+from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.states import ApprovalStatus
 
 
@@ -58,9 +58,9 @@ class ApprovalTimer:
         return reminded, expired_roots
 
     @staticmethod
-    async def _title(uow: object, task_id: int) -> str:
-        task = await uow.tasks.get(task_id)  # type: ignore[attr-defined]
-        return str(task.title) if task is not None else f"task #{task_id}"
+    async def _title(uow: UnitOfWork, task_id: int) -> str:
+        task = await uow.tasks.get(task_id)
+        return task.title if task is not None else f"task #{task_id}"
 
 
 def _span(hours: int) -> str:

@@ -96,7 +96,9 @@ class Orchestrator:
                     title=root.title,
                     outline=the_plan.outline,
                     steps=tuple(
-                        PlanStep(t.id, t.agent, t.title, t.depends_on, self._needs_approval(t))
+                        PlanStep(
+                            t.id, t.agent, t.title, t.depends_on, self.executor.needs_approval(t)
+                        )
                         for t in steps
                     ),
                 ),
@@ -117,9 +119,6 @@ class Orchestrator:
                 self._registry.get(step.agent)
             except KeyError as exc:
                 raise NotUnderstood(f"I don't have a {step.agent} agent installed.") from exc
-
-    def _needs_approval(self, task: Task) -> bool:
-        return self._registry.get(task.agent).requires_approval
 
     async def _refuse(self, request: Request, reason: str) -> Submission:
         async with self._uow(urgent=True) as uow:
