@@ -9,7 +9,6 @@ import signal
 from dataclasses import dataclass
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.container import Container, build
@@ -17,7 +16,9 @@ from bot.health import health_route
 from bot.scheduler import JobScheduler
 from bot.settings import Settings
 from bot.slack_app import build_app, web_client
+from bot.slack_gate import slack_events
 from bot.slack_notifier import SlackNotifier
+from bot.socket_link import SocketLink
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class Running:
     scheduler: JobScheduler
     sender: asyncio.Task[None]
     runner: web.AppRunner | None = None
-    socket_handler: object | None = None
+    socket_link: SocketLink | None = None
 
     @property
     def port(self) -> int:
@@ -46,8 +47,8 @@ class Running:
         """Stop taking requests, let in-flight work finish (or leave it resumable), close."""
         if self.runner is not None:
             await self.runner.cleanup()
-        if self.socket_handler is not None:
-            await self.socket_handler.close_async()  # type: ignore[attr-defined]
+        if self.socket_link is not None:
+            await self.socket_link.close()
         await self.container.service.background.close(grace=10)
         self.scheduler.shutdown()
         self.sender.cancel()
@@ -59,19 +60,33 @@ class Running:
         await self.container.uow.dispose()
 
 
-def web_application(
-    bolt: AsyncApp, container: Container, scheduler: JobScheduler
-) -> web.Application:
-    async def slack_events(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+def routes(
+    settings: Settings,
+    bolt: AsyncApp,
+    container: Container,
+    scheduler: JobScheduler,
+    link: SocketLink | None,
+) -> list[web.RouteDef]:
+    """Everything the HTTP port serves, in one place.
 
+    - Operator endpoints (read-only; both modes): GET /healthz, and GET /metrics.
+    - The HTTP API (its own bearer auth; both modes): /api/v1/...
+    - Slack's request URL, POST /slack/events: in HTTP mode only, behind the
+      signature check. In Socket Mode Slack talks over the websocket, so nothing
+      on this port reaches Bolt.
+    """
+    served = [health_route(container, lambda: scheduler.running, link.problem if link else None)]
+    if not settings.socket_mode:
+        if settings.slack_signing_secret is None:
+            raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET to check requests")
+        secret = settings.slack_signing_secret.get_secret_value()
+        served.append(web.post("/slack/events", slack_events(bolt, secret)))
+    return served
+
+
+def web_application(served: list[web.RouteDef]) -> web.Application:
     application = web.Application(client_max_size=MAX_BODY)
-    application.add_routes(
-        [
-            web.post("/slack/events", slack_events),
-            health_route(container, lambda: scheduler.running),
-        ]
-    )
+    application.add_routes(served)
     return application
 
 
@@ -88,21 +103,21 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
     sender = asyncio.get_running_loop().create_task(dispatcher.run_forever(), name="outbox")
     running = Running(container, bolt, scheduler, sender)
     if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
         assert settings.slack_app_token is not None
-        handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        running.socket_handler = handler
-        log.info("taskbot connected over Socket Mode")
-    runner = web.AppRunner(web_application(bolt, container, scheduler), access_log=None)
+        running.socket_link = SocketLink(bolt, settings.slack_app_token.get_secret_value())
+    served = routes(settings, bolt, container, scheduler, running.socket_link)
+    runner = web.AppRunner(web_application(served), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     running.runner = runner
-    log.info(
-        "taskbot listening on %s:%s (POST /slack/events, GET /healthz)", settings.host, running.port
+    paths = ", ".join(
+        sorted({f"{r.method} {r.path}" for r in served if isinstance(r, web.RouteDef)})
     )
+    log.info("taskbot listening on %s:%s (%s)", settings.host, running.port, paths)
+    if running.socket_link is not None:
+        # served from the start: /healthz says 503 with the reason while the link is down
+        running.socket_link.start()
     return running
 
 

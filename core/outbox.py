@@ -8,9 +8,11 @@ import logging
 import random
 from datetime import timedelta
 
+from core.approval_routing import record_copy
 from core.clock import Clock
 from core.notices import ApprovalNeeded
-from core.ports import DeliveryError, Notifier, OutboxItem, UnitOfWorkFactory
+from core.ports import DeliveryError, Notifier, OutboxItem, Posted, UnitOfWorkFactory
+from core.records import ApprovalMessage
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ class OutboxDispatcher:
 
     async def _deliver(self, item: OutboxItem) -> bool:
         try:
-            ts = await self._notifier.deliver(item.notice)
+            posted = await self._notifier.deliver(item.notice)
         except DeliveryError as exc:
             await self._failed(item, exc)
             return False
@@ -105,11 +107,14 @@ class OutboxDispatcher:
             return False
         # Posted but not yet marked is the window in which a crash causes a duplicate
         # (Slack has no idempotency key): commit the mark at once, ahead of background work.
+        ts = posted.ts if isinstance(posted, Posted) else posted
+        channel = posted.channel if isinstance(posted, Posted) else item.notice.destination.channel
         async with self._uow(urgent=True) as uow:
             await uow.outbox.mark_sent(item.id, ts, self._clock.now())
             notice = item.notice
-            if isinstance(notice, ApprovalNeeded) and ts and notice.destination.channel:
-                await uow.approvals.set_message(notice.approval_id, notice.destination.channel, ts)
+            if isinstance(notice, ApprovalNeeded) and ts and channel:
+                copy = ApprovalMessage(notice.approval_id, channel, ts, notice.destination.user)
+                await record_copy(uow, self._clock, copy)
         return True
 
     async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:

@@ -7,7 +7,7 @@ import socket
 import uuid
 
 from core.agents.registry import AgentRegistry
-from core.approvals import Approvals, Decision, DecisionOutcome, DecisionResult
+from core.approvals import Approvals, Decision, DecisionOutcome
 from core.background import Background
 from core.cancellation import Cancellation, CancelOutcome
 from core.clock import Clock
@@ -35,7 +35,7 @@ class TaskService:
         self.registry = registry
         self.orchestrator = Orchestrator(uow, registry, policy, clock, background, self.worker)
         self.background = self.orchestrator.background
-        self.approvals = Approvals(uow, clock)
+        self.approvals = Approvals(uow, clock, policy)
         self.history = History(uow, policy, clock)
         self.cancellation = Cancellation(uow, self.approvals, clock)
 
@@ -55,11 +55,13 @@ class TaskService:
         *,
         channel: str | None = None,
         message_ts: str | None = None,
+        external: bool = False,
     ) -> DecisionOutcome:
+        """The one way to decide an approval, for every front end (see core.approvals)."""
         outcome = await self.approvals.decide(
-            approval_id, user, decision, channel=channel, message_ts=message_ts
+            approval_id, user, decision, channel=channel, message_ts=message_ts, external=external
         )
-        if outcome.result is DecisionResult.DECIDED and outcome.resume_root is not None:
+        if outcome.resume_root is not None:
             self.orchestrator.schedule(outcome.resume_root)
         return outcome
 

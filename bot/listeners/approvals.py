@@ -1,16 +1,21 @@
-"""Approve/Deny clicks: authorized from the signed payload, decided before the ack."""
+"""Approve/Deny clicks: authorized from the signed payload, decided before the ack,
+answered (ephemeral refusals) after it."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.views import escape, mention
 from core.approvals import Decision, DecisionOutcome, DecisionResult
 from core.service import TaskService
+
+log = logging.getLogger(__name__)
 
 ACTION = re.compile(r"^approval:(approve|deny)$")
 
@@ -18,12 +23,23 @@ ACTION = re.compile(r"^approval:(approve|deny)$")
 def refusal_text(outcome: DecisionOutcome) -> str:
     approval = outcome.approval
     if outcome.result is DecisionResult.NOT_ALLOWED and approval is not None:
-        who = ", ".join(mention(u) for u in approval.approvers)
+        if outcome.own_request:
+            return "You can't approve your own request: the approvers have been asked."
+        if not outcome.approvers:
+            return "You can't approve this request: no approvers are configured."
+        who = ", ".join(mention(u) for u in outcome.approvers)
         return f"You can't approve this request. Approvers: {who}."
     if outcome.result is DecisionResult.ALREADY_DECIDED and approval is not None:
         by = f" by {mention(approval.decided_by)}" if approval.decided_by else ""
         return f"This request was already {approval.status.value.lower()}{by}."
     return escape(outcome.message)
+
+
+def is_external(body: dict[str, Any]) -> bool:
+    """The clicking user belongs to another workspace or organisation (a shared channel)."""
+    user_team = (body.get("user") or {}).get("team_id")
+    team = (body.get("team") or {}).get("id")
+    return bool(user_team and team and user_team != team)
 
 
 def register(app: AsyncApp, service: TaskService) -> None:
@@ -36,23 +52,48 @@ def register(app: AsyncApp, service: TaskService) -> None:
         message = body.get("message") or {}
         channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
         message_ts = container.get("message_ts") or message.get("ts")
+        thread_ts = message.get("thread_ts") or message_ts
         decision = Decision.APPROVE if action["action_id"].endswith("approve") else Decision.DENY
         value = str(action.get("value", ""))
-        if not value.isdigit() or not channel or not message_ts:
+        if not value.isdigit():
             await ack()
             if channel:
-                await client.chat_postEphemeral(
-                    channel=channel, user=user, text="That button is not valid any more."
-                )
+                text = "That button is not valid any more."
+                _answer_later(service, client, channel, user, text, thread_ts)
             return
+        # The button only names the approval: who may decide, and whether it is still
+        # open, is judged from the database and the current configuration.
         outcome = await service.decide(
-            int(value), user, decision, channel=channel, message_ts=message_ts
+            int(value),
+            user,
+            decision,
+            channel=channel,
+            message_ts=message_ts,
+            external=is_external(body),
         )
         await ack()
-        if outcome.result is not DecisionResult.DECIDED:
+        if outcome.result is not DecisionResult.DECIDED and channel:
+            _answer_later(service, client, channel, user, refusal_text(outcome), thread_ts)
+
+
+def _answer_later(
+    service: TaskService,
+    client: AsyncWebClient,
+    channel: str,
+    user: str,
+    text: str,
+    thread_ts: str | None,
+) -> None:
+    """Bolt answers Slack only once the listener returns: the ephemeral goes after."""
+
+    async def send() -> None:
+        try:
             await client.chat_postEphemeral(
-                channel=channel,
-                user=user,
-                text=refusal_text(outcome),
-                thread_ts=message.get("thread_ts") or message_ts,
+                channel=channel, user=user, text=text, thread_ts=thread_ts
             )
+        except SlackApiError as exc:
+            log.warning(
+                "could not tell %s why a click was refused: %s", user, exc.response.get("error")
+            )
+
+    service.background.spawn(send(), "approval-refusal")
