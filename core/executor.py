@@ -115,7 +115,8 @@ class TaskExecutor:
             return Gate.WAITING  # another worker asked first
         budget = await self._budgets.status(uow, task.requester)
         root = task if task.root_id == task.id else await uow.tasks.get(task.root_id)
-        words = str((root or task).params.get("text") or task.title)
+        params = (root or task).params
+        words = str(params.get("text") or task.params.get("request") or task.title)
         for notice in approval_notices(self._policy, task, approval, words, budget.remaining_cents):
             await uow.outbox.add(notice, now)
         await audit(
