@@ -770,6 +770,9 @@ class FakeSlack:
         step = self._next_step(method)
         if isinstance(step, Delay):
             await asyncio.sleep(step.seconds)
+        if isinstance(step, Hold):
+            step.arrived.set()
+            await step.release.wait()
         scripted = self._scripted_response(call, step)
         if scripted is not None:
             return scripted
