@@ -147,6 +147,15 @@ async def test_a_dm_purchase_reaches_each_approvers_dm_and_the_click_resumes_it(
         assert "$200.00" in text  # budget left after it
         assert "buy 2 monitors for $300" in text  # the request's own words
         assert "<@UA1>" in text and "<@UA2>" in text
+        buttons = {
+            e["action_id"]: e
+            for b in message["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+        }
+        assert buttons[APPROVE]["style"] == "primary" and buttons[DENY]["style"] == "danger"
+    # every message went where someone concerned can read it
+    assert fake_slack.unseen("U1", "UA1", "UA2") == []
     # nothing with buttons in the requester's DM, and the requester cannot click a copy
     assert not any(has_buttons(m) for m in fake_slack.messages_in(requester_dm))
     with pytest.raises(ClickRefused):
@@ -181,6 +190,7 @@ async def test_a_channel_purchase_reaches_an_approver_who_is_not_in_the_channel(
     assert link.response["permalink"] in json.dumps(message["blocks"])
     # nobody in CTEAM was shown buttons they could not use
     assert not any(has_buttons(m) for m in fake_slack.messages_in("CTEAM"))
+    assert fake_slack.unseen("U1", "UAPPROVER") == []
 
     assert await click(h, message, APPROVE, "UAPPROVER") == 200
     assert not has_buttons(copy_in(fake_slack, dm))
