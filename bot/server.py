@@ -67,15 +67,20 @@ def routes(
     scheduler: JobScheduler,
     link: SocketLink | None,
 ) -> list[web.RouteDef]:
-    """Everything the HTTP port serves, in one place.
+    """Everything the HTTP port serves, in one place, by section:
 
-    - Operator endpoints (read-only; both modes): GET /healthz, and GET /metrics.
-    - The HTTP API (its own bearer auth; both modes): /api/v1/...
-    - Slack's request URL, POST /slack/events: in HTTP mode only, behind the
-      signature check. In Socket Mode Slack talks over the websocket, so nothing
-      on this port reaches Bolt.
+    1. read-only operator endpoints (GET /healthz, GET /metrics …): both modes;
+    2. the HTTP API under /api/v1/ (its own bearer auth): both modes;
+    3. Slack's request URL, POST /slack/events: HTTP mode only, behind the signature
+       check. In Socket Mode Slack talks over the websocket: nothing here reaches Bolt.
     """
-    served = [health_route(container, lambda: scheduler.running, link.problem if link else None)]
+    served: list[web.RouteDef] = []
+    # 1. operator endpoints
+    served.append(
+        health_route(container, lambda: scheduler.running, link.problem if link else None)
+    )
+    # 2. the HTTP API
+    # 3. Slack
     if not settings.socket_mode:
         if settings.slack_signing_secret is None:
             raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET to check requests")

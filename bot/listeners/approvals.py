@@ -7,6 +7,7 @@ import logging
 import re
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -95,5 +96,7 @@ def _answer_later(
             log.warning(
                 "could not tell %s why a click was refused: %s", user, exc.response.get("error")
             )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("could not tell %s why a click was refused: %r", user, exc)
 
     service.background.spawn(send(), "approval-refusal")
