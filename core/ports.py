@@ -129,8 +129,11 @@ class OutboxItem:
 class Outbox(Protocol):
     async def add(self, notice: Notice, at: datetime) -> int: ...
     async def claim_due(
-        self, at: datetime, limit: int, lease_seconds: float
-    ) -> list[OutboxItem]: ...
+        self, at: datetime, limit: int, lease_seconds: float, *, webhooks: bool = False
+    ) -> list[OutboxItem]:
+        """Claim due entries of one lane: webhook events, or everything else."""
+        ...
+
     async def extend_claims(self, item_ids: Sequence[int], until: datetime) -> None:
         """Keep entries still being delivered claimed (a live sender renews its lease)."""
         ...
