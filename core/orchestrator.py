@@ -136,6 +136,9 @@ class Orchestrator:
             if request.event_id and not await uow.inbox.add(request.event_id, self._clock.now()):
                 return Submission(Outcome.DUPLICATE)
             conv = request.conversation
+            if not conv.channel:
+                # over the HTTP API the refusal is the response itself
+                return Submission(Outcome.REFUSED, reason=reason)
             await uow.outbox.add(
                 RequestRefused(
                     destination=Destination(channel=conv.channel, thread_ts=conv.thread_ts),

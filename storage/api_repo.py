@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.states import TaskStatus
 from storage._sql import NO_SYNC, insert_ignore, rowcount
-from storage.models import ApiIdempotencyRow, ApiTokenRow, TaskWebhookRow
+from storage.models import ApiIdempotencyRow, ApiTokenRow, TaskRow, TaskWebhookRow
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,16 @@ class SqlApiStore:
         )
         return await rowcount(self._session, statement) == 1
 
-    async def token_user(self, token_hash: str) -> str | None:
-        """The user a live token belongs to (looked up by its hash, an indexed equality)."""
-        return await self._session.scalar(
-            select(ApiTokenRow.user_id).where(
-                ApiTokenRow.token_hash == token_hash, ApiTokenRow.revoked_at.is_(None)
+    async def live_token(self, token_id: int) -> tuple[str, str] | None:
+        """(user id, secret hash) of a token that is not revoked."""
+        row = (
+            await self._session.execute(
+                select(ApiTokenRow.user_id, ApiTokenRow.token_hash).where(
+                    ApiTokenRow.id == token_id, ApiTokenRow.revoked_at.is_(None)
+                )
             )
-        )
+        ).first()
+        return (row.user_id, row.token_hash) if row is not None else None
 
     async def claim_idempotency_key(
         self, user_id: str, key: str, body_hash: str, at: datetime
@@ -81,3 +85,15 @@ class SqlApiStore:
         return await self._session.scalar(
             select(TaskWebhookRow.url).where(TaskWebhookRow.task_id == task_id)
         )
+
+    async def root_ids(
+        self, user_id: str, status: TaskStatus | None, before_id: int | None, limit: int
+    ) -> list[int]:
+        """Ids of a requester's requests, newest first, for keyset pagination."""
+        query = select(TaskRow.id).where(TaskRow.requester == user_id, TaskRow.parent_id.is_(None))
+        if status is not None:
+            query = query.where(TaskRow.status == status.value)
+        if before_id is not None:
+            query = query.where(TaskRow.id < before_id)
+        rows = await self._session.scalars(query.order_by(TaskRow.id.desc()).limit(limit))
+        return list(rows)
