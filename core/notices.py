@@ -180,7 +180,7 @@ class TaskRetried(Notice):
     kind: ClassVar[str] = "task_retried"
     title: str = ""
     retried_by: str = ""
-    steps: tuple[str, ...] = ()
+    step_titles: tuple[str, ...] = ()
 
 
 NOTICE_TYPES: dict[str, type[Notice]] = {

@@ -101,7 +101,7 @@ class Retrying:
                     task_id=root.id,
                     title=root.title,
                     retried_by=requester,
-                    steps=tuple(f"#{s.id} {s.title}" for s in failed),
+                    step_titles=tuple(f"#{s.id} {s.title}" for s in failed),
                 ),
                 self._clock.now(),
             )

@@ -13,7 +13,7 @@ from bot.api.models import ErrorBody
 from bot.api.routes import Endpoint
 
 REF = "#/components/schemas/{model}"
-_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+_PARAM = re.compile(r"\{(\w+)(?::(?:[^{}]|\{[^{}]*\})*)?\}")
 _REASONS = {
     400: "Malformed request (bad JSON, bad cursor)",
     401: "Missing, unknown or revoked bearer token",

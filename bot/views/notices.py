@@ -261,8 +261,8 @@ def _task_retried(n: TaskRetried) -> Message:
     line = f"🔁 Retrying {_ref(n.task_id)}: *{_title(n.title)}*"
     if n.retried_by:
         line += f" (asked by {mention(n.retried_by)})"
-    if n.steps:
-        line += "\nRunning again: " + ", ".join(escape(s) for s in n.steps)
+    if n.step_titles:
+        line += "\nRunning again: " + ", ".join(escape(s) for s in n.step_titles)
     return message(f"Retrying: {_title(n.title)}", [section(line)])
 
 
