@@ -92,7 +92,8 @@ async def build(settings: Settings, clock: Clock | None = None) -> Container:
     await upgrade(settings.database_url)
     clock = clock or SystemClock()
     uow = SqlUnitOfWorkFactory(create_engine(settings.database_url), clock)
-    uow.before_commit_with_notices(WebhookEmitter(clock, settings.webhook_url))
+    if settings.webhook_secret is not None:  # unsigned webhooks are never sent
+        uow.before_commit_with_notices(WebhookEmitter(clock, settings.webhook_url))
     registry = build_registry(settings)
     service = TaskService(uow, registry, settings.policy(), clock)
     return Container(settings, uow, service, registry, clock)

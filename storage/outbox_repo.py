@@ -159,7 +159,8 @@ class SqlOutbox:
     async def backlog(self, at: datetime) -> tuple[int, datetime | None, int]:
         rows = await self._session.execute(
             select(OutboxRow.status, func.count(OutboxRow.id), func.min(OutboxRow.created_at))
-            .where(OutboxRow.status.in_((PENDING, FAILED)))
+            # Slack's backlog: webhook events wait on receivers, not on Slack
+            .where(OutboxRow.status.in_((PENDING, FAILED)), OutboxRow.kind != WEBHOOK)
             .group_by(OutboxRow.status)
         )
         by_status = {status: (int(count), oldest) for status, count, oldest in rows}
