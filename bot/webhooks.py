@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -135,11 +136,14 @@ class WebhookSender:
             self.stats.retried += 1
             raise DeliveryError(f"cannot resolve {host}: {exc}", permanent=False) from exc
         body = body_of(notice)
+        # Signed per attempt (same id, current time), so a retry hours later still falls
+        # inside receivers' timestamp tolerance; the body keeps the event's own time.
+        sent_at = int(time.time())
         headers = {
             "content-type": "application/json",
             "webhook-id": notice.event_id,
-            "webhook-timestamp": str(notice.timestamp),
-            "webhook-signature": sign(self._key, notice.event_id, notice.timestamp, body),
+            "webhook-timestamp": str(sent_at),
+            "webhook-signature": sign(self._key, notice.event_id, sent_at, body),
             "user-agent": "taskbot-webhooks",
         }
         try:

@@ -89,7 +89,7 @@ def _query(request: web.Request, model: type[BaseModel]) -> Any:
     return model.model_validate(dict(request.query))
 
 
-def _task_id(request: web.Request) -> int:
+def _path_id(request: web.Request) -> int:
     return int(request.match_info["id"])
 
 
@@ -200,7 +200,7 @@ async def _check_webhook(container: Container, url: str) -> None:
 
 async def get_task(request: web.Request) -> web.Response:
     user = await _user(request)
-    return _json(m.TaskOut.model_validate(await _own_task(request, user, _task_id(request))))
+    return _json(m.TaskOut.model_validate(await _own_task(request, user, _path_id(request))))
 
 
 def _cursor(task_id: int) -> str:
@@ -238,7 +238,7 @@ async def list_tasks(request: web.Request) -> web.Response:
 async def cancel_task(request: web.Request) -> web.Response:
     user = await _user(request)
     await _body(request, _Empty)
-    task_id = _task_id(request)
+    task_id = _path_id(request)
     await _own_task(request, user, task_id)
     outcome = await _container(request).service.cancel(user, task_id)
     if not outcome.cancelled:
@@ -250,7 +250,7 @@ async def cancel_task(request: web.Request) -> web.Response:
 async def retry_task(request: web.Request) -> web.Response:
     user = await _user(request)
     await _body(request, _Empty)
-    task_id = _task_id(request)
+    task_id = _path_id(request)
     outcome = await _container(request).service.retry(user, task_id)
     if not outcome.retried:
         status = 404 if outcome.reason == "not_found" else 409
@@ -299,7 +299,7 @@ def _decide(decision: Decision) -> Callable[[web.Request], Awaitable[web.Respons
         await _body(request, _Empty)
         # The same core decision the Slack buttons make: same rules, same audit, and the
         # same ApprovalDecided notice, which updates the Slack approval message in place.
-        outcome = await _container(request).service.decide(_task_id(request), user, decision)
+        outcome = await _container(request).service.decide(_path_id(request), user, decision)
         if outcome.result is not DecisionResult.DECIDED or outcome.approval is None:
             status, code = _DECISION_STATUS.get(outcome.result, (409, "not_decided"))
             raise ApiError(status, code, outcome.message)
