@@ -16,7 +16,7 @@ from aiohttp import web
 from bot.api.errors import ApiError
 from storage.uow import SqlUnitOfWorkFactory
 
-_TOKEN = re.compile(r"^tb_(\d{1,12})_([A-Za-z0-9_-]{20,100})$")
+_TOKEN = re.compile(r"^tb_(\d{1,9})_([A-Za-z0-9_-]{20,100})$")
 
 
 def secret_hash(secret: str) -> str:

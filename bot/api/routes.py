@@ -33,7 +33,8 @@ from core.records import Approval, Conversation, Task
 from core.task_view import amount_string, iso, task_view
 
 CONTAINER = web.AppKey("container", Container)
-ROUTE_ID = r"{id:\d{1,12}}"
+#: ids fit PostgreSQL's INTEGER: a longer one is simply not found
+ROUTE_ID = r"{id:\d{1,9}}"
 
 
 class _Empty(BaseModel):
@@ -212,7 +213,7 @@ def _after(cursor: str | None) -> int | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw.startswith("t") and raw[1:].isdigit():
+        if raw.startswith("t") and raw[1:].isdigit() and len(raw) <= 10:
             return int(raw[1:])
     except (ValueError, UnicodeDecodeError):
         pass

@@ -61,7 +61,13 @@ async def test_seed_research_and_email_makes_two_steps_and_the_email_quotes_the_
 
 
 async def test_auth_failures_are_401_json(api: Api) -> None:
-    for token in (None, "nonsense", "tb_1_" + "x" * 43, api.token + "x"):
+    for token in (
+        None,
+        "nonsense",
+        "tb_1_" + "x" * 43,
+        api.token + "x",
+        "tb_9" * 9 + "_" + "x" * 43,
+    ):
         status, body, _ = await api.call("GET", "/tasks", token=token)
         assert status == 401 and body["error"]["code"] == "unauthorized", token
     async with api.session.get(
@@ -265,7 +271,7 @@ async def test_bad_input_gets_json_errors_never_a_500(api: Api) -> None:
         "POST", "/tasks", data=big, headers={"Content-Type": "application/json"}
     )
     assert status == 413 and body["error"]["code"] == "too_large"
-    for path in ("/tasks/abc", "/nowhere", "/tasks/1/explode"):
+    for path in ("/tasks/abc", "/nowhere", "/tasks/1/explode", "/tasks/99999999999999"):
         status, body, _ = await api.call("GET", path)
         assert status == 404 and body["error"]["code"] == "not_found", path
     status, body, _ = await api.call("POST", "/tasks/1/cancel", {"force": True})
