@@ -12,6 +12,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot.api import mount_api
 from bot.container import Container, build
 from bot.health import health_route
 from bot.scheduler import JobScheduler
@@ -30,6 +31,7 @@ class Running:
     bolt: AsyncApp
     scheduler: JobScheduler
     sender: asyncio.Task[None]
+    webhook_sender: asyncio.Task[None] | None = None
     runner: web.AppRunner | None = None
     socket_handler: object | None = None
 
@@ -50,9 +52,13 @@ class Running:
             await self.socket_handler.close_async()  # type: ignore[attr-defined]
         await self.container.service.background.close(grace=10)
         self.scheduler.shutdown()
-        self.sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.sender
+        for task in (self.sender, self.webhook_sender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.container.webhooks is not None:
+            await self.container.webhooks.close()
         if self.container.dispatcher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.container.dispatcher.drain(), timeout=5)
@@ -72,6 +78,7 @@ def web_application(
             health_route(container, lambda: scheduler.running),
         ]
     )
+    mount_api(application, container)
     return application
 
 
@@ -87,6 +94,10 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
     await container.service.resume_unfinished()
     sender = asyncio.get_running_loop().create_task(dispatcher.run_forever(), name="outbox")
     running = Running(container, bolt, scheduler, sender)
+    if (webhooks := container.attach_webhooks()) is not None:
+        running.webhook_sender = asyncio.get_running_loop().create_task(
+            webhooks.run_forever(), name="webhooks"
+        )
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 

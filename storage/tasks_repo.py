@@ -106,6 +106,8 @@ class SqlTaskRepository:
         changes: TaskChanges,
     ) -> bool:
         values: dict[str, Any] = {"status": new.value, "updated_at": at}
+        if changes.reset:
+            values.update(error=None, finished_at=None, worker=None)
         if changes.result is not None:
             values["result"] = changes.result.to_json()
         if changes.error is not None:

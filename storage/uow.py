@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.clock import Clock, SystemClock
+from core.notices import Notice
 from core.ports import (
     ApprovalRepository,
     AuditLog,
@@ -28,6 +29,7 @@ from core.ports import (
     Outbox,
     TaskRepository,
 )
+from storage.api_repo import SqlApiStore
 from storage.approvals_repo import SqlApprovalRepository
 from storage.audit_repo import SqlAuditLog
 from storage.budgets_repo import SqlBudgetRepository
@@ -41,6 +43,8 @@ from storage.tasks_repo import SqlTaskRepository
 log = logging.getLogger(__name__)
 
 PING_SECONDS = 5.0
+
+PreCommit = Callable[["SqlUnitOfWork", Sequence[Notice]], Awaitable[None]]
 
 
 class SqlUnitOfWork:
@@ -56,10 +60,17 @@ class SqlUnitOfWork:
         self.outbox: Outbox = self._outbox
         self.inbox: Inbox = SqlInbox(session)
         self.leases: Leases = SqlLeases(session)
+        #: tokens, idempotency keys and webhook targets of the HTTP API
+        self.api = SqlApiStore(session)
+        self.webhooks = self.api
 
     @property
     def wrote_outbox(self) -> bool:
         return self._outbox.written
+
+    @property
+    def notices_written(self) -> list[Notice]:
+        return self._outbox.added
 
 
 class SqlUnitOfWorkFactory:
@@ -74,6 +85,7 @@ class SqlUnitOfWorkFactory:
             engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
         )
         self._outbox_callbacks: list[Callable[[], object]] = []
+        self._before_commit: list[PreCommit] = []
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SqlUnitOfWorkFactory:
@@ -91,6 +103,9 @@ class SqlUnitOfWorkFactory:
         async with serialized(self.engine, urgent), self._sessions() as session, session.begin():
             uow = SqlUnitOfWork(session, self.clock)
             yield uow
+            if uow.wrote_outbox:
+                for hook in self._before_commit:
+                    await hook(uow, list(uow.notices_written))
         if uow.wrote_outbox:
             self._outbox_written()
 
@@ -99,6 +114,11 @@ class SqlUnitOfWorkFactory:
         """A transaction that only reads: on SQLite it takes no writer lock."""
         async with self._readers() as session:  # closing rolls the read transaction back
             yield SqlUnitOfWork(session, self.clock)
+
+    def before_commit_with_notices(self, hook: PreCommit) -> None:
+        """Run `hook(uow, notices)` inside every transaction that wrote notices, just
+        before it commits, so what the hook writes commits (or rolls back) with them."""
+        self._before_commit.append(hook)
 
     def on_outbox_written(self, callback: Callable[[], object]) -> None:
         """Call `callback()` after every commit whose transaction added outbox rows."""

@@ -43,6 +43,8 @@ async def answer(service: TaskService, user: str, cmd: TasksCommand) -> dict[str
         return render_task_detail(task, children, now)
     if cmd.action == "cancel" and cmd.task_id is not None:
         return render_text((await service.cancel(user, cmd.task_id)).message)
+    if cmd.action == "retry" and cmd.task_id is not None:
+        return render_text((await service.retry(user, cmd.task_id)).message)
     if cmd.action == "budget":
         return render_budget(await service.history.budget(user))
     if cmd.action == "help":
