@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.container import Container, build
 from bot.health import health_route
+from bot.metrics import Metrics, metrics_route
 from bot.scheduler import JobScheduler
 from bot.settings import Settings
 from bot.slack_app import build_app, web_client
@@ -30,6 +31,7 @@ class Running:
     bolt: AsyncApp
     scheduler: JobScheduler
     sender: asyncio.Task[None]
+    metrics: Metrics
     runner: web.AppRunner | None = None
     socket_handler: object | None = None
 
@@ -60,7 +62,7 @@ class Running:
 
 
 def web_application(
-    bolt: AsyncApp, container: Container, scheduler: JobScheduler
+    bolt: AsyncApp, container: Container, scheduler: JobScheduler, metrics: Metrics
 ) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
@@ -70,6 +72,7 @@ def web_application(
         [
             web.post("/slack/events", slack_events),
             health_route(container, lambda: scheduler.running),
+            metrics_route(metrics, container),
         ]
     )
     return application
@@ -77,16 +80,18 @@ def web_application(
 
 async def start(settings: Settings, container: Container | None = None) -> Running:
     container = container or await build(settings)
-    client = web_client(settings)
+    metrics = Metrics()
+    container.uow.on_transition(metrics.task_transitioned)
+    client = web_client(settings, metrics)
     dispatcher = container.attach_notifier(SlackNotifier(client))
-    bolt = build_app(settings, container.service, client)
-    scheduler = JobScheduler(container, settings)
+    bolt = build_app(settings, container.service, client, metrics)
+    scheduler = JobScheduler(container, settings, metrics)
     await scheduler.heartbeat()
     await scheduler.recover()
     scheduler.start()
     await container.service.resume_unfinished()
     sender = asyncio.get_running_loop().create_task(dispatcher.run_forever(), name="outbox")
-    running = Running(container, bolt, scheduler, sender)
+    running = Running(container, bolt, scheduler, sender, metrics)
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
@@ -95,13 +100,15 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
         await handler.connect_async()  # type: ignore[no-untyped-call]
         running.socket_handler = handler
         log.info("taskbot connected over Socket Mode")
-    runner = web.AppRunner(web_application(bolt, container, scheduler), access_log=None)
+    runner = web.AppRunner(web_application(bolt, container, scheduler, metrics), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     running.runner = runner
     log.info(
-        "taskbot listening on %s:%s (POST /slack/events, GET /healthz)", settings.host, running.port
+        "taskbot listening on %s:%s (POST /slack/events, GET /healthz, GET /metrics)",
+        settings.host,
+        running.port,
     )
     return running
 
