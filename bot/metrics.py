@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
@@ -135,9 +135,6 @@ class Metrics:
         self.outbox_failed.set(failed)
         self.approvals_pending.set(approvals)
 
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
-
 
 class WebApiErrors(AsyncRetryHandler):
     """Counts failed Web API calls; never asks for a retry.
@@ -189,10 +186,9 @@ def _error_code(response: HttpResponse | None, error: Exception | None) -> str |
 def metrics_route(metrics: Metrics, container: Container) -> web.RouteDef:
     """GET /metrics: read-only, for Prometheus; served in HTTP and Socket Mode."""
 
-    async def scrape(_request: web.Request) -> web.Response:
+    async def scrape(request: web.Request) -> web.Response:
         await metrics.refresh(container)
-        return web.Response(
-            body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encode(metrics.registry), headers={"Content-Type": content_type})
 
     return web.get("/metrics", scrape)
