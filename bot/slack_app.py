@@ -50,8 +50,11 @@ class ObservedApp(AsyncApp):
         started = time.perf_counter()
         response = await super().async_dispatch(req)
         seconds = time.perf_counter() - started
-        body = req.body if isinstance(req.body, dict) else {}
-        kind = request_kind(body)
+        # A request that failed signature checks is anyone's text: neither its kind
+        # (a metrics label) nor its ids are trusted.
+        verified = response.status != 401 and isinstance(req.body, dict)
+        body = req.body if verified else {}
+        kind = request_kind(body) if verified else "unverified"
         outcome = req.context.get("outcome")
         self.metrics.request(kind, response.status, outcome, seconds)
         retry = next(iter(req.headers.get("x-slack-retry-num") or ()), None)

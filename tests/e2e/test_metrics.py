@@ -68,7 +68,9 @@ async def test_metrics_count_events_retries_clicks_transitions_and_approvals(
     await harness.settle()
 
     m = await scrape(port)
-    assert value(m, "taskbot_events_received_total", kind="message") == 3
+    assert value(m, "taskbot_events_received_total", kind="message") == 2
+    assert value(m, "taskbot_events_received_total", kind="unverified") == 1
+    assert value(m, "taskbot_events_acked_total", kind="unverified") == 0
     assert value(m, "taskbot_events_acked_total", kind="message") == 2
     assert value(m, "taskbot_events_deduplicated_total", kind="message") == 1
     assert value(m, "taskbot_ack_latency_seconds_count", kind="message") == 2
