@@ -170,3 +170,25 @@ async def test_two_apps_in_one_process_keep_their_own_counts(
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_metrics_are_served_and_counted_in_socket_mode(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    settings = make_settings(
+        tmp_path, fake_slack, SLACK_APP_TOKEN="xapp-1-test", SLACK_SIGNING_SECRET=None
+    )
+    running = await start(settings)
+    try:
+        await fake_slack.socket_mode.connected()
+        envelope = payloads.im_message("research office chairs", user="U1", channel="D1")
+        first = await fake_slack.socket_mode.push(envelope)
+        again = await fake_slack.socket_mode.push(envelope, retry_attempt=1)
+        await fake_slack.socket_mode.ack_for(first)
+        await fake_slack.socket_mode.ack_for(again)
+        m = await scrape(running.port)
+        assert value(m, "taskbot_events_received_total", kind="message") == 2
+        assert value(m, "taskbot_events_acked_total", kind="message") == 2
+        assert value(m, "taskbot_events_deduplicated_total", kind="message") == 1
+    finally:
+        await running.stop()
