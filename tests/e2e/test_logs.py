@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +15,9 @@ from typing import Any
 
 import pytest
 
+from bot.server import start
+from tests.e2e.conftest import SECRET as E2E_SECRET
+from tests.e2e.conftest import make_settings
 from tests.e2e.process import REPO, BotProcess, bot_env, free_port
 from tests.e2e.test_metrics import scrape, value
 from tests.slackfake import payloads
@@ -130,3 +134,37 @@ def test_console_logs_json_without_migration_chatter(tmp_path: Path) -> None:
         assert "Sources:" in done.stdout
         assert_quiet_and_clean(done.stderr, records(done.stderr))
     assert not any(r["logger"].startswith("alembic") for r in records(done.stderr))
+
+
+async def test_a_job_run_that_did_something_is_one_info_line(
+    tmp_path: Path, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    settings = make_settings(
+        tmp_path,
+        fake_slack,
+        TASKBOT_STALE_AFTER_SECONDS=1,
+        TASKBOT_STALE_CHECK_SECONDS=1,
+        TASKBOT_REPORT_CHANNEL="COPS",
+    )
+    running = await start(settings)
+    runs = 0.0
+    try:
+        async with SignedSender(f"http://127.0.0.1:{running.port}/slack/events", E2E_SECRET) as s:
+            dm = payloads.im_message("buy 2 monitors for $300", user="U1", channel="D1")
+            assert (await s.event(dm)).status == 200
+        await fake_slack.wait_for("chat.postMessage", where=lambda c: c.params["channel"] == "COPS")
+        for _ in range(400):  # several runs, most with nothing (new) to report
+            runs = value(await scrape(running.port), "taskbot_job_runs_total", job="stale-report")
+            if runs >= 4:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await running.stop()
+    reports = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == "COPS"]
+    jobs = [r for r in caplog.records if r.name == "bot.scheduler"]
+    assert runs >= 4 and 1 <= len(jobs) < runs
+    # (a run cut short by the shutdown may have logged a report it could not post)
+    assert len(reports) <= len(jobs) <= len(reports) + 1
+    for r in jobs:
+        assert (r.levelname, r.job, r.count) == ("INFO", "stale-report", 1)  # type: ignore[attr-defined]
