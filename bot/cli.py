@@ -10,7 +10,7 @@ import sys
 
 from pydantic import ValidationError
 
-from bot import log_safety
+from bot import logs
 from bot.settings import Settings
 
 
@@ -25,19 +25,17 @@ def _settings() -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    secrets = (
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        settings.llm_api_key,
+        settings.webhook_secret,
     )
-    log_safety.install(
-        s.get_secret_value()
-        for s in (
-            settings.slack_bot_token,
-            settings.slack_signing_secret,
-            settings.slack_app_token,
-            settings.llm_api_key,
-            settings.webhook_secret,
-        )
-        if s is not None
+    logs.configure(
+        settings.log_level,
+        settings.log_format,
+        [s.get_secret_value() for s in secrets if s is not None],
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(False, alias="TASKBOT_WEBHOOK_ALLOW_PRIVATE")
     webhook_give_up_seconds: float = Field(3600, alias="TASKBOT_WEBHOOK_GIVE_UP_SECONDS", ge=0)
     api_max_body_bytes: int = Field(65536, alias="TASKBOT_API_MAX_BODY_BYTES", gt=0)
+    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
 
     @field_validator("approvers", mode="before")
     @classmethod
@@ -51,6 +52,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("currency")
     @classmethod

@@ -29,6 +29,7 @@ from core.ports import (
     Outbox,
     TaskRepository,
 )
+from core.states import TaskStatus
 from storage.api_repo import SqlApiStore
 from storage.approvals_repo import SqlApprovalRepository
 from storage.audit_repo import SqlAuditLog
@@ -52,7 +53,8 @@ class SqlUnitOfWork:
         #: the session itself, for storage tests and one-off queries; core uses the ports
         self.session = session
         self._outbox = SqlOutbox(session)
-        self.tasks: TaskRepository = SqlTaskRepository(session, clock)
+        self._tasks = SqlTaskRepository(session, clock)
+        self.tasks: TaskRepository = self._tasks
         self.approvals: ApprovalRepository = SqlApprovalRepository(session)
         self.budgets: BudgetRepository = SqlBudgetRepository(session)
         self.ledger: Ledger = SqlLedger(session)
@@ -72,6 +74,11 @@ class SqlUnitOfWork:
     def notices_written(self) -> list[Notice]:
         return self._outbox.added
 
+    @property
+    def entered(self) -> list[TaskStatus]:
+        """Statuses tasks moved into in this transaction."""
+        return self._tasks.entered
+
 
 class SqlUnitOfWorkFactory:
     """Call it to open a unit of work: `async with factory() as uow: ...`."""
@@ -86,6 +93,7 @@ class SqlUnitOfWorkFactory:
         )
         self._outbox_callbacks: list[Callable[[], object]] = []
         self._before_commit: list[PreCommit] = []
+        self._transition_callbacks: list[Callable[[TaskStatus], object]] = []
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SqlUnitOfWorkFactory:
@@ -108,6 +116,8 @@ class SqlUnitOfWorkFactory:
                     await hook(uow, list(uow.notices_written))
         if uow.wrote_outbox:
             self._outbox_written()
+        for status in uow.entered:
+            self._transitioned(status)
 
     @asynccontextmanager
     async def _reader(self) -> AsyncIterator[SqlUnitOfWork]:
@@ -123,6 +133,17 @@ class SqlUnitOfWorkFactory:
     def on_outbox_written(self, callback: Callable[[], object]) -> None:
         """Call `callback()` after every commit whose transaction added outbox rows."""
         self._outbox_callbacks.append(callback)
+
+    def on_transition(self, callback: Callable[[TaskStatus], object]) -> None:
+        """Call `callback(status)` for every task status change, once it is committed."""
+        self._transition_callbacks.append(callback)
+
+    def _transitioned(self, status: TaskStatus) -> None:
+        for callback in self._transition_callbacks:
+            try:
+                callback(status)
+            except Exception:
+                log.exception("transition callback %r failed", callback)
 
     def _outbox_written(self) -> None:
         for callback in self._outbox_callbacks:

@@ -23,7 +23,9 @@ def register(app: AsyncApp, service: TaskService) -> None:
         channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
         value = str(action.get("value", ""))
         # core checks the requester (from the signed payload's user, never the button)
-        outcome = await service.retry(user, int(value)) if value.isdigit() and len(value) <= 9 else None
+        outcome = (
+            await service.retry(user, int(value)) if value.isdigit() and len(value) <= 9 else None
+        )
         await ack()
         if outcome is not None and outcome.retried:
             return  # the thread hears about it from the TaskRetried notice
