@@ -12,12 +12,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.container import Container
 from bot.settings import Settings
 from core.approval_timer import ApprovalTimer
+from core.housekeeping import Housekeeping
 from core.recovery import Recovery, worker_lease
 from core.stale import StaleReporter
 
 log = logging.getLogger(__name__)
-
-INBOX_KEEP = timedelta(days=7)
 
 
 class JobScheduler:
@@ -34,6 +33,7 @@ class JobScheduler:
             container.uow, service.approvals, service.policy, container.clock
         )
         self.recovery = Recovery(container.uow, service.registry, container.clock)
+        self.housekeeper = Housekeeping(container.uow, container.clock, settings.retention())
 
     @property
     def running(self) -> bool:
@@ -102,6 +102,5 @@ class JobScheduler:
         for root in await self.recovery.run():
             self._c.service.orchestrator.schedule(root)
 
-    async def housekeeping(self) -> int:
-        async with self._c.uow() as uow:
-            return await uow.inbox.prune_before(self._c.clock.now() - INBOX_KEEP)
+    async def housekeeping(self) -> dict[str, int]:
+        return await self.housekeeper.run()
