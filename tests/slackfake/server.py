@@ -356,6 +356,7 @@ class FakeSlack:
         bot_name: str = "taskbot",
         valid_tokens: Iterable[str] | None = None,
         scopes: Iterable[str] = DEFAULT_BOT_SCOPES,
+        ts_clock: Callable[[], float] | None = None,
     ) -> None:
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -385,6 +386,9 @@ class FakeSlack:
 
         self._scripts: dict[str, deque[ScriptStep]] = {}
         self._next_ts = 1_700_000_000_000_100
+        #: Slack's ts is the posting time (epoch seconds): with a clock, new ts follow it
+        #: (history's oldest/latest then mean what they mean); without, a counter
+        self._ts_clock = ts_clock
         self._view_seq = 0
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -556,7 +560,9 @@ class FakeSlack:
 
     def new_ts(self) -> str:
         value = self._next_ts
-        self._next_ts += 100
+        if self._ts_clock is not None:
+            value = max(value, int(self._ts_clock() * 1_000_000))
+        self._next_ts = value + 100
         return f"{value // 1_000_000}.{value % 1_000_000:06d}"
 
     # ---------------------------------------------------------------- HTTP layer
