@@ -10,6 +10,7 @@ instead of posting again. Elsewhere (channels) it is posted again.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,18 +78,19 @@ class SlackNotifier:
         self._client = client
 
     async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None:
+        doubt = _Doubt(attempt is not None and attempt.unconfirmed_since is not None)
         try:
-            return await self._deliver(notice, attempt)
+            return await self._deliver(notice, attempt, doubt)
         except SlackApiError as exc:
-            raise _classify(exc) from exc
-        except aiohttp.ClientConnectorError as exc:
+            raise _classify(exc, doubt=doubt.open) from exc
+        except aiohttp.ClientConnectorError as exc:  # nothing was sent
             raise DeliveryError(
-                f"network: {exc!r}", permanent=False, maybe_delivered=False
+                f"network: {exc!r}", permanent=False, maybe_delivered=doubt.open
             ) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise DeliveryError(f"network: {exc!r}", permanent=False) from exc
 
-    async def _deliver(self, notice: Notice, attempt: Attempt | None) -> str | None:
+    async def _deliver(self, notice: Notice, attempt: Attempt | None, doubt: _Doubt) -> str | None:
         dest = notice.destination
         channel = dest.channel or await self._open_dm(dest.user)
         if isinstance(notice, ApprovalDecided) and notice.message_ts:
@@ -107,6 +109,7 @@ class SlackNotifier:
                     found,
                 )
                 return found
+            doubt.open = False  # settled: not there (or not readable), so it is posted
         permalinks = await self._permalinks(notice) if isinstance(notice, StaleReport) else None
         message = render(notice, permalinks=permalinks)
         options: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
@@ -162,7 +165,7 @@ class SlackNotifier:
                     error,
                 )
                 return None
-            raise _classify(exc, looked_up=True) from exc
+            raise _classify(exc, doubt=True) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             # the earlier attempt is still unconfirmed: keep it so, try again later
             raise DeliveryError(f"looking for an earlier post: {exc!r}", permanent=False) from exc
@@ -219,9 +222,17 @@ def _slack_ts(at: datetime) -> str:
     return f"{at.timestamp():.6f}"
 
 
-def _classify(exc: SlackApiError, *, looked_up: bool = False) -> DeliveryError:
-    """`looked_up`: the error answered the lookup for an earlier attempt, which
-    therefore stays unconfirmed (maybe delivered)."""
+@dataclass
+class _Doubt:
+    """Whether an earlier attempt may have posted: until the lookup settles it, no
+    failure of this attempt may clear it (the entry would then be posted blind)."""
+
+    open: bool
+
+
+def _classify(exc: SlackApiError, *, doubt: bool) -> DeliveryError:
+    """Slack answered, so this request did nothing; an earlier attempt still in
+    `doubt` keeps the entry unconfirmed."""
     response = exc.response
     status = response.status_code
     error = f"http_{status}"
@@ -234,8 +245,8 @@ def _classify(exc: SlackApiError, *, looked_up: bool = False) -> DeliveryError:
             f"rate limited: {error}",
             permanent=False,
             retry_after=seconds,
-            maybe_delivered=looked_up,
+            maybe_delivered=doubt,
         )
     if status >= 500:  # the post may have been taken before the error
         return DeliveryError(f"slack answered {status}", permanent=False)
-    return DeliveryError(error, permanent=error in PERMANENT_ERRORS, maybe_delivered=looked_up)
+    return DeliveryError(error, permanent=error in PERMANENT_ERRORS, maybe_delivered=doubt)

@@ -19,7 +19,7 @@ from core.outbox import OutboxDispatcher
 from core.ports import Attempt
 from storage.models import OutboxRow
 from storage.uow import SqlUnitOfWorkFactory
-from tests.slackfake.server import AnswerLate, ApiError, FakeSlack, RateLimited
+from tests.slackfake.server import OK, AnswerLate, ApiError, FakeSlack, RateLimited
 
 THREAD = "1795000000.000100"
 #: the client gives up long before the fake answers a post it has already stored
@@ -111,6 +111,22 @@ async def test_post_taken_but_answer_timed_out_in_a_users_dm_is_not_posted_again
     assert len(slack.messages_in(dm)) == 1, slack.dump_calls()
     assert sent.message_ts == slack.messages_in(dm)[0]["ts"]
     assert [c.ok for c in slack.calls_to("conversations.history")] == [True]
+
+
+async def test_dm_open_rate_limited_on_the_retry_still_looks_before_posting(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, slack: FakeSlack
+) -> None:
+    """A refusal before the lookup settles nothing about the earlier, timed-out post."""
+    slack.script("chat.postMessage", [AnswerLate(LATE)])
+    slack.script("conversations.open", [OK(), RateLimited(retry_after=5)])
+    entry = await add(uow_factory, clock, failed(Destination(user="U43")))
+
+    sent = await drain_until_sent(uow_factory, slack, clock, entry)
+
+    assert [c.status for c in slack.calls_to("conversations.open")] == [200, 429, 200]
+    dm = slack.dm_channel_for("U43")
+    assert len(slack.messages_in(dm)) == 1, slack.dump_calls()
+    assert sent.message_ts == slack.messages_in(dm)[0]["ts"]
 
 
 async def test_sender_killed_after_slack_took_the_post_is_adopted_not_reposted(
