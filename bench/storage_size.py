@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.clock import FakeClock, SystemClock
 from core.housekeeping import Housekeeping, Retention
+from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
 from tests.slackfake import payloads
 from tests.slackfake.server import FakeSlack
@@ -159,6 +160,15 @@ async def main() -> None:
 
 
 async def measure(database_url: str, requests: int, concurrency: int, sqlite_path: str) -> None:
+    postgres = database_url.startswith("postgresql")
+
+    async def size(vacuum: bool) -> int:
+        if postgres:
+            return await postgres_bytes(database_url, vacuum)
+        return sqlite_bytes(sqlite_path)
+
+    await upgrade(database_url)
+    empty = await size(vacuum=False)  # the schema's fixed cost, not counted per request
     async with FakeSlack() as slack:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -181,23 +191,20 @@ async def measure(database_url: str, requests: int, concurrency: int, sqlite_pat
             bot.terminate()
             bot.wait(timeout=30)
 
-    postgres = database_url.startswith("postgresql")
-
-    async def size(vacuum: bool) -> int:
-        if postgres:
-            return await postgres_bytes(database_url, vacuum)
-        return sqlite_bytes(sqlite_path)
-
     after_run = await size(vacuum=postgres)
     pruned = await prune_as_if_retention_passed(database_url)
     after_prune = await size(vacuum=postgres)
     backend = "PostgreSQL" if postgres else "SQLite"
     print(f"{backend}: {requests} requests, {2 * requests} replies delivered")
-    print(f"after the run          {after_run} bytes = {after_run / requests:.0f} bytes/request")
+    print(f"empty schema           {empty} bytes")
+    print(
+        f"after the run          {after_run} bytes: "
+        f"{(after_run - empty) / requests:.0f} bytes/request"
+    )
     print(f"pruned past retention  {pruned}")
     print(
-        f"kept for good          {after_prune} bytes = {after_prune / requests:.0f} bytes/request"
-        " (tasks, audit log, ledger)"
+        f"kept for good          {after_prune} bytes: "
+        f"{(after_prune - empty) / requests:.0f} bytes/request (tasks, audit log, ledger)"
     )
 
 
