@@ -14,12 +14,11 @@ from bot.container import Container
 from bot.metrics import Metrics
 from bot.settings import Settings
 from core.approval_timer import ApprovalTimer
+from core.housekeeping import Housekeeping
 from core.recovery import Recovery, worker_lease
 from core.stale import StaleReporter
 
 log = logging.getLogger(__name__)
-
-INBOX_KEEP = timedelta(days=7)
 
 
 class JobScheduler:
@@ -39,6 +38,7 @@ class JobScheduler:
             container.uow, service.approvals, service.policy, container.clock
         )
         self.recovery = Recovery(container.uow, service.registry, container.clock)
+        self.housekeeper = Housekeeping(container.uow, container.clock, settings.retention())
 
     @property
     def running(self) -> bool:
@@ -129,5 +129,5 @@ class JobScheduler:
         return len(roots)
 
     async def housekeeping(self) -> int:
-        async with self._c.uow() as uow:
-            return await uow.inbox.prune_before(self._c.clock.now() - INBOX_KEEP)
+        """Rows pruned, all kinds together."""
+        return sum((await self.housekeeper.run()).values())
