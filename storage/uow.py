@@ -35,6 +35,7 @@ from storage.engine import READ_ONLY, create_engine, serialized
 from storage.inbox_repo import SqlInbox
 from storage.leases_repo import SqlLeases
 from storage.ledger_repo import SqlLedger
+from storage.liveness import LivenessLease
 from storage.outbox_repo import SqlOutbox
 from storage.tasks_repo import SqlTaskRepository
 
@@ -74,6 +75,7 @@ class SqlUnitOfWorkFactory:
             engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
         )
         self._outbox_callbacks: list[Callable[[], object]] = []
+        self._side_leases: list[LivenessLease] = []
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SqlUnitOfWorkFactory:
@@ -99,6 +101,13 @@ class SqlUnitOfWorkFactory:
         """A transaction that only reads: on SQLite it takes no writer lock."""
         async with self._readers() as session:  # closing rolls the read transaction back
             yield SqlUnitOfWork(session, self.clock)
+
+    def liveness_lease(self, name: str, holder: str, ttl_seconds: float) -> LivenessLease:
+        """The lease that says this process is alive, renewed on its own lane
+        (storage.liveness); closed with this factory."""
+        lease = LivenessLease(self.engine, name, holder, ttl_seconds)
+        self._side_leases.append(lease)
+        return lease
 
     def on_outbox_written(self, callback: Callable[[], object]) -> None:
         """Call `callback()` after every commit whose transaction added outbox rows."""
@@ -126,4 +135,6 @@ class SqlUnitOfWorkFactory:
         return True
 
     async def dispose(self) -> None:
+        for lease in self._side_leases:
+            await lease.close()
         await self.engine.dispose()
