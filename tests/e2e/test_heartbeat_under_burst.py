@@ -119,15 +119,10 @@ async def test_heartbeat_under_a_2000_event_burst_with_a_10s_ttl(
                 .select_from(AuditRow)
                 .where(AuditRow.action == "IN_PROGRESS->PENDING")
             )
-            status = dict(
-                (
-                    await session.execute(
-                        select(TaskRow.status, func.count()).group_by(TaskRow.status)
-                    )
-                )
-                .tuples()
-                .all()
+            counted = await session.execute(
+                select(TaskRow.status, func.count()).group_by(TaskRow.status)
             )
+            status = {name: int(n) for name, n in counted.all()}
     finally:
         await db.dispose()
     lapses = [-m for m in margins if m < 0]
