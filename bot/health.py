@@ -35,6 +35,16 @@ async def health_report(
         "failed": failed,
         "recent_failures": [{**f, "at": str(f.get("at"))} for f in failures],
     }
+    if container.webhooks is not None:
+        stats = container.webhooks.stats
+        report["webhooks"] = {
+            "delivered": stats.delivered,
+            "retried": stats.retried,
+            "gave_up": stats.gave_up,
+            "recent_failures": [
+                {**f, "at": str(f.get("at"))} for f in failures if f.get("kind") == "webhook"
+            ],
+        }
     if down is not None:
         # Slack cannot reach us: nothing anyone says to the bot arrives
         report["status"] = "down"

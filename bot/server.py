@@ -7,15 +7,18 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from functools import partial
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
+from bot.api import mount_api
 from bot.container import Container, build
 from bot.health import health_route
+from bot.metrics import Metrics, metrics_route
 from bot.scheduler import JobScheduler
 from bot.settings import Settings
-from bot.slack_app import build_app, web_client
+from bot.slack_app import build_app, record_refused, web_client
 from bot.slack_gate import slack_events
 from bot.slack_notifier import SlackNotifier
 from bot.socket_link import SocketLink
@@ -31,6 +34,8 @@ class Running:
     bolt: AsyncApp
     scheduler: JobScheduler
     sender: asyncio.Task[None]
+    metrics: Metrics
+    webhook_sender: asyncio.Task[None] | None = None
     runner: web.AppRunner | None = None
     socket_link: SocketLink | None = None
 
@@ -51,9 +56,13 @@ class Running:
             await self.socket_link.close()
         await self.container.service.background.close(grace=10)
         self.scheduler.shutdown()
-        self.sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.sender
+        for task in (self.sender, self.webhook_sender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.container.webhooks is not None:
+            await self.container.webhooks.close()
         if self.container.dispatcher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.container.dispatcher.drain(), timeout=5)
@@ -65,60 +74,65 @@ def routes(
     bolt: AsyncApp,
     container: Container,
     scheduler: JobScheduler,
+    metrics: Metrics,
     link: SocketLink | None,
 ) -> list[web.RouteDef]:
-    """Everything the HTTP port serves, in one place, by section:
+    """The port's own routes, by section (the HTTP API is mounted beside them, see
+    `web_application`):
 
-    1. read-only operator endpoints (GET /healthz, GET /metrics …): both modes;
-    2. the HTTP API under /api/v1/ (its own bearer auth): both modes;
-    3. Slack's request URL, POST /slack/events: HTTP mode only, behind the signature
+    1. read-only operator endpoints (GET /healthz, GET /metrics): both modes;
+    2. Slack's request URL, POST /slack/events: HTTP mode only, behind the signature
        check. In Socket Mode Slack talks over the websocket: nothing here reaches Bolt.
     """
-    served: list[web.RouteDef] = []
-    # 1. operator endpoints
-    served.append(
-        health_route(container, lambda: scheduler.running, link.problem if link else None)
-    )
-    # 2. the HTTP API
-    # 3. Slack
+    served: list[web.RouteDef] = [
+        health_route(container, lambda: scheduler.running, link.problem if link else None),
+        metrics_route(metrics, container),
+    ]
     if not settings.socket_mode:
         if settings.slack_signing_secret is None:
             raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET to check requests")
         secret = settings.slack_signing_secret.get_secret_value()
-        served.append(web.post("/slack/events", slack_events(bolt, secret)))
+        refused = partial(record_refused, metrics)
+        served.append(web.post("/slack/events", slack_events(bolt, secret, refused)))
     return served
 
 
-def web_application(served: list[web.RouteDef]) -> web.Application:
+def web_application(served: list[web.RouteDef], container: Container) -> web.Application:
     application = web.Application(client_max_size=MAX_BODY)
     application.add_routes(served)
+    # the HTTP API under /api/v1/, with its own bearer auth: both modes
+    mount_api(application, container)
     return application
 
 
 async def start(settings: Settings, container: Container | None = None) -> Running:
     container = container or await build(settings)
-    client = web_client(settings)
+    metrics = Metrics()
+    container.uow.on_transition(metrics.task_transitioned)
+    client = web_client(settings, metrics)
     dispatcher = container.attach_notifier(SlackNotifier(client))
-    bolt = build_app(settings, container.service, client)
-    scheduler = JobScheduler(container, settings)
+    bolt = build_app(settings, container.service, client, metrics)
+    scheduler = JobScheduler(container, settings, metrics)
     await scheduler.heartbeat()
     await scheduler.recover()
     scheduler.start()
     await container.service.resume_unfinished()
     sender = asyncio.get_running_loop().create_task(dispatcher.run_forever(), name="outbox")
-    running = Running(container, bolt, scheduler, sender)
+    running = Running(container, bolt, scheduler, sender, metrics)
+    if (webhooks := container.attach_webhooks()) is not None:
+        running.webhook_sender = asyncio.get_running_loop().create_task(
+            webhooks.run_forever(), name="webhooks"
+        )
     if settings.socket_mode:
         assert settings.slack_app_token is not None
         running.socket_link = SocketLink(bolt, settings.slack_app_token.get_secret_value())
-    served = routes(settings, bolt, container, scheduler, running.socket_link)
-    runner = web.AppRunner(web_application(served), access_log=None)
+    served = routes(settings, bolt, container, scheduler, metrics, running.socket_link)
+    runner = web.AppRunner(web_application(served, container), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     running.runner = runner
-    paths = ", ".join(
-        sorted({f"{r.method} {r.path}" for r in served if isinstance(r, web.RouteDef)})
-    )
+    paths = ", ".join([*(f"{r.method} {r.path}" for r in served), "/api/v1/"])
     log.info("taskbot listening on %s:%s (%s)", settings.host, running.port, paths)
     if running.socket_link is not None:
         # served from the start: /healthz says 503 with the reason while the link is down

@@ -4,7 +4,6 @@ Slack signature over its raw body before anything reads that body as JSON or a f
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
@@ -13,8 +12,6 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
-
-log = logging.getLogger(__name__)
 
 #: how old a signed request may be (Slack's own rule: five minutes)
 MAX_AGE_SECONDS = 60 * 5
@@ -56,10 +53,18 @@ def malformed_problem(content_type: str, body: bytes) -> str | None:
     return f"unsupported content type {content_type or '(none)'}"
 
 
+#: told of each refused request: (HTTP status, why, seconds spent); it logs the one line
+Refused = Callable[[int, str, float], None]
+
+
 def slack_events(
-    bolt: AsyncApp, signing_secret: str, clock: Callable[[], float] = time.time
+    bolt: AsyncApp,
+    signing_secret: str,
+    refused: Refused,
+    clock: Callable[[], float] = time.time,
 ) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
         body = await request.read()
         problem = unsigned_problem(
             signing_secret,
@@ -69,11 +74,11 @@ def slack_events(
             clock(),
         )
         if problem is not None:
-            log.warning("refused POST %s from %s: %s", request.path, request.remote, problem)
+            refused(401, problem, time.perf_counter() - started)
             return web.json_response({"ok": False, "error": "invalid_signature"}, status=401)
         problem = malformed_problem(request.content_type, body)
         if problem is not None:
-            log.warning("refused signed POST %s: %s", request.path, problem)
+            refused(400, problem, time.perf_counter() - started)
             return web.json_response({"ok": False, "error": "malformed_request"}, status=400)
         return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
 

@@ -7,11 +7,11 @@ import logging
 import re
 from typing import Any
 
-import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.listeners.later import answer_later
 from bot.views import escape, mention
 from core.approvals import Decision, DecisionOutcome, DecisionResult
 from core.service import TaskService
@@ -46,7 +46,11 @@ def is_external(body: dict[str, Any]) -> bool:
 def register(app: AsyncApp, service: TaskService) -> None:
     @app.action(ACTION)
     async def on_decision(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         user = body["user"]["id"]
         container = body.get("container") or {}
@@ -57,10 +61,11 @@ def register(app: AsyncApp, service: TaskService) -> None:
         decision = Decision.APPROVE if action["action_id"].endswith("approve") else Decision.DENY
         value = str(action.get("value", ""))
         if not value.isdigit():
+            context["outcome"] = "invalid"
             await ack()
             if channel:
                 text = "That button is not valid any more."
-                _answer_later(service, client, channel, user, text, thread_ts)
+                answer_later(service, client, channel, user, text, thread_ts)
             return
         # The button only names the approval: who may decide, and whether it is still
         # open, is judged from the database and the current configuration.
@@ -72,31 +77,9 @@ def register(app: AsyncApp, service: TaskService) -> None:
             message_ts=message_ts,
             external=is_external(body),
         )
+        context["outcome"] = outcome.result.value
+        if outcome.approval is not None:
+            context["task_id"] = outcome.approval.task_id
         await ack()
         if outcome.result is not DecisionResult.DECIDED and channel:
-            _answer_later(service, client, channel, user, refusal_text(outcome), thread_ts)
-
-
-def _answer_later(
-    service: TaskService,
-    client: AsyncWebClient,
-    channel: str,
-    user: str,
-    text: str,
-    thread_ts: str | None,
-) -> None:
-    """Bolt answers Slack only once the listener returns: the ephemeral goes after."""
-
-    async def send() -> None:
-        try:
-            await client.chat_postEphemeral(
-                channel=channel, user=user, text=text, thread_ts=thread_ts
-            )
-        except SlackApiError as exc:
-            log.warning(
-                "could not tell %s why a click was refused: %s", user, exc.response.get("error")
-            )
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            log.warning("could not tell %s why a click was refused: %r", user, exc)
-
-    service.background.spawn(send(), "approval-refusal")
+            answer_later(service, client, channel, user, refusal_text(outcome), thread_ts)

@@ -406,7 +406,7 @@ async def _deliver_approval_message(
     posted = itertools.count(1)
 
     class Slackish:
-        async def deliver(self, notice: Notice) -> Posted:
+        async def deliver(self, notice: Notice, attempt: object = None) -> Posted:
             where = notice.destination
             return Posted(where.channel or f"D{where.user}", ts or f"1700000100.{next(posted):06d}")
 

@@ -87,6 +87,24 @@ async def ask_in_channel(
     return str(envelope["event"]["ts"])
 
 
+async def ask_to_buy(h: Harness, text: str = "buy 2 monitors for $300") -> tuple[str, Call]:
+    """U1 asks in their DM; returns the thread and the (one) approval post, which went
+    to the configured approver's DM (for tests of other front ends, e.g. the API)."""
+    thread = await ask_in_dm(h, text)
+    (approval,) = [c for c in h.posts() if has_buttons(c.params)]
+    assert approval.response["channel"] != h.slack.dm_channel_for("U1")
+    return thread, approval
+
+
+def _button(call: Call, action_id: str) -> dict[str, Any]:
+    """The button `action_id` of a posted message, with its block_id."""
+    for block in call.params["blocks"]:
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element.get("action_id") == action_id:
+                return {**element, "block_id": block["block_id"]}
+    raise AssertionError(f"no {action_id} button in {call.params}")
+
+
 def has_buttons(message: dict[str, Any]) -> bool:
     return any(b.get("type") == "actions" for b in message.get("blocks") or [])
 
@@ -105,8 +123,15 @@ def copy_in(slack: FakeSlack, channel: str) -> dict[str, Any]:
     return found
 
 
-async def click(h: Harness, message: dict[str, Any], action: str, user: str, **kw: Any) -> int:
-    payload = h.slack.click(message["channel"], message["ts"], action, user, **kw)
+async def click(
+    h: Harness, message: dict[str, Any] | Call, action: str, user: str, **kw: Any
+) -> int:
+    """`user` clicks `action` on a bot message (as stored in the fake, or as posted)."""
+    if isinstance(message, Call):
+        where = (str(message.response["channel"]), str(message.response["ts"]))
+    else:
+        where = (message["channel"], message["ts"])
+    payload = h.slack.click(*where, action, user, **kw)
     response = await h.sender.interaction(payload)
     await h.settle()
     return response.status

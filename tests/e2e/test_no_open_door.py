@@ -204,8 +204,9 @@ async def test_unsigned_stale_or_malformed_requests_get_401_and_one_log_line(
             caplog.clear()
             status, _ = await post(http_app.port, body, headers)
             assert status == 401
-            refused = [r for r in caplog.records if r.name == "bot.slack_gate"]
-            assert len(refused) == 1 and refused[0].levelno == logging.WARNING
+            refused = [r for r in caplog.records if r.name == "taskbot.requests"]
+            assert len(refused) == 1 and refused[0].status == 401  # type: ignore[attr-defined]
+            assert refused[0].kind == "unverified" and refused[0].reason  # type: ignore[attr-defined]
             assert not any(r.exc_info for r in caplog.records)
             assert "Traceback" not in caplog.text
     async with http_app.container.uow(read_only=True) as uow:
@@ -226,5 +227,7 @@ async def test_a_signed_but_malformed_body_gets_400(
                 http_app.port, body, {"Content-Type": content_type, **sign(SECRET, body)}
             )
             assert status == 400
+    refused = [r for r in caplog.records if r.name == "taskbot.requests"]
+    assert [r.status for r in refused] == [400, 400, 400]  # type: ignore[attr-defined]
     assert not any(r.exc_info for r in caplog.records)
     assert "Traceback" not in caplog.text

@@ -1,7 +1,7 @@
 """Every posted copy of an approval message, so each can be updated in place.
 
-Revision ID: 0003_approval_messages
-Revises: 0002
+Revision ID: 0005_approval_messages
+Revises: 0004_outbox_unconfirmed
 Create Date: 2026-12-03
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_approval_messages"
-down_revision: str | None = "0002"
+revision: str = "0005_approval_messages"
+down_revision: str | None = "0004_outbox_unconfirmed"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
