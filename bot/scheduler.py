@@ -33,7 +33,7 @@ class JobScheduler:
         self.approval_timer = ApprovalTimer(
             container.uow, service.approvals, service.policy, container.clock
         )
-        self.recovery = Recovery(container.uow, service.registry, container.clock)
+        self.recovery = Recovery(container.uow, service.registry, container.clock, service.policy)
 
     @property
     def running(self) -> bool:

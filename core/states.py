@@ -12,10 +12,14 @@ class TaskStatus(StrEnum):
     FAILED = "FAILED"
     REJECTED = "REJECTED"
     CANCELLED = "CANCELLED"
+    #: its outcome may have had effects (an order was placed) but could not be recorded
+    #: in full: the engine stops here, keeps any money held, and asks a person to check
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
 
     @property
     def terminal(self) -> bool:
-        return not ALLOWED[self]
+        """The engine will not move it on by itself (NEEDS_ATTENTION waits for a person)."""
+        return not ALLOWED[self] or self is TaskStatus.NEEDS_ATTENTION
 
 
 ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
@@ -25,9 +29,18 @@ ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
     ),
     # PENDING again: a crash interrupted a step that is safe to re-run.
     # CANCELLED: a request whose remaining steps were cancelled.
+    # NEEDS_ATTENTION: a step with effects whose outcome could not be recorded.
     TaskStatus.IN_PROGRESS: frozenset(
-        {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING}
+        {
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+            TaskStatus.PENDING,
+            TaskStatus.NEEDS_ATTENTION,
+        }
     ),
+    # COMPLETED: the outcome was recorded after all (late, or by a person).
+    TaskStatus.NEEDS_ATTENTION: frozenset({TaskStatus.COMPLETED}),
     TaskStatus.COMPLETED: frozenset(),
     TaskStatus.FAILED: frozenset(),
     TaskStatus.REJECTED: frozenset(),

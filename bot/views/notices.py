@@ -34,6 +34,7 @@ from core.notices import (
     TaskCancelled,
     TaskFailed,
     TaskFinished,
+    TaskNeedsAttention,
     TaskRejected,
 )
 
@@ -65,6 +66,8 @@ def render(notice: Notice, permalinks: Permalinks | None = None) -> Message:
         return _task_finished(notice)
     if isinstance(notice, TaskFailed):
         return _task_failed(notice)
+    if isinstance(notice, TaskNeedsAttention):
+        return _task_needs_attention(notice)
     if isinstance(notice, TaskRejected):
         return _task_rejected(notice)
     if isinstance(notice, TaskCancelled):
@@ -243,6 +246,22 @@ def _task_failed(n: TaskFailed) -> Message:
         blocks += split_sections("\n".join("> " + escape(line) for line in error.split("\n")))
     text = f"Failed: {_title(n.title)}" + (f" — {escape(one_line(error))}" if error else "")
     return message(text, blocks, more_note=_more_note(n.task_id))
+
+
+def _task_needs_attention(n: TaskNeedsAttention) -> Message:
+    head = f"⚠️ {_ref(n.task_id).capitalize()} needs attention: *{_title(n.title)}*"
+    lines = [head]
+    if n.reference:
+        lines.append(f"Reference: *{escape(n.reference)}*")
+    if n.detail.strip():
+        lines.append(escape(n.detail.strip()))
+    if n.approvers:
+        who = " ".join(mention(a) for a in n.approvers)
+        lines.append(f"{who}: please check it; the money stays held until it is resolved.")
+    text = f"Needs attention: {_title(n.title)}" + (
+        f" — {escape(n.reference)}" if n.reference else ""
+    )
+    return message(text, split_sections("\n".join(lines)), more_note=_more_note(n.task_id))
 
 
 def _task_rejected(n: TaskRejected) -> Message:
