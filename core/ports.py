@@ -69,6 +69,10 @@ class TaskRepository(Protocol):
         """Oldest first; `after` continues from the last task of the previous page."""
         ...
 
+    async def running_steps(self, limit: int, after: TaskCursor | None = None) -> list[Task]:
+        """IN_PROGRESS steps (not requests grouping steps), oldest first, paged."""
+        ...
+
     async def running_since(self, started_before: datetime, limit: int) -> list[Task]:
         """Steps (not requests grouping steps) IN_PROGRESS since before `started_before`."""
         ...

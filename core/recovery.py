@@ -48,7 +48,7 @@ class Recovery:
         after: TaskCursor | None = None
         while True:
             async with self._uow(read_only=True) as uow:
-                running = await uow.tasks.with_status(TaskStatus.IN_PROGRESS, page, after)
+                running = await uow.tasks.running_steps(page, after)
             for task in running:
                 try:
                     if await self._recover(task):
@@ -64,8 +64,6 @@ class Recovery:
     async def _recover(self, task: Task) -> bool:
         now = self._clock.now()
         async with self._uow() as uow:
-            if await uow.tasks.children(task.id):
-                return False  # a request's own status follows its steps
             if task.worker and await uow.leases.alive(worker_lease(task.worker), now):
                 return False
             if task.result is not None:

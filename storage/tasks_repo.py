@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -171,14 +171,17 @@ class SqlTaskRepository:
         query = select(TaskRow).where(TaskRow.status == status.value)
         return await self._load(_oldest_first(query, after).limit(limit))
 
+    async def running_steps(self, limit: int, after: TaskCursor | None = None) -> list[Task]:
+        query = select(TaskRow).where(TaskRow.status == TaskStatus.IN_PROGRESS.value, _is_leaf())
+        return await self._load(_oldest_first(query, after).limit(limit))
+
     async def running_since(self, started_before: datetime, limit: int) -> list[Task]:
-        child = aliased(TaskRow)
         return await self._load(
             select(TaskRow)
             .where(
                 TaskRow.status == TaskStatus.IN_PROGRESS.value,
                 TaskRow.started_at < started_before,
-                ~exists().where(child.parent_id == TaskRow.id),
+                _is_leaf(),
             )
             .order_by(TaskRow.started_at, TaskRow.id)
             .limit(limit)
@@ -220,6 +223,12 @@ class SqlTaskRepository:
         for task_id, depends_on_id in edges:
             depends.setdefault(task_id, []).append(depends_on_id)
         return [_to_task(r, tuple(depends.get(r.id, ()))) for r in rows]
+
+
+def _is_leaf() -> ColumnElement[bool]:
+    """A task no other task names as its parent: a step, or a one-step request."""
+    child = aliased(TaskRow)
+    return ~exists().where(child.parent_id == TaskRow.id)
 
 
 def _oldest_first(query: Select[TaskRow], after: TaskCursor | None) -> Select[TaskRow]:
