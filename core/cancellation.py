@@ -88,6 +88,7 @@ class Cancellation:
                     "only pending tasks can be cancelled.",
                 )
             reason = f"Cancelled by {requester}."
+            flagged = [r for r in running if self._may_have_effects(r)]
             for stuck in running:
                 if not await self._abandon(uow, stuck, requester):
                     raise _Moved
@@ -96,22 +97,35 @@ class Cancellation:
                     continue  # a single wedged task: abandoned above
                 if not await self._cancel_one(uow, step, requester, reason):
                     raise _Moved  # claimed or finished since we read it: roll it all back
-            await uow.outbox.add(
-                TaskCancelled(
-                    destination=destination_of(task),
-                    task_id=task.id,
-                    title=task.title,
-                    reason=reason,
-                ),
-                self._clock.now(),
+            if task not in flagged:
+                await uow.outbox.add(
+                    TaskCancelled(
+                        destination=destination_of(task),
+                        task_id=task.id,
+                        title=task.title,
+                        reason=reason,
+                    ),
+                    self._clock.now(),
+                )
+        if flagged:
+            steps = ", ".join(f"#{f.id}" for f in flagged)
+            return CancelOutcome(
+                True,
+                f"Stopped task #{task_id}. Step {steps} had been running far too long and may "
+                "have taken effect, so it was not cancelled: the approvers were asked to check "
+                "it, and its money stays held until they do.",
+                task.root_id,
             )
         return CancelOutcome(True, f"Cancelled task #{task_id}.", task.root_id)
+
+    def _may_have_effects(self, task: Task) -> bool:
+        return self._has_effects(task.agent) or task.result is not None
 
     async def _abandon(self, uow: UnitOfWork, task: Task, actor: str) -> bool:
         """A wedged step: cancelled, unless it may have had effects (an order placed),
         then it needs attention instead and keeps its money held."""
         age = int((self._clock.now() - (task.started_at or self._clock.now())).total_seconds())
-        if self._has_effects(task.agent) or task.result is not None:
+        if self._may_have_effects(task):
             reference = outcome_reference(task.result) if task.result is not None else "unknown"
             detail = (
                 f"Cancelled by {actor} after running for {age} s without finishing; it may "
