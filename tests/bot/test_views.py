@@ -41,6 +41,7 @@ from core.notices import (
     StaleTask,
     TaskCancelled,
     TaskFailed,
+    TaskNeedsAttention,
     TaskFinished,
     TaskRejected,
     notice_from_json,
@@ -265,6 +266,14 @@ def every_notice(text: str = "Research best laptops") -> list[Notice]:
                 ),
                 StaleTask(21, "Old one", "U0OTHER", 2 * 86400, "U0APPROVER", "D0123ABCD", None),
             ),
+        ),
+        TaskNeedsAttention(
+            DEST,
+            19,
+            title=f"Buy {text}",
+            reference=f"PO-19 {text}",
+            detail=f"The purchase step was done, but {text}.",
+            approvers=("U0APPROVER",),
         ),
     ]
 
@@ -775,3 +784,11 @@ def test_render_text() -> None:
     assert_no_raw_injection(msg)
     assert_valid(render_text(""))
     assert_valid(render_text("y" * 100000))
+
+
+def test_needs_attention_names_the_order_and_the_approvers() -> None:
+    notice = every_notice()[-1]
+    assert isinstance(notice, TaskNeedsAttention)
+    out = all_text(render(notice))
+    assert "needs attention" in out and "PO-19" in out and "<@U0APPROVER>" in out
+    assert "money stays held" in out
