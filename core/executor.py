@@ -308,6 +308,8 @@ class TaskExecutor:
         attempt = 0
         while True:
             attempt += 1
+            # `uncertain`: the agent was stopped or broke mid-way, so it may have acted
+            uncertain = False
             try:
                 async with asyncio.timeout(limit):
                     raw = await agent.run(ctx)
@@ -317,12 +319,16 @@ class TaskExecutor:
                 reason, transient = str(exc), False
             except TimeoutError:
                 reason = f"The {agent.name} agent took longer than {limit:g} s and was stopped."
-                transient = agent.safe_to_rerun
+                transient, uncertain = agent.safe_to_rerun, True
             except Exception as exc:
                 log.exception("agent %s failed on task %s", agent.name, running.id)
                 reason, transient = f"{agent.name} agent crashed ({type(exc).__name__})", False
+                uncertain = True
             else:
                 await self._record_result(running, agent, raw)
+                return
+            if uncertain and has_effects(agent):
+                await self._flag(running, "unknown", f"{reason} It may have taken effect.")
                 return
             if not (transient and retryable) or self._policy.step_max_attempts <= 1:
                 await self._fail(running, reason)

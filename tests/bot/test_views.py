@@ -41,8 +41,8 @@ from core.notices import (
     StaleTask,
     TaskCancelled,
     TaskFailed,
-    TaskNeedsAttention,
     TaskFinished,
+    TaskNeedsAttention,
     TaskRejected,
     notice_from_json,
 )

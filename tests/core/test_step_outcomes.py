@@ -5,6 +5,7 @@ recovery after a restart respects that (or finishes it from the stored result)."
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import uuid
@@ -297,4 +298,32 @@ async def test_an_unstorable_purchase_result_needs_attention_with_its_reference(
     assert told.reference == f"PO-{buy_id}" and "cannot be stored as JSON" in told.detail
     held = await budget(uow_factory, clock, POLICY)
     assert held.held_cents == 300_00
+    assert await notices(uow_factory, TaskFailed) == []
+
+
+async def test_a_purchase_stopped_by_its_timeout_needs_attention_not_failure(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Stopped mid-call, the order may have gone out: the hold is kept for a person."""
+    recorder = Recorder()
+
+    async def hangs(_ctx: AgentContext, _attempt: int) -> AgentResult:
+        await asyncio.sleep(30)
+        raise AssertionError("unreachable")
+
+    buyer = ScriptedAgent("purchase", recorder, hangs, safe_to_rerun=False, requires_approval=True)
+    buyer.estimate_cost_cents = lambda params: int(params["amount_cents"])  # type: ignore[method-assign]
+    registry = agent_registry(recorder)
+    registry.register(buyer, replace=True)  # type: ignore[arg-type]
+    policy = Policy(approvers=("UAPPROVER",), agent_timeout_seconds=0.2)
+    service = TaskService(uow_factory, registry, policy, clock, sleep=RecordedSleep())
+    buy_id = await approve_purchase(service, uow_factory)
+    await service.background.idle()
+
+    flagged = await task(uow_factory, buy_id)
+    assert flagged.status is S.NEEDS_ATTENTION
+    assert buyer.attempts == {buy_id: 1}
+    (told,) = await notices(uow_factory, TaskNeedsAttention)
+    assert told.detail.startswith("The purchase agent took longer than 0.2 s")
+    assert (await budget(uow_factory, clock, policy)).held_cents == 300_00
     assert await notices(uow_factory, TaskFailed) == []
