@@ -390,10 +390,14 @@ class TaskExecutor:
             # recovery after a crash can fail the step and release its money.
             await self._write_until_done(lambda uow: uow.tasks.record_outcome(running.id, result))
         try:
-            await self._write(
+            done = await self._write(
                 lambda uow: complete_task(uow, running, result, self._clock),
                 attempts=self.record_attempts,
             )
+            if not done and effects:
+                await self._write_until_done(
+                    lambda uow: self._outcome_after_end(uow, running, result, reference)
+                )
         except Exception as exc:
             log.exception("task %s: could not record its outcome", running.id)
             what = f"its outcome could not be recorded ({type(exc).__name__})"
@@ -401,6 +405,43 @@ class TaskExecutor:
                 await self._flag(running, reference, f"The {agent.name} step was done, but {what}.")
             else:
                 await self._fail(running, f"The {agent.name} agent finished, but {what}.")
+
+    async def _outcome_after_end(
+        self, uow: UnitOfWork, task: Task, result: AgentResult, reference: str
+    ) -> bool:
+        """The step was ended by someone else (recovery, a cancel) while its agent was
+        still placing the order: the status can't change any more, so make sure a
+        person hears about the order rather than let it go unrecorded."""
+        current = await uow.tasks.get(task.id)
+        if current is None or current.status is TaskStatus.COMPLETED:
+            return False
+        log.error(
+            "task %s ended as %s but its order %s was placed", task.id, current.status, reference
+        )
+        await audit(
+            uow,
+            self._clock,
+            task.id,
+            SYSTEM,
+            "outcome_after_end",
+            {"status": current.status.value, "reference": reference, "result": result.to_json()},
+        )
+        await uow.outbox.add(
+            TaskNeedsAttention(
+                destination=destination_of(task),
+                task_id=task.id,
+                title=task.title,
+                reference=reference,
+                detail=(
+                    f"The {task.agent} step was done after it had been marked "
+                    f"{current.status.value.lower()}, so it is not on the ledger; "
+                    "please reconcile it."
+                ),
+                approvers=self._policy.approvers_for(task.requester),
+            ),
+            self._clock.now(),
+        )
+        return True
 
     async def _fail(self, task: Task, reason: str) -> None:
         await self._write_until_done(lambda uow: fail_task(uow, task, reason, self._clock))

@@ -17,6 +17,7 @@ from core.agents.base import AgentContext, AgentResult
 from core.agents.registry import AgentRegistry
 from core.approvals import Decision, DecisionResult
 from core.clock import FakeClock
+from core.executor import fail_task
 from core.notices import RequestFinished, TaskFailed, TaskFinished, TaskNeedsAttention
 from core.policy import Policy
 from core.recovery import Recovery, worker_lease
@@ -37,6 +38,7 @@ from tests.core.helpers import (
     submit_and_advance,
     task,
 )
+from tests.jobs.conftest import Gate, GatedPurchase
 
 S = TaskStatus
 POLICY = Policy(approvers=("UAPPROVER",))
@@ -327,3 +329,30 @@ async def test_a_purchase_stopped_by_its_timeout_needs_attention_not_failure(
     assert told.detail.startswith("The purchase agent took longer than 0.2 s")
     assert (await budget(uow_factory, clock, policy)).held_cents == 300_00
     assert await notices(uow_factory, TaskFailed) == []
+
+
+async def test_an_order_placed_after_its_step_was_failed_elsewhere_is_not_lost(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Another process's recovery failed the step (its lease lapsed) while the agent
+    was still placing the order: the approvers still hear about the order."""
+    recorder, gate = Recorder(), Gate()
+    registry = agent_registry(recorder)
+    registry.register(GatedPurchase(recorder, gate), replace=True)
+    service = TaskService(uow_factory, registry, POLICY, clock)
+    buy_id = await approve_purchase(service, uow_factory)
+    await gate.wait_started()
+    async with uow_factory() as u:
+        running = await u.tasks.get(buy_id)
+        assert running is not None
+        assert await fail_task(u, running, "Interrupted by a restart", clock)
+
+    gate.release.set()
+    await service.background.idle()
+    assert (await task(uow_factory, buy_id)).status is S.FAILED
+    (told,) = await notices(uow_factory, TaskNeedsAttention)
+    assert told.reference == f"PO-{buy_id}" and told.approvers == ("UAPPROVER",)
+    assert "not on the ledger" in told.detail
+    async with uow_factory() as u:
+        actions = [e.action for e in await u.audit.for_task(buy_id)]
+    assert "outcome_after_end" in actions
