@@ -18,7 +18,7 @@ HELP = """Type a request, for example:
   research best laptops and draft email to john@example.com
   buy 2 monitors for $300
 Then: a / d to approve or deny the newest approval, /tasks [pending|failed|completed|<id>|
-cancel <id>|budget|help] for your history, quit to leave."""
+cancel <id>|retry <id>|budget|help] for your history, quit to leave."""
 
 
 class ConsoleNotifier:
@@ -105,6 +105,8 @@ class Console:
             self.say("\n".join(lines))
         elif cmd.action == "cancel" and cmd.task_id is not None:
             self.say((await service.cancel(self._user, cmd.task_id)).message)
+        elif cmd.action == "retry" and cmd.task_id is not None:
+            self.say((await service.retry(self._user, cmd.task_id)).message)
         elif cmd.action == "budget":
             self.say(render_budget(await service.history.budget(self._user)))
         elif cmd.action == "help":

@@ -32,6 +32,16 @@ async def health_report(
         "failed": failed,
         "recent_failures": [{**f, "at": str(f.get("at"))} for f in failures],
     }
+    if container.webhooks is not None:
+        stats = container.webhooks.stats
+        report["webhooks"] = {
+            "delivered": stats.delivered,
+            "retried": stats.retried,
+            "gave_up": stats.gave_up,
+            "recent_failures": [
+                {**f, "at": str(f.get("at"))} for f in failures if f.get("kind") == "webhook"
+            ],
+        }
     report["stuck_steps"] = {
         "after_seconds": stuck_after,
         "count": len(stuck),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.money import to_cents
@@ -40,6 +41,12 @@ class Settings(BaseSettings):
     llm_model: str = Field("gpt-4o-mini", alias="TASKBOT_LLM_MODEL")
     llm_api_key: SecretStr | None = Field(None, alias="TASKBOT_LLM_API_KEY")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    webhook_url: str | None = Field(None, alias="TASKBOT_WEBHOOK_URL")
+    webhook_secret: SecretStr | None = Field(None, alias="TASKBOT_WEBHOOK_SECRET")
+    webhook_allow_private: bool = Field(False, alias="TASKBOT_WEBHOOK_ALLOW_PRIVATE")
+    webhook_give_up_seconds: float = Field(3600, alias="TASKBOT_WEBHOOK_GIVE_UP_SECONDS", ge=0)
+    api_max_body_bytes: int = Field(65536, alias="TASKBOT_API_MAX_BODY_BYTES", gt=0)
+    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
 
     @field_validator("approvers", mode="before")
     @classmethod
@@ -48,12 +55,37 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("currency")
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
 
-    @field_validator("report_channel", "llm_url", mode="before")
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        try:
+            ok = raw.startswith("whsec_") and len(base64.b64decode(raw[6:], validate=True)) >= 16
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("must be whsec_ followed by base64 of at least 16 random bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("TASKBOT_WEBHOOK_URL needs TASKBOT_WEBHOOK_SECRET to sign with")
+        return self
+
+    @field_validator("report_channel", "llm_url", "webhook_url", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from datetime import timedelta
 
 from core.clock import Clock
@@ -31,6 +32,8 @@ class OutboxDispatcher:
         concurrency: int = 2,
         lease_seconds: float = 60.0,
         max_attempts: int = 12,
+        webhooks: bool = False,
+        give_up_after_seconds: float | None = None,
     ) -> None:
         self._uow = uow
         self._notifier = notifier
@@ -41,6 +44,11 @@ class OutboxDispatcher:
         self._concurrency = concurrency
         self._lease = lease_seconds
         self._max_attempts = max_attempts
+        #: which lane of the outbox this sender serves (see Outbox.claim_due)
+        self._webhooks = webhooks
+        self._give_up_after = give_up_after_seconds
+        #: called with the item after it is given up (a hook for counters)
+        self.on_gave_up: list[Callable[[OutboxItem, str], object]] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._renewals: set[asyncio.Task[None]] = set()
@@ -54,7 +62,9 @@ class OutboxDispatcher:
         async with self._lock:
             while True:
                 async with self._uow() as uow:
-                    items = await uow.outbox.claim_due(self._clock.now(), self._batch, self._lease)
+                    items = await uow.outbox.claim_due(
+                        self._clock.now(), self._batch, self._lease, webhooks=self._webhooks
+                    )
                 if not items:
                     return delivered
                 done = asyncio.Event()
@@ -115,11 +125,17 @@ class OutboxDispatcher:
     async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:
         now = self._clock.now()
         async with self._uow() as uow:
-            if exc.permanent or item.attempts + 1 >= self._max_attempts:
+            too_old = (
+                self._give_up_after is not None
+                and (now - item.created_at).total_seconds() >= self._give_up_after
+            )
+            if exc.permanent or too_old or item.attempts + 1 >= self._max_attempts:
                 log.error(
                     "giving up on %s for task %s: %s", item.notice.kind, item.notice.task_id, exc
                 )
                 await uow.outbox.mark_failed(item.id, str(exc), now)
+                for hook in self.on_gave_up:
+                    hook(item, str(exc))
                 return
             delay = (
                 exc.retry_after if exc.retry_after is not None else backoff_seconds(item.attempts)

@@ -18,8 +18,9 @@ class TaskStatus(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        """The engine will not move it on by itself (NEEDS_ATTENTION waits for a person)."""
-        return not ALLOWED[self] or self is TaskStatus.NEEDS_ATTENTION
+        """Nothing more happens to it by itself (a retry is a person's new decision;
+        NEEDS_ATTENTION waits for a person to check what was done)."""
+        return self in _TERMINAL
 
 
 ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
@@ -42,10 +43,23 @@ ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
     # COMPLETED: the outcome was recorded after all (late, or by a person).
     TaskStatus.NEEDS_ATTENTION: frozenset({TaskStatus.COMPLETED}),
     TaskStatus.COMPLETED: frozenset(),
-    TaskStatus.FAILED: frozenset(),
+    # PENDING again: its requester asked to re-run it (core/retry.py). Not terminal
+    # in the sense of `terminal`, which is about whether work is left to do.
+    TaskStatus.FAILED: frozenset({TaskStatus.PENDING}),
     TaskStatus.REJECTED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),
 }
+
+
+_TERMINAL = frozenset(
+    {
+        TaskStatus.COMPLETED,
+        TaskStatus.FAILED,
+        TaskStatus.REJECTED,
+        TaskStatus.CANCELLED,
+        TaskStatus.NEEDS_ATTENTION,
+    }
+)
 
 
 class IllegalTransition(Exception):

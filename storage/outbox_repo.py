@@ -20,12 +20,14 @@ from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from core.notices import Notice, notice_from_json
+from core.notices import Notice, WebhookEvent, notice_from_json
 from core.ports import OutboxItem
 from storage._sql import NO_SYNC
 from storage.models import OutboxRow
 
 PENDING, SENT, FAILED = "PENDING", "SENT", "FAILED"
+#: webhook events have their own sender, so a slow receiver never holds up Slack replies
+WEBHOOK = WebhookEvent.kind
 
 
 class SqlOutbox:
@@ -33,6 +35,8 @@ class SqlOutbox:
         self._session = session
         #: set when this unit of work wrote an entry, so the sender is woken after commit
         self.written = False
+        #: the notices this unit of work wrote, for pre-commit hooks (webhook events)
+        self.added: list[Notice] = []
 
     async def add(self, notice: Notice, at: datetime) -> int:
         item_id = (
@@ -52,10 +56,14 @@ class SqlOutbox:
             )
         ).scalar_one()
         self.written = True
+        self.added.append(notice)
         return int(item_id)
 
-    async def claim_due(self, at: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
+    async def claim_due(
+        self, at: datetime, limit: int, lease_seconds: float, *, webhooks: bool = False
+    ) -> list[OutboxItem]:
         older = aliased(OutboxRow)
+        lane = OutboxRow.kind == WEBHOOK if webhooks else OutboxRow.kind != WEBHOOK
         is_head = ~exists().where(
             older.destination_key == OutboxRow.destination_key,
             older.status == PENDING,
@@ -66,6 +74,7 @@ class SqlOutbox:
             .where(
                 OutboxRow.status == PENDING,
                 OutboxRow.next_attempt_at <= at,
+                lane,
                 or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until < at),
                 is_head,
             )
@@ -150,7 +159,8 @@ class SqlOutbox:
     async def backlog(self, at: datetime) -> tuple[int, datetime | None, int]:
         rows = await self._session.execute(
             select(OutboxRow.status, func.count(OutboxRow.id), func.min(OutboxRow.created_at))
-            .where(OutboxRow.status.in_((PENDING, FAILED)))
+            # Slack's backlog: webhook events wait on receivers, not on Slack
+            .where(OutboxRow.status.in_((PENDING, FAILED)), OutboxRow.kind != WEBHOOK)
             .group_by(OutboxRow.status)
         )
         by_status = {status: (int(count), oldest) for status, count, oldest in rows}
