@@ -54,11 +54,13 @@ async def test_database_restart_mid_step_the_requester_still_gets_the_answer(
             async with container.uow() as uow:
                 done = await uow.tasks.by_source_event(envelope["event_id"])
             assert done is not None and done.status is TaskStatus.COMPLETED
-            answers = [
-                c
-                for c in fake_slack.calls_to("chat.postMessage")
-                if c.params.get("channel") == "D1" and "research result" in json.dumps(c.params)
-            ]
+            answers = await fake_slack.wait_for(
+                "chat.postMessage",
+                timeout=30,
+                where=lambda c: (
+                    c.params.get("channel") == "D1" and "research result" in json.dumps(c.params)
+                ),
+            )
             assert len(answers) == 1
     finally:
         gate.release.set()
