@@ -12,6 +12,7 @@ from bot.tasks_command import parse_tasks_command
 from core.approvals import Decision
 from core.notices import ApprovalNeeded, Notice
 from core.orchestrator import Request
+from core.ports import Attempt
 from core.records import Conversation
 
 HELP = """Type a request, for example:
@@ -29,7 +30,7 @@ class ConsoleNotifier:
         self.open_approvals: list[int] = []
         self._sent = 0
 
-    async def deliver(self, notice: Notice) -> str | None:
+    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None:
         if isinstance(notice, ApprovalNeeded):
             self.open_approvals.append(notice.approval_id)
         print(f"taskbot> {render_notice(notice)}", file=self._out, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -10,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.housekeeping import Retention
 from core.money import to_cents
 from core.policy import Policy
 
@@ -36,6 +38,8 @@ class Settings(BaseSettings):
     step_max_attempts: int = Field(3, alias="TASKBOT_STEP_MAX_ATTEMPTS", ge=1, le=20)
     step_retry_seconds: float = Field(2.0, alias="TASKBOT_STEP_RETRY_SECONDS", gt=0)
     worker_ttl_seconds: int = Field(30, alias="TASKBOT_WORKER_TTL_SECONDS", ge=2)
+    retention_days: float = Field(30, alias="TASKBOT_RETENTION_DAYS", gt=0)
+    inbox_retention_hours: float = Field(168, alias="TASKBOT_INBOX_RETENTION_HOURS", ge=1)
     knowledge_dir: Path | None = Field(None, alias="TASKBOT_KNOWLEDGE_DIR")
     llm_url: str | None = Field(None, alias="TASKBOT_LLM_URL")
     llm_model: str = Field("gpt-4o-mini", alias="TASKBOT_LLM_MODEL")
@@ -99,6 +103,12 @@ class Settings(BaseSettings):
         if not self.socket_mode and not self.slack_signing_secret:
             missing.append("SLACK_SIGNING_SECRET")
         return missing
+
+    def retention(self) -> Retention:
+        return Retention(
+            records=timedelta(days=self.retention_days),
+            inbox=timedelta(hours=self.inbox_retention_hours),
+        )
 
     def policy(self) -> Policy:
         return Policy(

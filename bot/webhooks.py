@@ -25,7 +25,7 @@ from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from core.notices import Notice, WebhookEvent
-from core.ports import DeliveryError
+from core.ports import Attempt, DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,8 @@ class WebhookSender:
         if self._session is not None:
             await self._session.close()
 
-    async def deliver(self, notice: Notice) -> str | None:
+    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None:
+        """`attempt` is unused: a receiver dedupes on `webhook-id`, so a repeat is harmless."""
         if not isinstance(notice, WebhookEvent):
             raise DeliveryError(f"not a webhook event: {notice.kind}", permanent=True)
         problem = check_url(notice.url)

@@ -14,7 +14,7 @@ from core.audit import audit
 from core.background import Background
 from core.clock import Clock
 from core.executor import SYSTEM, Gate, Sleep, TaskExecutor, destination_of
-from core.intents import IntentParser, NotUnderstood
+from core.intents import IntentParser, NotUnderstood, printable
 from core.money import format_money
 from core.notices import Destination, PlanStep, RequestAccepted, RequestFinished, RequestRefused
 from core.planner import Plan, plan
@@ -84,6 +84,7 @@ class Orchestrator:
 
         Nothing slow happens here, so a front end can call it before it acks.
         """
+        request = replace(request, text=printable(request.text))
         try:
             parsed = self._parser.parse(request.text)
             the_plan = plan(parsed, self._policy.currency)

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from core.clock import Clock
 from core.notices import ApprovalNeeded
-from core.ports import DeliveryError, Notifier, OutboxItem, UnitOfWorkFactory
+from core.ports import Attempt, DeliveryError, Notifier, OutboxItem, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ class OutboxDispatcher:
         self._notifier = notifier
         self._clock = clock
         self._batch = batch
-        #: posts in flight at once: each one posted but not yet marked sent is sent
-        #: again after a crash (Slack has no idempotency key), so keep this small
+        #: posts in flight at once: after a crash each one posted but not yet marked
+        #: sent is looked for (where the front end can) or sent again, so keep it small
         self._concurrency = concurrency
         self._lease = lease_seconds
         self._max_attempts = max_attempts
@@ -105,7 +105,7 @@ class OutboxDispatcher:
 
     async def _deliver(self, item: OutboxItem) -> bool:
         try:
-            ts = await self._notifier.deliver(item.notice)
+            ts = await self._notifier.deliver(item.notice, Attempt(item.id, item.unconfirmed_since))
         except DeliveryError as exc:
             await self._failed(item, exc)
             return False
@@ -113,8 +113,8 @@ class OutboxDispatcher:
             log.exception("delivering outbox entry %s failed", item.id)
             await self._failed(item, DeliveryError(repr(exc), permanent=False))
             return False
-        # Posted but not yet marked is the window in which a crash causes a duplicate
-        # (Slack has no idempotency key): commit the mark at once, ahead of background work.
+        # Posted but not yet marked is the window in which a crash makes the next attempt
+        # look for the post (or, where it can't, repeat it): commit the mark at once.
         async with self._uow(urgent=True) as uow:
             await uow.outbox.mark_sent(item.id, ts, self._clock.now())
             notice = item.notice
@@ -147,7 +147,12 @@ class OutboxDispatcher:
                 delay,
                 exc,
             )
-            await uow.outbox.retry_later(item.id, str(exc), now + timedelta(seconds=delay))
+            await uow.outbox.retry_later(
+                item.id,
+                str(exc),
+                now + timedelta(seconds=delay),
+                maybe_delivered=exc.maybe_delivered,
+            )
 
     async def run_forever(self, poll_seconds: float = 1.0) -> None:
         """Deliver as soon as something is written, and poll for retries that came due."""

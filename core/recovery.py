@@ -35,12 +35,15 @@ class Recovery:
         uow: UnitOfWorkFactory,
         registry: AgentRegistry,
         clock: Clock,
+        worker: str | None = None,
         policy: Policy | None = None,
     ) -> None:
         self._uow = uow
         self._registry = registry
         self._clock = clock
         self._policy = policy or Policy()
+        #: this process: whatever its lease says, it is not dead while it asks
+        self._worker = worker
 
     async def run(self, page: int = PAGE) -> list[int]:
         """Returns the root ids to advance again."""
@@ -63,6 +66,8 @@ class Recovery:
 
     async def _recover(self, task: Task) -> bool:
         now = self._clock.now()
+        if task.worker and task.worker == self._worker:
+            return False  # this process: alive while it asks, whatever its lease says
         async with self._uow() as uow:
             if task.worker and await uow.leases.alive(worker_lease(task.worker), now):
                 return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import uuid
@@ -99,5 +100,19 @@ class TaskService:
         return await self.orchestrator.resume_unfinished()
 
 
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+#: a worker id must fit the lease name column (64 characters) after "worker:"
+MAX_WORKER_ID = 57
+
+
+def new_worker_id(hostname: str | None = None) -> str:
+    """`<host>:<pid>:<hex>`, at most MAX_WORKER_ID characters whatever the hostname
+    (Linux allows 64, FQDNs are longer): a long one keeps its readable start and
+    gets a short hash of the whole, so two long names sharing a prefix stay apart."""
+    host = socket.gethostname() if hostname is None else hostname
+    host = "".join(c for c in host if c.isprintable() and c != ":") or "host"
+    rest = f":{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    room = MAX_WORKER_ID - len(rest)
+    if len(host) > room:
+        digest = hashlib.sha256(host.encode("utf-8", "replace")).hexdigest()[:6]
+        host = f"{host[: room - len(digest) - 1]}~{digest}"
+    return host + rest

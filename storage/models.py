@@ -206,6 +206,9 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]
+    #: start of the earliest attempt that may have reached Slack without its ts being
+    #: recorded (a timeout, a crash): the next attempt looks for that post first
+    unconfirmed_since: Mapped[datetime | None]
     message_ts: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]

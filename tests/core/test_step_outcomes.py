@@ -222,7 +222,7 @@ async def test_purchase_order_placed_then_recording_fails_needs_attention_not_fa
     survivor_recorder = Recorder()
     registry: AgentRegistry = agent_registry(survivor_recorder)
     survivor = TaskService(uow_factory, registry, POLICY, clock, worker="worker-2")
-    assert await Recovery(uow_factory, registry, clock, POLICY).run() == []
+    assert await Recovery(uow_factory, registry, clock, policy=POLICY).run() == []
     await survivor.resume_unfinished()
     await survivor.background.idle()
     after = await task(uow_factory, buy_id)
@@ -265,7 +265,7 @@ async def test_purchase_order_placed_then_process_dies_is_finished_by_recovery(
     clock.advance(31)
     survivor_recorder = Recorder()
     registry = agent_registry(survivor_recorder)
-    assert await Recovery(uow_factory, registry, clock, POLICY).run() == [buy_id]
+    assert await Recovery(uow_factory, registry, clock, policy=POLICY).run() == [buy_id]
     done = await task(uow_factory, buy_id)
     assert done.status is S.COMPLETED
     assert survivor_recorder.started() == []  # not ordered a second time

@@ -123,7 +123,7 @@ async def test_recovery_behind_1000_waiting_requests(
     acked = await submit(service, "research office chairs", event_id="Ev-acked")
     assert acked.root is not None
 
-    recovery = Recovery(uow_factory, registry, clock, POLICY)
+    recovery = Recovery(uow_factory, registry, clock, policy=POLICY)
     assert await recovery.run(page=200) == [orphan.id]
     assert (await task(uow_factory, orphan.id)).status is TaskStatus.PENDING
 
@@ -157,4 +157,4 @@ async def test_recovery_pages_through_more_orphans_than_a_page(
             )
         orphans.append(orphan.id)
     registry: AgentRegistry = agent_registry(Recorder())
-    assert await Recovery(uow_factory, registry, clock, POLICY).run(page=2) == orphans
+    assert await Recovery(uow_factory, registry, clock, policy=POLICY).run(page=2) == orphans
