@@ -38,7 +38,9 @@ class JobScheduler:
         self.approval_timer = ApprovalTimer(
             container.uow, service.approvals, service.policy, container.clock
         )
-        self.recovery = Recovery(container.uow, service.registry, container.clock, self.worker)
+        self.recovery = Recovery(
+            container.uow, service.registry, container.clock, self.worker, service.policy
+        )
         self.liveness = container.uow.liveness_lease(
             worker_lease(self.worker), self.worker, settings.worker_ttl_seconds
         )
