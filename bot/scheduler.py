@@ -85,7 +85,10 @@ class JobScheduler:
                 async with asyncio.timeout(every):
                     await self.heartbeat()
             except Exception:
+                self._metrics.job_failed("heartbeat")
                 log.warning("renewing the worker lease failed", exc_info=True)
+            else:
+                self._metrics.job_ran("heartbeat")
             due = max(due, loop.time())
             await asyncio.sleep(due - loop.time())
 
