@@ -3,14 +3,16 @@ failed, never left.
 
 A step whose result was already stored (an order placed) is finished from that
 result, never re-run and never failed with its money released; if finishing it
-fails, it needs attention. Every IN_PROGRESS task is looked at, page after page,
-however many requests wait in front of it.
+fails, or a money step was cut off mid-call (its order may have gone out), it
+needs attention: the hold stays and the approvers are told. Every IN_PROGRESS
+task is looked at, page after page, however many requests wait in front of it.
 """
 
 from __future__ import annotations
 
 import logging
 
+from core.agents.base import Agent
 from core.agents.registry import AgentRegistry
 from core.clock import Clock
 from core.executor import SYSTEM, complete_task, fail_task, flag_task, outcome_reference
@@ -74,7 +76,8 @@ class Recovery:
             if task.result is not None:
                 # Its outcome was stored before the worker died: record it, do not re-run.
                 return await complete_task(uow, task, task.result, self._clock)
-            if self._safe_to_rerun(task.agent):
+            agent = self._agent(task.agent)
+            if agent is not None and agent.safe_to_rerun:
                 return await transition(
                     uow,
                     task,
@@ -83,6 +86,14 @@ class Recovery:
                     clock=self._clock,
                     detail={"reason": "re-run after the worker stopped"},
                 )
+            if agent is None or agent.requires_approval:
+                # Money may have moved: neither re-run nor failed with the hold released.
+                detail = (
+                    "Interrupted by a restart while it ran, so it was not re-run. The order "
+                    "may or may not have been placed: please check before asking again."
+                )
+                approvers = self._policy.approvers_for(task.requester)
+                return await flag_task(uow, task, "unknown", detail, approvers, self._clock)
             reason = (
                 "Interrupted by a restart before it finished. It was not re-run because "
                 "it may have had effects; please check and ask again if needed."
@@ -105,8 +116,8 @@ class Recovery:
             log.exception("flagging task %s failed; trying again next run", task.id)
             return False
 
-    def _safe_to_rerun(self, agent: str) -> bool:
+    def _agent(self, name: str) -> Agent | None:
         try:
-            return self._registry.get(agent).safe_to_rerun
+            return self._registry.get(name)
         except KeyError:
-            return False
+            return None
