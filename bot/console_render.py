@@ -19,6 +19,7 @@ from core.notices import (
     TaskCancelled,
     TaskFailed,
     TaskFinished,
+    TaskNeedsAttention,
     TaskRejected,
     TaskRetried,
 )
@@ -31,6 +32,7 @@ STATUS_MARK = {
     "FAILED": "❌",
     "REJECTED": "🚫",
     "CANCELLED": "⏹",
+    "NEEDS_ATTENTION": "⚠",
 }
 
 
@@ -63,6 +65,11 @@ def render_notice(notice: Notice) -> str:
         return _finished(notice)
     if isinstance(notice, TaskFailed):
         return f"#{notice.task_id} {notice.title} failed: {notice.error}"
+    if isinstance(notice, TaskNeedsAttention):
+        return (
+            f"#{notice.task_id} {notice.title} needs attention ({notice.reference}): "
+            f"{notice.detail} Approvers: {', '.join(notice.approvers)}."
+        )
     if isinstance(notice, TaskRejected):
         return f"#{notice.task_id} {notice.title} was denied by {notice.decided_by}."
     if isinstance(notice, TaskCancelled):

@@ -44,6 +44,7 @@ from core.notices import (
     TaskCancelled,
     TaskFailed,
     TaskFinished,
+    TaskNeedsAttention,
     TaskRejected,
     TaskRetried,
     WebhookEvent,
@@ -289,6 +290,14 @@ def every_notice(text: str = "Research best laptops") -> list[Notice]:
             approvers=("U0APPROVER", "W0ENTERPRISE"),
             approval_channel="C0APPROVALS",
         ),
+        TaskNeedsAttention(
+            DEST,
+            19,
+            title=f"Buy {text}",
+            reference=f"PO-19 {text}",
+            detail=f"The purchase step was done, but {text}.",
+            approvers=("U0APPROVER",),
+        ),
     ]
 
 
@@ -449,8 +458,7 @@ def test_approval_needed_links_the_requesters_thread_and_escapes_their_words() -
 
 
 def test_approval_asked_tells_the_requester_who_decides_and_where() -> None:
-    notice = every_notice()[-1]
-    assert isinstance(notice, ApprovalAsked)
+    notice = next(n for n in every_notice() if isinstance(n, ApprovalAsked))
     msg = render(notice)
     assert_valid(msg)
     out = all_text(msg)
@@ -825,3 +833,11 @@ def test_render_text() -> None:
     assert_no_raw_injection(msg)
     assert_valid(render_text(""))
     assert_valid(render_text("y" * 100000))
+
+
+def test_needs_attention_names_the_order_and_the_approvers() -> None:
+    notice = every_notice()[-1]
+    assert isinstance(notice, TaskNeedsAttention)
+    out = all_text(render(notice))
+    assert "needs attention" in out and "PO-19" in out and "<@U0APPROVER>" in out
+    assert "money stays held" in out
