@@ -12,13 +12,14 @@ from bot.tasks_command import parse_tasks_command
 from core.approvals import Decision
 from core.notices import ApprovalNeeded, Notice
 from core.orchestrator import Request
+from core.ports import Attempt
 from core.records import Conversation
 
 HELP = """Type a request, for example:
   research best laptops and draft email to john@example.com
   buy 2 monitors for $300
 Then: a / d to approve or deny the newest approval, /tasks [pending|failed|completed|<id>|
-cancel <id>|budget|help] for your history, quit to leave."""
+cancel <id>|retry <id>|budget|help] for your history, quit to leave."""
 
 
 class ConsoleNotifier:
@@ -29,7 +30,7 @@ class ConsoleNotifier:
         self.open_approvals: list[int] = []
         self._sent = 0
 
-    async def deliver(self, notice: Notice) -> str | None:
+    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None:
         if isinstance(notice, ApprovalNeeded):
             self.open_approvals.append(notice.approval_id)
         print(f"taskbot> {render_notice(notice)}", file=self._out, flush=True)
@@ -105,6 +106,8 @@ class Console:
             self.say("\n".join(lines))
         elif cmd.action == "cancel" and cmd.task_id is not None:
             self.say((await service.cancel(self._user, cmd.task_id)).message)
+        elif cmd.action == "retry" and cmd.task_id is not None:
+            self.say((await service.retry(self._user, cmd.task_id)).message)
         elif cmd.action == "budget":
             self.say(render_budget(await service.history.budget(self._user)))
         elif cmd.action == "help":

@@ -4,26 +4,30 @@ processes on one database every job acts once per tick in total."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.container import Container
+from bot.metrics import Metrics
 from bot.settings import Settings
 from core.approval_timer import ApprovalTimer
+from core.housekeeping import Housekeeping
 from core.recovery import Recovery, worker_lease
 from core.stale import StaleReporter
 
 log = logging.getLogger(__name__)
 
-INBOX_KEEP = timedelta(days=7)
-
 
 class JobScheduler:
-    def __init__(self, container: Container, settings: Settings) -> None:
+    def __init__(
+        self, container: Container, settings: Settings, metrics: Metrics | None = None
+    ) -> None:
         self._c = container
         self._settings = settings
+        self._metrics = metrics or Metrics()
         self.worker = container.service.worker
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         service = container.service
@@ -34,6 +38,7 @@ class JobScheduler:
             container.uow, service.approvals, service.policy, container.clock
         )
         self.recovery = Recovery(container.uow, service.registry, container.clock)
+        self.housekeeper = Housekeeping(container.uow, container.clock, settings.retention())
 
     @property
     def running(self) -> bool:
@@ -54,15 +59,29 @@ class JobScheduler:
             self._scheduler.shutdown(wait=False)
 
     def _every(
-        self, name: str, seconds: int, job: Callable[[], Awaitable[object]], gated: bool = True
+        self, name: str, seconds: int, job: Callable[[], Awaitable[int]], gated: bool = True
     ) -> None:
         async def tick() -> None:
+            """Counted when this process ran the job; logged at INFO only when it did something."""
+            started = time.perf_counter()
             try:
                 if gated and not await self.lease(name, seconds):
                     return
-                await job()
+                done = await job()
             except Exception:
-                log.exception("scheduled job %s failed", name)
+                self._metrics.job_failed(name)
+                log.exception("scheduled job %s failed", name, extra={"job": name})
+                return
+            self._metrics.job_ran(name)
+            if done:
+                ms = round((time.perf_counter() - started) * 1000, 1)
+                log.info(
+                    "job %s: %d done in %s ms",
+                    name,
+                    done,
+                    ms,
+                    extra={"job": name, "count": done, "duration_ms": ms},
+                )
 
         self._scheduler.add_job(
             tick,
@@ -81,7 +100,8 @@ class JobScheduler:
                 f"job:{name}", self.worker, self._c.clock.now(), seconds * 0.9
             )
 
-    async def heartbeat(self) -> None:
+    async def heartbeat(self) -> int:
+        """Routine: never counts as having done something."""
         async with self._c.uow() as uow:
             await uow.leases.acquire(
                 worker_lease(self.worker),
@@ -89,19 +109,25 @@ class JobScheduler:
                 self._c.clock.now(),
                 self._settings.worker_ttl_seconds,
             )
+        return 0
 
     async def stale_report(self) -> int:
         return await self.stale.run()
 
-    async def approvals(self) -> None:
-        _reminded, roots = await self.approval_timer.run()
+    async def approvals(self) -> int:
+        """Reminders written plus approvals expired."""
+        reminded, roots = await self.approval_timer.run()
         for root in roots:
             self._c.service.orchestrator.schedule(root)
+        return reminded + len(roots)
 
-    async def recover(self) -> None:
-        for root in await self.recovery.run():
+    async def recover(self) -> int:
+        """Workflows taken over from dead processes."""
+        roots = await self.recovery.run()
+        for root in roots:
             self._c.service.orchestrator.schedule(root)
+        return len(roots)
 
     async def housekeeping(self) -> int:
-        async with self._c.uow() as uow:
-            return await uow.inbox.prune_before(self._c.clock.now() - INBOX_KEEP)
+        """Rows pruned, all kinds together."""
+        return sum((await self.housekeeper.run()).values())

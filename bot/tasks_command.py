@@ -10,7 +10,7 @@ from core.history import FILTERS
 
 @dataclass(frozen=True)
 class TasksCommand:
-    action: str  # list | detail | cancel | budget | help | invalid
+    action: str  # list | detail | cancel | retry | budget | help | invalid
     filter_name: str | None = None
     task_id: int | None = None
     page: int = 0
@@ -33,10 +33,10 @@ def parse_tasks_command(text: str) -> TasksCommand:
         return TasksCommand("budget")
     if head == "page" and len(rest) == 1 and rest[0].isdigit() and int(rest[0]) > 0:
         return TasksCommand("list", page=int(rest[0]) - 1)
-    if head == "cancel":
+    if head in ("cancel", "retry"):
         if len(rest) == 1 and (m := _ID.match(rest[0])):
-            return TasksCommand("cancel", task_id=int(m.group(1)))
-        return TasksCommand("invalid", error="Which task? Try `/tasks cancel 42`.")
+            return TasksCommand(head, task_id=int(m.group(1)))
+        return TasksCommand("invalid", error=f"Which task? Try `/tasks {head} 42`.")
     if not rest and (m := _ID.match(head)):
         return TasksCommand("detail", task_id=int(m.group(1)))
     return TasksCommand(

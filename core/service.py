@@ -15,6 +15,8 @@ from core.history import History
 from core.orchestrator import Orchestrator, Outcome, Request, Submission
 from core.policy import Policy
 from core.ports import UnitOfWorkFactory
+from core.records import Approval
+from core.retry import Retrying, RetryOutcome
 
 
 class TaskService:
@@ -38,6 +40,7 @@ class TaskService:
         self.approvals = Approvals(uow, clock)
         self.history = History(uow, policy, clock)
         self.cancellation = Cancellation(uow, self.approvals, clock)
+        self.retrying = Retrying(uow, registry, clock)
 
     async def submit(self, request: Request) -> Submission:
         """Persist only; call start() once the front end has acknowledged."""
@@ -68,6 +71,19 @@ class TaskService:
         if outcome.cancelled and outcome.root_id is not None:
             self.orchestrator.schedule(outcome.root_id)
         return outcome
+
+    async def retry(self, requester: str, task_id: int) -> RetryOutcome:
+        """Re-run a failed request from its failed steps (Slack button, /tasks, API)."""
+        outcome = await self.retrying.retry(requester, task_id)
+        if outcome.retried and outcome.root_id is not None:
+            self.orchestrator.schedule(outcome.root_id)
+        return outcome
+
+    async def decidable_approvals(self, user: str, limit: int = 100) -> list[Approval]:
+        """Pending approvals `user` may decide, oldest first."""
+        async with self.uow(read_only=True) as uow:
+            pending = await uow.approvals.pending(limit)
+        return [a for a in pending if a.may_decide(user)]
 
     async def resume_unfinished(self) -> int:
         return await self.orchestrator.resume_unfinished()

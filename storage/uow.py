@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.clock import Clock, SystemClock
+from core.notices import Notice
 from core.ports import (
     ApprovalRepository,
     AuditLog,
@@ -28,6 +29,8 @@ from core.ports import (
     Outbox,
     TaskRepository,
 )
+from core.states import TaskStatus
+from storage.api_repo import SqlApiStore
 from storage.approvals_repo import SqlApprovalRepository
 from storage.audit_repo import SqlAuditLog
 from storage.budgets_repo import SqlBudgetRepository
@@ -42,13 +45,16 @@ log = logging.getLogger(__name__)
 
 PING_SECONDS = 5.0
 
+PreCommit = Callable[["SqlUnitOfWork", Sequence[Notice]], Awaitable[None]]
+
 
 class SqlUnitOfWork:
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         #: the session itself, for storage tests and one-off queries; core uses the ports
         self.session = session
         self._outbox = SqlOutbox(session)
-        self.tasks: TaskRepository = SqlTaskRepository(session, clock)
+        self._tasks = SqlTaskRepository(session, clock)
+        self.tasks: TaskRepository = self._tasks
         self.approvals: ApprovalRepository = SqlApprovalRepository(session)
         self.budgets: BudgetRepository = SqlBudgetRepository(session)
         self.ledger: Ledger = SqlLedger(session)
@@ -56,10 +62,22 @@ class SqlUnitOfWork:
         self.outbox: Outbox = self._outbox
         self.inbox: Inbox = SqlInbox(session)
         self.leases: Leases = SqlLeases(session)
+        #: tokens, idempotency keys and webhook targets of the HTTP API
+        self.api = SqlApiStore(session)
+        self.webhooks = self.api
 
     @property
     def wrote_outbox(self) -> bool:
         return self._outbox.written
+
+    @property
+    def notices_written(self) -> list[Notice]:
+        return self._outbox.added
+
+    @property
+    def entered(self) -> list[TaskStatus]:
+        """Statuses tasks moved into in this transaction."""
+        return self._tasks.entered
 
 
 class SqlUnitOfWorkFactory:
@@ -74,6 +92,8 @@ class SqlUnitOfWorkFactory:
             engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
         )
         self._outbox_callbacks: list[Callable[[], object]] = []
+        self._before_commit: list[PreCommit] = []
+        self._transition_callbacks: list[Callable[[TaskStatus], object]] = []
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SqlUnitOfWorkFactory:
@@ -91,8 +111,13 @@ class SqlUnitOfWorkFactory:
         async with serialized(self.engine, urgent), self._sessions() as session, session.begin():
             uow = SqlUnitOfWork(session, self.clock)
             yield uow
+            if uow.wrote_outbox:
+                for hook in self._before_commit:
+                    await hook(uow, list(uow.notices_written))
         if uow.wrote_outbox:
             self._outbox_written()
+        for status in uow.entered:
+            self._transitioned(status)
 
     @asynccontextmanager
     async def _reader(self) -> AsyncIterator[SqlUnitOfWork]:
@@ -100,9 +125,25 @@ class SqlUnitOfWorkFactory:
         async with self._readers() as session:  # closing rolls the read transaction back
             yield SqlUnitOfWork(session, self.clock)
 
+    def before_commit_with_notices(self, hook: PreCommit) -> None:
+        """Run `hook(uow, notices)` inside every transaction that wrote notices, just
+        before it commits, so what the hook writes commits (or rolls back) with them."""
+        self._before_commit.append(hook)
+
     def on_outbox_written(self, callback: Callable[[], object]) -> None:
         """Call `callback()` after every commit whose transaction added outbox rows."""
         self._outbox_callbacks.append(callback)
+
+    def on_transition(self, callback: Callable[[TaskStatus], object]) -> None:
+        """Call `callback(status)` for every task status change, once it is committed."""
+        self._transition_callbacks.append(callback)
+
+    def _transitioned(self, status: TaskStatus) -> None:
+        for callback in self._transition_callbacks:
+            try:
+                callback(status)
+            except Exception:
+                log.exception("transition callback %r failed", callback)
 
     def _outbox_written(self) -> None:
         for callback in self._outbox_callbacks:

@@ -181,6 +181,7 @@ I answer in the thread, and ask approvers with buttons before spending money.
 • `/tasks pending` · `/tasks failed` · `/tasks completed` — only those
 • `/tasks <id>` — one task in detail, with its steps and result
 • `/tasks cancel <id>` — cancel a task that hasn't finished
+• `/tasks retry <id>` — re-run a failed task from its failed steps
 • `/tasks budget` — what you've spent this month and what's left
 • `/tasks help` — this message"""
 

@@ -35,11 +35,13 @@ from core.notices import (
     TaskFailed,
     TaskFinished,
     TaskRejected,
+    TaskRetried,
 )
 
 APPROVE_ACTION = "approval:approve"
 DENY_ACTION = "approval:deny"
 APPROVAL_BLOCK_PREFIX = "approval:"
+RETRY_ACTION = "task:retry"
 
 #: titles in headings: long enough to read, short enough for one line
 _TITLE = 150
@@ -73,6 +75,8 @@ def render(notice: Notice, permalinks: Permalinks | None = None) -> Message:
         return _request_finished(notice)
     if isinstance(notice, StaleReport):
         return _stale_report(notice, links)
+    if isinstance(notice, TaskRetried):
+        return _task_retried(notice)
     return _generic(notice)
 
 
@@ -242,7 +246,24 @@ def _task_failed(n: TaskFailed) -> Message:
     if error:
         blocks += split_sections("\n".join("> " + escape(line) for line in error.split("\n")))
     text = f"Failed: {_title(n.title)}" + (f" — {escape(one_line(error))}" if error else "")
-    return message(text, blocks, more_note=_more_note(n.task_id))
+    blocks += _retry_button(n.task_id)
+    return message(text, blocks, more_note=_more_note(n.task_id), keep_tail=1)
+
+
+def _retry_button(task_id: int | None) -> list[Block]:
+    """Re-run the failed steps (the listener lets only the requester do it)."""
+    if task_id is None:
+        return []
+    return [actions([button("Retry", RETRY_ACTION, str(task_id))], block_id=f"retry:{task_id}")]
+
+
+def _task_retried(n: TaskRetried) -> Message:
+    line = f"🔁 Retrying {_ref(n.task_id)}: *{_title(n.title)}*"
+    if n.retried_by:
+        line += f" (asked by {mention(n.retried_by)})"
+    if n.step_titles:
+        line += "\nRunning again: " + ", ".join(escape(s) for s in n.step_titles)
+    return message(f"Retrying: {_title(n.title)}", [section(line)])
 
 
 def _task_rejected(n: TaskRejected) -> Message:
@@ -267,7 +288,10 @@ def _request_finished(n: RequestFinished) -> Message:
     line = f"{emoji} {_ref(n.task_id).capitalize()} {label}: *{_title(n.title)}*"
     if n.total:
         line += f"\n{n.completed} of {n.total} step{'s' if n.total != 1 else ''} completed."
-    return message(f"{_ref(n.task_id).capitalize()} {label}: {_title(n.title)}", [section(line)])
+    blocks: list[Block] = [section(line)]
+    if n.status == "FAILED":
+        blocks += _retry_button(n.task_id)
+    return message(f"{_ref(n.task_id).capitalize()} {label}: {_title(n.title)}", blocks)
 
 
 def _stale_report(n: StaleReport, permalinks: Permalinks) -> Message:
