@@ -18,6 +18,7 @@ from core.notices import (
     TaskCancelled,
     TaskFailed,
     TaskFinished,
+    TaskNeedsAttention,
     TaskRejected,
     TaskRetried,
 )
@@ -30,6 +31,7 @@ STATUS_MARK = {
     "FAILED": "❌",
     "REJECTED": "🚫",
     "CANCELLED": "⏹",
+    "NEEDS_ATTENTION": "⚠",
 }
 
 
@@ -59,6 +61,11 @@ def render_notice(notice: Notice) -> str:
         return _finished(notice)
     if isinstance(notice, TaskFailed):
         return f"#{notice.task_id} {notice.title} failed: {notice.error}"
+    if isinstance(notice, TaskNeedsAttention):
+        return (
+            f"#{notice.task_id} {notice.title} needs attention ({notice.reference}): "
+            f"{notice.detail} Approvers: {', '.join(notice.approvers)}."
+        )
     if isinstance(notice, TaskRejected):
         return f"#{notice.task_id} {notice.title} was denied by {notice.decided_by}."
     if isinstance(notice, TaskCancelled):

@@ -3,6 +3,7 @@ processes on one database every job acts once per tick in total."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -37,7 +38,13 @@ class JobScheduler:
         self.approval_timer = ApprovalTimer(
             container.uow, service.approvals, service.policy, container.clock
         )
-        self.recovery = Recovery(container.uow, service.registry, container.clock)
+        self.recovery = Recovery(
+            container.uow, service.registry, container.clock, self.worker, service.policy
+        )
+        self.liveness = container.uow.liveness_lease(
+            worker_lease(self.worker), self.worker, settings.worker_ttl_seconds
+        )
+        self._beating: asyncio.Task[None] | None = None
         self.housekeeper = Housekeeping(container.uow, container.clock, settings.retention())
 
     @property
@@ -47,7 +54,7 @@ class JobScheduler:
     def start(self) -> None:
         s = self._settings
         approval_every = max(5, min(300, s.reminder_after_seconds // 4))
-        self._every("heartbeat", max(1, s.worker_ttl_seconds // 3), self.heartbeat, gated=False)
+        self._beating = asyncio.get_running_loop().create_task(self._beat(), name="heartbeat")
         self._every("stale-report", s.stale_check_seconds, self.stale_report)
         self._every("approvals", approval_every, self.approvals)
         self._every("recovery", s.worker_ttl_seconds, self.recover)
@@ -55,8 +62,35 @@ class JobScheduler:
         self._scheduler.start()
 
     def shutdown(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+    @property
+    def beat_seconds(self) -> float:
+        """Four renewals per TTL: three may be lost before the process looks dead."""
+        return max(0.5, self._settings.worker_ttl_seconds / 4)
+
+    async def _beat(self) -> None:
+        """Renew the liveness lease at a fixed rate, in a task of its own rather than
+        an APScheduler job (which skips a run that is late or still running). Each
+        renewal is bounded, so one stuck call cannot hold back the next."""
+        loop = asyncio.get_running_loop()
+        every = self.beat_seconds
+        due = loop.time()
+        while True:
+            due += every
+            try:
+                async with asyncio.timeout(every):
+                    await self.heartbeat()
+            except Exception:
+                self._metrics.job_failed("heartbeat")
+                log.warning("renewing the worker lease failed", exc_info=True)
+            else:
+                self._metrics.job_ran("heartbeat")
+            due = max(due, loop.time())
+            await asyncio.sleep(due - loop.time())
 
     def _every(
         self, name: str, seconds: int, job: Callable[[], Awaitable[int]], gated: bool = True
@@ -100,16 +134,9 @@ class JobScheduler:
                 f"job:{name}", self.worker, self._c.clock.now(), seconds * 0.9
             )
 
-    async def heartbeat(self) -> int:
-        """Routine: never counts as having done something."""
-        async with self._c.uow() as uow:
-            await uow.leases.acquire(
-                worker_lease(self.worker),
-                self.worker,
-                self._c.clock.now(),
-                self._settings.worker_ttl_seconds,
-            )
-        return 0
+    async def heartbeat(self) -> None:
+        if not await self.liveness.renew(self._c.clock.now()):
+            log.error("worker lease %s is held by another process", self.liveness.name)
 
     async def stale_report(self) -> int:
         return await self.stale.run()

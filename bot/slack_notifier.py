@@ -193,11 +193,14 @@ class SlackNotifier:
                 response = await self._client.chat_getPermalink(
                     channel=task.channel, message_ts=task.thread_ts
                 )
-            except SlackApiError as exc:
-                log.warning("no permalink for task %s: %s", task.task_id, exc.response.get("error"))
+                link = response.get("permalink")
+            except Exception as exc:
+                # A link is a nicety: the digest goes out without it rather than not at all,
+                # whatever the answer was (slack_sdk raises AttributeError on a text body).
+                log.warning("no permalink for task %s: %s", task.task_id, _error_of(exc))
                 continue
-            if link := response.get("permalink"):
-                links[task.task_id] = str(link)
+            if isinstance(link, str) and link:
+                links[task.task_id] = link
         return links
 
 
@@ -230,14 +233,25 @@ class _Doubt:
     open: bool
 
 
+def _error_of(exc: Exception) -> str:
+    """Slack's error code, or the HTTP status when the body was not Slack's JSON
+    (a proxy's HTML page; slack_sdk then hands over the raw aiohttp response)."""
+    if not isinstance(exc, SlackApiError):
+        return type(exc).__name__
+    response = exc.response
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    status = getattr(response, "status_code", None) or getattr(response, "status", 0)
+    return f"http_{status}"
+
+
 def _classify(exc: SlackApiError, *, doubt: bool) -> DeliveryError:
     """Slack answered, so this request did nothing; an earlier attempt still in
     `doubt` keeps the entry unconfirmed."""
     response = exc.response
-    status = response.status_code
-    error = f"http_{status}"
-    if isinstance(response.data, dict) and response.get("error"):
-        error = str(response.get("error"))
+    status = int(getattr(response, "status_code", None) or getattr(response, "status", 0) or 0)
+    error = _error_of(exc)
     if status == 429:
         retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")
         seconds = float(retry_after) if retry_after and str(retry_after).isdigit() else 1.0

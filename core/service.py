@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import uuid
@@ -11,6 +12,7 @@ from core.approvals import Approvals, Decision, DecisionOutcome, DecisionResult
 from core.background import Background
 from core.cancellation import Cancellation, CancelOutcome
 from core.clock import Clock
+from core.executor import Sleep, has_effects
 from core.history import History
 from core.orchestrator import Orchestrator, Outcome, Request, Submission
 from core.policy import Policy
@@ -28,6 +30,7 @@ class TaskService:
         clock: Clock,
         background: Background | None = None,
         worker: str | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
         #: this process, as named in task claims and its liveness lease
         self.worker = worker or new_worker_id()
@@ -35,12 +38,20 @@ class TaskService:
         self.policy = policy
         self.clock = clock
         self.registry = registry
-        self.orchestrator = Orchestrator(uow, registry, policy, clock, background, self.worker)
+        self.orchestrator = Orchestrator(
+            uow, registry, policy, clock, background, self.worker, sleep=sleep
+        )
         self.background = self.orchestrator.background
         self.approvals = Approvals(uow, clock)
         self.history = History(uow, policy, clock)
-        self.cancellation = Cancellation(uow, self.approvals, clock)
+        self.cancellation = Cancellation(uow, self.approvals, clock, policy, self._has_effects)
         self.retrying = Retrying(uow, registry, clock)
+
+    def _has_effects(self, agent: str) -> bool:
+        try:
+            return has_effects(self.registry.get(agent))
+        except KeyError:
+            return True  # an agent no longer installed: assume the worst
 
     async def submit(self, request: Request) -> Submission:
         """Persist only; call start() once the front end has acknowledged."""
@@ -89,5 +100,19 @@ class TaskService:
         return await self.orchestrator.resume_unfinished()
 
 
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+#: a worker id must fit the lease name column (64 characters) after "worker:"
+MAX_WORKER_ID = 57
+
+
+def new_worker_id(hostname: str | None = None) -> str:
+    """`<host>:<pid>:<hex>`, at most MAX_WORKER_ID characters whatever the hostname
+    (Linux allows 64, FQDNs are longer): a long one keeps its readable start and
+    gets a short hash of the whole, so two long names sharing a prefix stay apart."""
+    host = socket.gethostname() if hostname is None else hostname
+    host = "".join(c for c in host if c.isprintable() and c != ":") or "host"
+    rest = f":{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    room = MAX_WORKER_ID - len(rest)
+    if len(host) > room:
+        digest = hashlib.sha256(host.encode("utf-8", "replace")).hexdigest()[:6]
+        host = f"{host[: room - len(digest) - 1]}~{digest}"
+    return host + rest

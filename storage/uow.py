@@ -38,6 +38,7 @@ from storage.engine import READ_ONLY, create_engine, serialized
 from storage.inbox_repo import SqlInbox
 from storage.leases_repo import SqlLeases
 from storage.ledger_repo import SqlLedger
+from storage.liveness import LivenessLease
 from storage.outbox_repo import SqlOutbox
 from storage.tasks_repo import SqlTaskRepository
 
@@ -94,6 +95,7 @@ class SqlUnitOfWorkFactory:
         self._outbox_callbacks: list[Callable[[], object]] = []
         self._before_commit: list[PreCommit] = []
         self._transition_callbacks: list[Callable[[TaskStatus], object]] = []
+        self._side_leases: list[LivenessLease] = []
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SqlUnitOfWorkFactory:
@@ -129,6 +131,13 @@ class SqlUnitOfWorkFactory:
         """Run `hook(uow, notices)` inside every transaction that wrote notices, just
         before it commits, so what the hook writes commits (or rolls back) with them."""
         self._before_commit.append(hook)
+
+    def liveness_lease(self, name: str, holder: str, ttl_seconds: float) -> LivenessLease:
+        """The lease that says this process is alive, renewed on its own lane
+        (storage.liveness); closed with this factory."""
+        lease = LivenessLease(self.engine, name, holder, ttl_seconds)
+        self._side_leases.append(lease)
+        return lease
 
     def on_outbox_written(self, callback: Callable[[], object]) -> None:
         """Call `callback()` after every commit whose transaction added outbox rows."""
@@ -167,4 +176,6 @@ class SqlUnitOfWorkFactory:
         return True
 
     async def dispose(self) -> None:
+        for lease in self._side_leases:
+            await lease.close()
         await self.engine.dispose()

@@ -34,6 +34,7 @@ from core.notices import (
     TaskCancelled,
     TaskFailed,
     TaskFinished,
+    TaskNeedsAttention,
     TaskRejected,
     TaskRetried,
 )
@@ -67,6 +68,8 @@ def render(notice: Notice, permalinks: Permalinks | None = None) -> Message:
         return _task_finished(notice)
     if isinstance(notice, TaskFailed):
         return _task_failed(notice)
+    if isinstance(notice, TaskNeedsAttention):
+        return _task_needs_attention(notice)
     if isinstance(notice, TaskRejected):
         return _task_rejected(notice)
     if isinstance(notice, TaskCancelled):
@@ -264,6 +267,22 @@ def _task_retried(n: TaskRetried) -> Message:
     if n.step_titles:
         line += "\nRunning again: " + ", ".join(escape(s) for s in n.step_titles)
     return message(f"Retrying: {_title(n.title)}", [section(line)])
+
+
+def _task_needs_attention(n: TaskNeedsAttention) -> Message:
+    head = f"⚠️ {_ref(n.task_id).capitalize()} needs attention: *{_title(n.title)}*"
+    lines = [head]
+    if n.reference:
+        lines.append(f"Reference: *{escape(n.reference)}*")
+    if n.detail.strip():
+        lines.append(escape(n.detail.strip()))
+    if n.approvers:
+        who = " ".join(mention(a) for a in n.approvers)
+        lines.append(f"{who}: please check it; the money stays held until it is resolved.")
+    text = f"Needs attention: {_title(n.title)}" + (
+        f" — {escape(n.reference)}" if n.reference else ""
+    )
+    return message(text, split_sections("\n".join(lines)), more_note=_more_note(n.task_id))
 
 
 def _task_rejected(n: TaskRejected) -> Message:

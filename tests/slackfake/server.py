@@ -89,6 +89,16 @@ class Delay:
 
 
 @dataclass(frozen=True)
+class NotJson:
+    """Answer HTTP ``status`` with a non-JSON body, as a proxy or load balancer in
+    front of Slack does (e.g. 502 with an HTML page)."""
+
+    status: int = 502
+    body: str = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+    content_type: str = "text/html"
+
+
+@dataclass(frozen=True)
 class AnswerLate:
     """Handle the request normally (a post is stored), then hold the answer back
     ``seconds``: the client times out although Slack acted on the request."""
@@ -96,7 +106,7 @@ class AnswerLate:
     seconds: float
 
 
-ScriptStep = OK | Fail | RateLimited | ApiError | Delay | AnswerLate
+ScriptStep = OK | Fail | RateLimited | ApiError | Delay | AnswerLate | NotJson
 
 #: the bot scopes manifest.yml asks for
 DEFAULT_BOT_SCOPES = frozenset(
@@ -623,6 +633,9 @@ class FakeSlack:
             return web.json_response(
                 body, status=429, headers={"Retry-After": str(step.retry_after)}
             )
+        if isinstance(step, NotJson):
+            self._finish(call, step.status, step.body)
+            return web.Response(text=step.body, status=step.status, content_type=step.content_type)
         if isinstance(step, ApiError):
             body = {"ok": False, "error": step.error, **step.extra}
             self._finish(call, 200, body)
