@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import log_safety
-from bot.listeners import approvals, messages, tasks_command
+from bot.listeners import approvals, messages, status, tasks_command
 from bot.settings import Settings
 from core.service import TaskService
 
@@ -37,6 +37,7 @@ def build_app(settings: Settings, service: TaskService, client: AsyncWebClient) 
     messages.register(app, service)
     approvals.register(app, service)
     tasks_command.register(app, service)
+    status.register(app, service)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

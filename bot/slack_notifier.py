@@ -10,7 +10,15 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.views import render
-from core.notices import ApprovalDecided, Notice, StaleReport
+from core.notices import (
+    ApprovalDecided,
+    Notice,
+    RequestAccepted,
+    RequestFinished,
+    RequestStatus,
+    StaleReport,
+    TaskFinished,
+)
 from core.ports import DeliveryError
 
 log = logging.getLogger(__name__)
@@ -66,15 +74,16 @@ class SlackNotifier:
             raise DeliveryError(f"network: {exc!r}", permanent=False) from exc
 
     async def _deliver(self, notice: Notice) -> str | None:
+        if folded_into_status(notice):
+            return None
         dest = notice.destination
         channel = dest.channel or await self._open_dm(dest.user)
         permalinks = await self._permalinks(notice) if isinstance(notice, StaleReport) else None
         message = render(notice, permalinks=permalinks)
         options: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
-        if isinstance(notice, ApprovalDecided) and notice.message_ts:
-            response = await self._client.chat_update(
-                channel=channel, ts=notice.message_ts, **message
-            )
+        replaces = _replaces(notice)
+        if replaces:
+            response = await self._client.chat_update(channel=channel, ts=replaces, **message)
         else:
             response = await self._client.chat_postMessage(
                 channel=channel, thread_ts=dest.thread_ts, **message, **options
@@ -104,6 +113,21 @@ class SlackNotifier:
             if link := response.get("permalink"):
                 links[task.task_id] = str(link)
         return links
+
+
+def folded_into_status(notice: Notice) -> bool:
+    """Notices Slack shows in the request's status message instead of a post of their
+    own: "got it", "request finished", and a step's result that only feeds a later step."""
+    if isinstance(notice, RequestAccepted | RequestFinished):
+        return True
+    return isinstance(notice, TaskFinished) and notice.intermediate
+
+
+def _replaces(notice: Notice) -> str | None:
+    """The ts of the message this notice updates in place, if it does."""
+    if isinstance(notice, ApprovalDecided | RequestStatus):
+        return notice.message_ts
+    return None
 
 
 def _classify(exc: SlackApiError) -> DeliveryError:

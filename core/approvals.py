@@ -12,6 +12,7 @@ from core.notices import ApprovalDecided, Notice, TaskCancelled, TaskRejected
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Approval, TaskChanges
 from core.states import ApprovalStatus, TaskStatus
+from core.status import write_status
 from core.transitions import transition
 
 
@@ -181,3 +182,4 @@ class Approvals:
                 )
             )
             await uow.outbox.add(notice, now)
+            await write_status(uow, self._clock, task)

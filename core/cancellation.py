@@ -11,6 +11,7 @@ from core.notices import TaskCancelled
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges
 from core.states import ApprovalStatus, TaskStatus
+from core.status import write_status
 from core.transitions import transition
 
 
@@ -23,6 +24,8 @@ class CancelOutcome:
     cancelled: bool
     message: str
     root_id: int | None = None
+    #: the task exists but someone else asked for it
+    not_yours: bool = False
 
 
 class Cancellation:
@@ -45,7 +48,11 @@ class Cancellation:
         async with self._uow(urgent=True) as uow:
             task = await uow.tasks.get(task_id)
             if task is None or task.requester != requester:
-                return CancelOutcome(False, f"I can't find task #{task_id} among your tasks.")
+                return CancelOutcome(
+                    False,
+                    f"I can't find task #{task_id} among your tasks.",
+                    not_yours=task is not None,
+                )
             children = await uow.tasks.children(task.id)
             if any(c.status is TaskStatus.IN_PROGRESS for c in children):
                 return CancelOutcome(
@@ -76,6 +83,7 @@ class Cancellation:
                 ),
                 self._clock.now(),
             )
+            await write_status(uow, self._clock, task)
         return CancelOutcome(True, f"Cancelled task #{task_id}.", task.root_id)
 
     async def _cancel_one(self, uow: UnitOfWork, task: Task, actor: str, reason: str) -> bool:

@@ -19,6 +19,7 @@ from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import LedgerEntry, Task, TaskChanges
 from core.states import ApprovalStatus, TaskStatus
+from core.status import DEFAULT_GRACE_SECONDS, write_status
 from core.transitions import transition
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,14 @@ def destination_of(task: Task) -> Destination:
     return Destination(channel=task.conversation.channel, thread_ts=task.conversation.thread_ts)
 
 
-async def fail_task(uow: UnitOfWork, task: Task, reason: str, clock: Clock) -> bool:
+async def fail_task(
+    uow: UnitOfWork,
+    task: Task,
+    reason: str,
+    clock: Clock,
+    *,
+    grace: float = DEFAULT_GRACE_SECONDS,
+) -> bool:
     """FAILED with the reason told in the task's thread and its money released."""
     now = clock.now()
     if not await transition(
@@ -55,6 +63,7 @@ async def fail_task(uow: UnitOfWork, task: Task, reason: str, clock: Clock) -> b
         ),
         now,
     )
+    await write_status(uow, clock, task, grace=grace)
     return True
 
 
@@ -132,6 +141,7 @@ class TaskExecutor:
             "approval_requested",
             {"approval_id": approval.id, "approvers": list(approvers)},
         )
+        await write_status(uow, self._clock, task, grace=self._grace)
         return Gate.WAITING
 
     async def _refuse_over_budget(self, uow: UnitOfWork, task: Task) -> None:
@@ -141,7 +151,11 @@ class TaskExecutor:
             f"{format_money(budget.remaining_cents, budget.currency)} of your monthly "
             f"{format_money(budget.limit_cents, budget.currency)} is left."
         )
-        await fail_task(uow, task, reason, self._clock)
+        await fail_task(uow, task, reason, self._clock, grace=self._grace)
+
+    @property
+    def _grace(self) -> float:
+        return self._policy.status_grace_seconds
 
     async def execute(self, task: Task, dependencies: Sequence[Task]) -> None:
         """Claim the task (PENDING → IN_PROGRESS), run its agent, record the outcome."""
@@ -154,6 +168,8 @@ class TaskExecutor:
                 clock=self._clock,
                 changes=TaskChanges(started_at=self._clock.now(), worker=self.worker),
             )
+            if claimed:
+                await write_status(uow, self._clock, task, grace=self._grace)
         if not claimed:
             return
         running = await self._reload(task.id)
@@ -221,10 +237,20 @@ class TaskExecutor:
                     result=result,
                     cost_cents=result.cost_cents,
                     currency=task.currency,
+                    intermediate=await _feeds_a_later_step(uow, task),
                 ),
                 now,
             )
+            await write_status(uow, self._clock, task, grace=self._grace)
 
     async def _finish_failed(self, task: Task, reason: str) -> None:
         async with self._uow() as uow:
-            await fail_task(uow, task, reason, self._clock)
+            await fail_task(uow, task, reason, self._clock, grace=self._grace)
+
+
+async def _feeds_a_later_step(uow: UnitOfWork, task: Task) -> bool:
+    """A step whose result only feeds another step (research for an email draft)."""
+    if task.is_root:
+        return False
+    siblings = await uow.tasks.children(task.root_id)
+    return any(task.id in s.depends_on for s in siblings)

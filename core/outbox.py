@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from datetime import timedelta
 
 from core.clock import Clock
-from core.notices import ApprovalNeeded
+from core.notices import ApprovalNeeded, Notice, RequestStatus
 from core.ports import DeliveryError, Notifier, OutboxItem, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ class OutboxDispatcher:
 
     async def _deliver(self, item: OutboxItem) -> bool:
         try:
-            ts = await self._notifier.deliver(item.notice)
+            notice = await self._prepare(item.notice)
+            ts = await self._notifier.deliver(notice) if notice is not None else None
         except DeliveryError as exc:
             await self._failed(item, exc)
             return False
@@ -111,6 +113,17 @@ class OutboxDispatcher:
             if isinstance(notice, ApprovalNeeded) and ts and notice.destination.channel:
                 await uow.approvals.set_message(notice.approval_id, notice.destination.channel, ts)
         return True
+
+    async def _prepare(self, notice: Notice) -> Notice | None:
+        """A status snapshot replaces the request's status message once it is posted;
+        a final one with nothing posted yet is dropped (the result was the answer)."""
+        if not isinstance(notice, RequestStatus):
+            return notice
+        async with self._uow(read_only=True) as uow:
+            ts = await uow.outbox.sent_ts(notice.lane)
+        if ts is None and notice.final:
+            return None
+        return dataclasses.replace(notice, message_ts=ts)
 
     async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:
         now = self._clock.now()

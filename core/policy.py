@@ -15,6 +15,8 @@ class Policy:
     stale_after_seconds: int = 24 * 3600
     #: an agent still running after this is stopped and its task fails
     agent_timeout_seconds: float = 300.0
+    #: work that finishes within this needs no status message (the result answers)
+    status_grace_seconds: float = 3.0
 
     def approvers_for(self, requester: str) -> tuple[str, ...]:
         """Configured approvers; with none configured people approve their own requests."""

@@ -22,6 +22,7 @@ from bot.views.blocks import (
 from bot.views.escape import escape, is_user_id, link, mention, mentions, one_line, truncate
 from bot.views.format import humanize_age, money, status_emoji, status_label, title_mrkdwn
 from bot.views.results import result_blocks
+from bot.views.status import render_status
 from core.notices import (
     ApprovalDecided,
     ApprovalNeeded,
@@ -30,6 +31,7 @@ from core.notices import (
     RequestAccepted,
     RequestFinished,
     RequestRefused,
+    RequestStatus,
     StaleReport,
     TaskCancelled,
     TaskFailed,
@@ -51,6 +53,8 @@ def render(notice: Notice, permalinks: Permalinks | None = None) -> Message:
     """The message for a notice. ``permalinks`` (task id → thread URL) is used by
     the stale report to link each task's thread."""
     links: Permalinks = permalinks or {}
+    if isinstance(notice, RequestStatus):
+        return render_status(notice)
     if isinstance(notice, RequestAccepted):
         return _request_accepted(notice)
     if isinstance(notice, RequestRefused):

@@ -19,7 +19,9 @@ async def count_tasks(h: Harness) -> int:
         return int((await session.execute(select(func.count()).select_from(TaskRow))).scalar_one())
 
 
-async def test_dm_is_answered_in_its_thread_with_plan_and_result(harness: Harness) -> None:
+async def test_dm_is_answered_in_its_thread_with_one_result(harness: Harness) -> None:
+    """Fast work needs no status message: the email draft (which carries the research)
+    is the one reply, in the asking thread."""
     envelope = payloads.im_message(
         "research best laptops and draft email to john@example.com", user="U1", channel="D1"
     )
@@ -31,20 +33,14 @@ async def test_dm_is_answered_in_its_thread_with_plan_and_result(harness: Harnes
     posts = harness.posts()
     assert posts, harness.slack.dump_calls()
     assert all(c.params["channel"] == "D1" and c.params["thread_ts"] == ts for c in posts)
-    texts = [c.params["text"] for c in posts]
-    assert "research → email draft" in json.dumps(posts[0].params["blocks"], ensure_ascii=False)
-    assert any("laptops.md" in json.dumps(c.params["blocks"]) for c in posts)
-    email = next(
-        c
-        for c in posts
-        if "john@example.com" in c.params["text"]
-        and "mail" in c.params["text"].lower()
-        and c is not posts[0]
-    )
+    (email,) = posts  # the deliverable, once; no "got it", no "completed"
+    assert "john@example.com" in email.params["text"]
+    assert "mail" in email.params["text"].lower()
+    assert "laptops.md" in json.dumps(email.params["blocks"])
     assert "&gt; " in json.dumps(email.params["blocks"]) or "> " in json.dumps(
         email.params["blocks"]
     )
-    assert len(texts) >= 4  # accepted, research, email draft, request finished
+    assert harness.slack.calls_to("chat.update") == []
 
 
 async def test_mention_inside_a_thread_answers_in_that_thread(harness: Harness) -> None:
@@ -69,8 +65,7 @@ async def test_retried_delivery_creates_nothing_new(harness: Harness) -> None:
     assert (first.status, second.status, third.status) == (200, 200, 200)
     await harness.settle()
     assert await count_tasks(harness) == 1
-    accepted = harness.posts(lambda c: "Got it" in c.params["text"])
-    assert len(accepted) == 1
+    assert len(harness.posts()) == 1  # one answer, however often Slack delivers
 
 
 async def test_bot_messages_edits_and_deletions_are_ignored(harness: Harness) -> None:
