@@ -59,7 +59,11 @@ async def fail_task(
     await uow.budgets.release(task.id)
     await uow.outbox.add(
         TaskFailed(
-            destination=destination_of(task), task_id=task.id, title=task.title, error=reason
+            destination=destination_of(task),
+            task_id=task.id,
+            title=task.title,
+            error=reason,
+            request_id=task.root_id,
         ),
         now,
     )
@@ -238,6 +242,8 @@ class TaskExecutor:
                     cost_cents=result.cost_cents,
                     currency=task.currency,
                     intermediate=await _feeds_a_later_step(uow, task),
+                    requester=task.requester,
+                    request_id=task.root_id,
                 ),
                 now,
             )

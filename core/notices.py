@@ -113,6 +113,9 @@ class TaskFinished(Notice):
     currency: str = "USD"
     #: the result only feeds a later step of the request (shown there, not on its own)
     intermediate: bool = False
+    requester: str = ""
+    #: the request this step belongs to (the one number people see)
+    request_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,8 @@ class TaskFailed(Notice):
     kind: ClassVar[str] = "task_failed"
     title: str = ""
     error: str = ""
+    #: the request this step belongs to (the one number people see)
+    request_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,14 @@ def escape(text: object) -> str:
     return isolate(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+_USER_ID_IN_TEXT = re.compile(r"\b[UW][A-Z0-9]{8,}\b")
+
+
+def with_mentions(escaped: str) -> str:
+    """Escaped text with raw user ids ("Cancelled by U0123ABCD.") shown as names."""
+    return _USER_ID_IN_TEXT.sub(lambda m: f"<@{m.group(0)}>", escaped)
+
+
 def is_user_id(value: object) -> bool:
     return isinstance(value, str) and _USER_ID.match(value) is not None
 

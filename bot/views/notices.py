@@ -16,13 +16,23 @@ from bot.views.blocks import (
     confirm,
     context,
     message,
+    plain,
     section,
     split_sections,
 )
-from bot.views.escape import escape, is_user_id, link, mention, mentions, one_line, truncate
+from bot.views.escape import (
+    escape,
+    is_user_id,
+    link,
+    mention,
+    mentions,
+    one_line,
+    truncate,
+    with_mentions,
+)
 from bot.views.format import humanize_age, money, status_emoji, status_label, title_mrkdwn
-from bot.views.results import result_blocks
-from bot.views.status import render_status
+from bot.views.results import key_points, result_blocks
+from bot.views.status import render_status, request_footer
 from core.notices import (
     ApprovalDecided,
     ApprovalNeeded,
@@ -150,10 +160,11 @@ def _request_accepted(n: RequestAccepted) -> Message:
 
 
 def _request_refused(n: RequestRefused) -> Message:
-    who = f"Sorry {mention(n.requester)}, " if n.requester else "Sorry, "
+    """Said once, before anything is accepted; the reason says what to do instead."""
     reason = escape(n.reason.strip()) or "I couldn't take that request."
-    blocks = split_sections(f"🙅 {who}I can't do that: {reason}")
-    return message(f"{who}I can't do that: {reason}", blocks)
+    blocks = split_sections(f"🙅 *Not accepted*: {reason}")
+    blocks.append(context("Nothing was started. Try `/tasks help` for what I can do."))
+    return message(f"Sorry, I can't do that: {reason}", blocks)
 
 
 def _approval_needed(n: ApprovalNeeded) -> Message:
@@ -228,41 +239,89 @@ def _approval_reminder(n: ApprovalReminder) -> Message:
     return message(f"Reminder: {_title(n.title)} is waiting for approval", [section(line)])
 
 
+def _headline(emoji: str, word: str, title: str) -> Block:
+    """ "✅ Done: <title>" in plain text: the user's words are never parsed as mrkdwn
+    (their ``*`` stays a star); ``&<>`` are still escaped, which Slack shows as typed."""
+    return {"type": "section", "text": plain(f"{emoji} {word}: {escape(one_line(title))}", _TITLE)}
+
+
+def _footer(request_id: int | None, *notes: str) -> Block | None:
+    parts = [p for p in (*notes, request_footer(request_id)) if p]
+    return context(" · ".join(parts)) if parts else None
+
+
 def _task_finished(n: TaskFinished) -> Message:
-    head = f"✅ *{_title(n.title)}*"
-    if n.task_id is not None:
-        head += f"  (task #{n.task_id})"
-    blocks: list[Block] = [section(head)]
-    blocks += result_blocks(n.result, currency=n.currency, cost_cents=n.cost_cents)
-    summary = one_line(n.result.summary)
-    text = f"Done: {_title(n.title)}" + (f" — {escape(summary)}" if summary else "")
-    return message(text, blocks, more_note=_more_note(n.task_id))
+    """The deliverable, once. An email draft is signed with a mention, which Slack
+    shows as the requester's name (no users:read scope needed)."""
+    request = n.request_id if n.request_id is not None else n.task_id
+    blocks: list[Block] = [_headline("✅", "Done", n.title)]
+    blocks += result_blocks(
+        n.result,
+        currency=n.currency,
+        cost_cents=n.cost_cents,
+        short=True,
+        signature=mention(n.requester) if n.requester else "",
+    )
+    points = key_points(n.result.body)
+    footer = _footer(request, "Full text: `/tasks " + str(request) + "`" if points else "")
+    if footer:
+        blocks.append(footer)
+    return message(_finished_text(n, request, len(points)), blocks, more_note=_more_note(request))
+
+
+def _finished_text(n: TaskFinished, request: int | None, findings: int) -> str:
+    title = escape(one_line(n.title))
+    email = n.result.data.get("email") if isinstance(n.result.data, Mapping) else None
+    if isinstance(email, Mapping):
+        return f"Done: {title} — the draft is ready to copy."
+    if findings:
+        more = f"; full text with /tasks {request}" if request is not None else ""
+        return f"Done: {title} — {findings} finding{'s' if findings != 1 else ''}{more}."
+    summary = escape(one_line(n.result.summary))
+    return f"Done: {title}" + (f" — {summary}" if summary else ".")
 
 
 def _task_failed(n: TaskFailed) -> Message:
-    head = f"❌ {_ref(n.task_id).capitalize()} failed: *{_title(n.title)}*"
+    """Failed means something broke; the Retry button (another change) may join it."""
+    request = n.request_id if n.request_id is not None else n.task_id
     error = n.error.strip()
-    blocks: list[Block] = [section(head)]
+    blocks: list[Block] = [_headline("❌", "Failed", n.title)]
     if error:
-        blocks += split_sections("\n".join("> " + escape(line) for line in error.split("\n")))
-    text = f"Failed: {_title(n.title)}" + (f" — {escape(one_line(error))}" if error else "")
-    return message(text, blocks, more_note=_more_note(n.task_id))
+        blocks += split_sections(
+            "\n".join("> " + with_mentions(escape(line)) for line in error.split("\n"))
+        )
+    footer = _footer(request, "You can ask again; if it keeps failing, tell your admin")
+    if footer:
+        blocks.append(footer)
+    text = f"Failed: {escape(one_line(n.title))}" + (
+        f" — {with_mentions(escape(one_line(error)))}" if error else "."
+    )
+    return message(text, blocks, more_note=_more_note(request))
 
 
 def _task_rejected(n: TaskRejected) -> Message:
-    line = f"🚫 {_ref(n.task_id).capitalize()} was not approved: *{_title(n.title)}*"
-    if n.decided_by:
-        line += f" (denied by {mention(n.decided_by)})"
-    return message(f"Not approved: {_title(n.title)}", [section(line)])
+    by = f" by {mention(n.decided_by)}" if n.decided_by else ""
+    reason = escape(one_line(getattr(n, "reason", "") or ""))
+    blocks: list[Block] = [_headline("🚫", "Denied", n.title)]
+    line = f"Denied{by}." + (f" Reason: {reason}" if reason else "")
+    blocks.append(section(line))
+    footer = _footer(n.task_id, "You can ask again with a different amount or item")
+    if footer:
+        blocks.append(footer)
+    return message(f"Denied{by}: {escape(one_line(n.title))}. You can ask again.", blocks)
 
 
 def _task_cancelled(n: TaskCancelled) -> Message:
-    line = f"⏹️ {_ref(n.task_id).capitalize()} was cancelled: *{_title(n.title)}*"
     reason = n.reason.strip()
-    blocks: list[Block] = [section(line)]
+    expired = "expired" in reason.lower()
+    word, emoji = ("Expired", "⌛") if expired else ("Cancelled", "⏹️")
+    blocks: list[Block] = [_headline(emoji, word, n.title)]
     if reason:
-        blocks += split_sections(f"Reason: {escape(reason)}")
-    return message(f"Cancelled: {_title(n.title)}", blocks)
+        blocks += split_sections(with_mentions(escape(reason)))
+    footer = _footer(n.task_id, "Nothing more will happen; you can ask again at any time")
+    if footer:
+        blocks.append(footer)
+    return message(f"{word}: {escape(one_line(n.title))}. You can ask again.", blocks)
 
 
 def _request_finished(n: RequestFinished) -> Message:

@@ -69,12 +69,12 @@ def render_status(n: RequestStatus) -> Message:
     amount = money(n.amount_cents, n.currency) if n.amount_cents > 0 else ""
     head = f"{emoji} *{word}*" + (f" · {amount}" if amount and n.status == "WAITING" else "")
     blocks: list[Block] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": head}},
-        {"type": "section", "text": plain(title, _TITLE)},
+        {"type": "section", "text": {"type": "mrkdwn", "text": head}, "block_id": "status"},
+        {"type": "section", "text": plain(escape(title), _TITLE)},
     ]
     if len(n.steps) > 1:
         steps = " · ".join(step_line(s) for s in n.steps)
-        blocks.append({"type": "section", "text": plain(steps, 2000)})
+        blocks.append({"type": "section", "text": plain(escape(steps), 2000)})
     blocks.append(context(_next_step(n)))
     if not n.final:
         blocks.append(_cancel(n))
@@ -119,5 +119,3 @@ def _fallback(n: RequestStatus, word: str, title: str, amount: str) -> str:
     if n.final:
         return f"{word}: {about}. {_NEXT.get(n.status, '')}".strip()
     return f"{word}: {about}. I'll update this message as it goes."
-
-

@@ -37,8 +37,10 @@ from core.notices import (
     RequestAccepted,
     RequestFinished,
     RequestRefused,
+    RequestStatus,
     StaleReport,
     StaleTask,
+    StepState,
     TaskCancelled,
     TaskFailed,
     TaskFinished,
@@ -266,6 +268,19 @@ def every_notice(text: str = "Research best laptops") -> list[Notice]:
                 StaleTask(21, "Old one", "U0OTHER", 2 * 86400, "U0APPROVER", "D0123ABCD", None),
             ),
         ),
+        RequestStatus(
+            DEST,
+            12,
+            requester="U0123ABCD",
+            title=f"research and buy {text}",
+            outline="research → purchase",
+            status="WAITING",
+            steps=(
+                StepState(f"Research {text}", "COMPLETED"),
+                StepState(f"Buy {text}", "WAITING", ("U0APPROVER",)),
+            ),
+            amount_cents=30000,
+        ),
     ]
 
 
@@ -385,7 +400,8 @@ def test_request_refused_shows_reason() -> None:
     msg = render(RequestRefused(DEST, None, requester="U0123ABCD", reason="Over budget: $5 left"))
     assert_valid(msg)
     assert "Over budget: $5 left" in all_text(msg)
-    assert "<@U0123ABCD>" in all_text(msg)
+    # said to the requester in her own thread: no @-mention of her
+    assert "U0123ABCD" not in all_text(msg)
 
 
 def test_approval_needed_has_two_buttons_with_approval_id() -> None:
@@ -470,14 +486,16 @@ def test_task_finished_renders_result_parts() -> None:
     msg = render(every_notice()[5])
     blocks = assert_valid(msg)
     out = all_text(msg)
-    assert "Draft ready" in out
-    # email draft quoted line by line
-    email = next(b for b in blocks if "Email draft" in b.get("text", {}).get("text", ""))
-    lines = email["text"]["text"].split("\n")[1:]
+    # email draft once: To and Subject as fields, the body quoted line by line
+    head = next(b for b in blocks if "To*" in json.dumps(b.get("fields", [])))
+    assert [f["text"].split("\n")[0] for f in head["fields"]] == ["*To*", "*Subject*"]
+    email = next(b for b in blocks if "Hi team," in b.get("text", {}).get("text", ""))
+    lines = email["text"]["text"].split("\n")
     assert all(line.startswith(">") for line in lines)
     assert "> Hi team," in lines
+    assert out.count("Hi team,") == 1 and out.count("team@example.com") == 1
     # purchase order as fields, money formatted
-    po = next(b for b in blocks if "fields" in b)
+    po = next(b for b in blocks if "Purchase order" in b.get("text", {}).get("text", ""))
     fields = " ".join(f["text"] for f in po["fields"])
     assert "ACME" in fields and format_money(24000, "USD") in fields
     # comparison rows as lines
@@ -529,12 +547,21 @@ def test_task_finished_enormous_result_is_cut_with_note() -> None:
 
 def test_task_failed_rejected_cancelled_finished() -> None:
     notices = every_notice()
-    failed = all_text(render(notices[6]))
-    assert "failed" in failed and "Could not search" in failed
-    assert "<@U0APPROVER>" in all_text(render(notices[7]))
-    assert "cancelled by requester" in all_text(render(notices[8]))
+    failed = render(notices[6])
+    assert failed["text"].startswith("Failed: ") and "Could not search" in all_text(failed)
+    denied = render(notices[7])
+    assert denied["text"].startswith("Denied by <@U0APPROVER>")
+    cancelled = render(notices[8])
+    assert cancelled["text"].startswith("Cancelled: ")
+    assert "cancelled by requester" in all_text(cancelled)
+    # each outcome has one word and says what to do next, in the same footer as its id
+    for msg, request in ((failed, 17), (denied, 18), (cancelled, 19)):
+        footer = msg["blocks"][-1]
+        assert footer["type"] == "context"
+        assert "ask again" in footer["elements"][0]["text"]
+        assert f"Request {request} · `/tasks {request}`" in footer["elements"][0]["text"]
     finished = all_text(render(notices[9]))
-    assert "2 of 2 steps" in finished
+    assert "2 of 2 steps" in finished  # (folded into the status message in Slack)
 
 
 def test_stale_report_with_permalinks() -> None:

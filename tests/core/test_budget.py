@@ -21,7 +21,6 @@ from tests.core.helpers import (
     agent_registry,
     approval_for,
     budget,
-    children,
     ledger,
     make_service,
     notices,

@@ -29,9 +29,7 @@ def _actions(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _is_status(params: dict[str, Any]) -> bool:
-    return any(str(b.get("block_id", "")).startswith("status:") for b in params["blocks"]) or (
-        "Request " in json.dumps(params["blocks"]) and "/tasks" in json.dumps(params["blocks"])
-    )
+    return any(b.get("block_id") == "status" for b in params["blocks"])
 
 
 def _is_approval(params: dict[str, Any]) -> bool:
@@ -112,7 +110,9 @@ async def test_the_requester_cancels_from_the_status_message(harness: Harness) -
     assert harness.posts(lambda c: "PO-" in json.dumps(c.params["blocks"])) == []
     approval = next(c for c in harness.posts() if _is_approval(c.params))
     approval_updates = [
-        c for c in harness.slack.calls_to("chat.update") if c.params["ts"] == approval.response["ts"]
+        c
+        for c in harness.slack.calls_to("chat.update")
+        if c.params["ts"] == approval.response["ts"]
     ]
     assert len(approval_updates) == 1 and not _is_approval(approval_updates[0].params)
     assert len(requester_posts(harness, thread)) == 2  # status + one "cancelled" outcome
