@@ -168,28 +168,40 @@ def render_budget(status: BudgetStatus) -> Message:
     return message(f"Budget {status.month}: {money(left, cur)} left of {money(limit, cur)}", blocks)
 
 
-HELP = """*Make a request:* DM me, or mention me in a channel, in plain words:
-• research best laptops
-• research standing desks and draft an email to the team about them
-• compare prices for office chairs
-• buy a monitor arm for $120  _(anything that costs money asks for approval)_
-
-I answer in the thread, and ask approvers with buttons before spending money.
-
-*`/tasks` commands*
-• `/tasks` — your recent tasks
-• `/tasks pending` · `/tasks failed` · `/tasks completed` — only those
-• `/tasks <id>` — one task in detail, with its steps and result
-• `/tasks cancel <id>` — cancel a task that hasn't finished
-• `/tasks budget` — what you've spent this month and what's left
-• `/tasks help` — this message"""
+#: every "• " example below is run through the parsers by tests/bot/test_messages.py
+HELP_REQUESTS = (
+    "research best laptops",
+    "research standing desks and draft an email about them to team@example.com",
+    "compare prices for office chairs",
+    "buy a monitor arm for $120",
+)
+HELP_COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("/tasks",), "your recent requests, those waiting for approval first"),
+    (("/tasks pending", "/tasks failed", "/tasks completed"), "only those"),
+    (("/tasks 5",), "request 5 in detail, with its steps and full result"),
+    (("/tasks cancel 5",), "cancel request 5 if it hasn't finished"),
+    (("/tasks budget",), "what you've spent this month and what's left"),
+    (("/tasks help",), "this message"),
+)
+HELP = (
+    "*Make a request:* DM me, or mention me in a channel, in plain words:\n"
+    + "\n".join(f"• {example}" for example in HELP_REQUESTS)
+    + "  _(anything that costs money asks for approval)_\n\n"
+    "I answer in the thread, and ask approvers before spending money.\n\n"
+    "*`/tasks` commands*\n"
+    + "\n".join(
+        "• " + " · ".join(f"`{c}`" for c in commands) + f" — {what}"
+        for commands, what in HELP_COMMANDS
+    )
+)
 
 
 def render_help() -> Message:
     # HELP's only control characters are the "<id>" placeholders: escape() keeps
     # them from reaching Slack raw and leaves the *bold* and `code` mrkdwn alone.
     return message(
-        escape("taskbot help: /tasks, /tasks <id>, /tasks budget, /tasks help"),
+        "How to use taskbot: ask in plain words (e.g. “research best laptops”), "
+        "and see your requests with /tasks.",
         split_sections(escape(HELP)),
     )
 

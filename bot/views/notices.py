@@ -263,8 +263,9 @@ def _task_finished(n: TaskFinished) -> Message:
         signature=mention(n.requester) if n.requester else "",
     )
     points = key_points(n.result.body)
-    footer = _footer(request, "Full text: `/tasks " + str(request) + "`" if points else "")
-    if footer:
+    if points and request is not None:
+        blocks.append(context(f"Request {request} · full text: `/tasks {request}`"))
+    elif footer := _footer(request):
         blocks.append(footer)
     return message(_finished_text(n, request, len(points)), blocks, more_note=_more_note(request))
 

@@ -160,7 +160,8 @@ def quote(text: str) -> str:
 
 
 def email_blocks(email: Mapping[str, Any], signature: str = "") -> list[Block]:
-    """The draft once: To, Cc and Subject as fields, the body as a quote, signed."""
+    """The draft once: To, Cc and Subject as fields, the body as a quote, signed with
+    ``signature`` (mrkdwn, e.g. a mention)."""
     fields: list[str] = []
     for key, label in (("to", "To"), ("cc", "Cc"), ("subject", "Subject")):
         value = email.get(key)
@@ -168,11 +169,10 @@ def email_blocks(email: Mapping[str, Any], signature: str = "") -> list[Block]:
         if shown.strip():
             fields.append(f"*{label}*\n{escape(one_line(shown))}")
     body = str(email.get("body") or "").strip("\n")
-    if body and signature.strip():
-        body += "\n" + one_line(signature)
     blocks = field_sections(fields)
     if body:
-        blocks += split_sections(quote(body))
+        signed = quote(body) + (f"\n> {signature}" if signature.strip() else "")
+        blocks += split_sections(signed)
     return blocks
 
 
