@@ -630,10 +630,33 @@ def test_history_lines() -> None:
         assert emoji in out
     for ref in ("`#1`", "`#6`"):
         assert ref in out
-    assert "5 min" in out and "3 h" in out and "2 d" in out
-    assert format_money(12000, "USD") in out
+    # times in each reader's own zone, with the age as the fallback
+    assert "<!date^" in out and "|5 min ago>" in out and "|3 h ago>" in out
+    assert "|1 d ago>" in out  # the finished one: when it finished, not when it was asked
+    assert f"spent {format_money(12000, 'USD')}" in out
+    assert out.count(format_money(12000, "USD")) == 1
     assert "A" * 60 not in out  # long titles shortened
     assert actions_blocks(msg) == []
+    # the one waiting comes first, every row has its menu
+    rows = [b for b in msg["blocks"] if "accessory" in b]
+    assert len(rows) == 6 and "`#1`" in rows[0]["text"]["text"]
+    assert all(r["accessory"]["action_id"] == "tasks:row" for r in rows)
+    assert [o["value"] for o in rows[0]["accessory"]["options"]] == [
+        "view:1",
+        "cancel:1",
+        "thread:1",
+    ]
+    assert [o["value"] for o in rows[2]["accessory"]["options"]] == ["view:3", "thread:3"]
+
+
+def test_history_calls_only_spent_money_spent() -> None:
+    tasks = [
+        task(1, "Buy a desk", status=TaskStatus.REJECTED, cost_cents=20000),
+        task(2, "Buy a chair", status=TaskStatus.PENDING, cost_cents=15000),
+    ]
+    out = all_text(history(tasks))
+    assert format_money(20000, "USD") not in out  # denied: nothing was spent
+    assert f"asks {format_money(15000, 'USD')}" in out and "spent" not in out
 
 
 def test_history_empty_state() -> None:
