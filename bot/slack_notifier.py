@@ -17,6 +17,7 @@ from core.notices import (
     RequestFinished,
     RequestStatus,
     StaleReport,
+    StaleTask,
     TaskFinished,
 )
 from core.ports import DeliveryError
@@ -101,18 +102,28 @@ class SlackNotifier:
     async def _permalinks(self, notice: StaleReport) -> dict[int, str]:
         links: dict[int, str] = {}
         for task in notice.tasks:
-            if not task.thread_ts:
+            channel, ts = link_target(task)
+            if not channel or not ts:
                 continue
             try:
-                response = await self._client.chat_getPermalink(
-                    channel=task.channel, message_ts=task.thread_ts
-                )
+                response = await self._client.chat_getPermalink(channel=channel, message_ts=ts)
             except SlackApiError as exc:
                 log.warning("no permalink for task %s: %s", task.task_id, exc.response.get("error"))
                 continue
             if link := response.get("permalink"):
                 links[task.task_id] = str(link)
         return links
+
+
+def link_target(task: StaleTask) -> tuple[str | None, str | None]:
+    """Where a digest row links: the approval message (where approvers can act), else
+    the request's thread unless it is someone's DM (its readers could not open it).
+    Seam: with one approval copy per approver, pick the reader's copy here."""
+    if task.approval_channel and task.approval_ts:
+        return task.approval_channel, task.approval_ts
+    if task.channel.startswith("D"):
+        return None, None
+    return task.channel, task.thread_ts
 
 
 def folded_into_status(notice: Notice) -> bool:
@@ -125,7 +136,7 @@ def folded_into_status(notice: Notice) -> bool:
 
 def _replaces(notice: Notice) -> str | None:
     """The ts of the message this notice updates in place, if it does."""
-    if isinstance(notice, ApprovalDecided | RequestStatus):
+    if isinstance(notice, ApprovalDecided | RequestStatus | StaleReport):
         return notice.message_ts
     return None
 

@@ -191,6 +191,7 @@ class RequestStatus(Notice):
 
     @property
     def final(self) -> bool:
+        """A finished request; with no status message posted yet, none is needed."""
         return self.status in ("COMPLETED", "FAILED", "CANCELLED", "REJECTED")
 
     @property
@@ -209,12 +210,28 @@ class StaleTask:
     thread_ts: str | None
     #: the people it waits for (approvers), so a front end can mention them
     waiting_on: tuple[str, ...] = ()
+    #: where the approval message is, so the digest can link to it (where they can act)
+    approval_channel: str | None = None
+    approval_ts: str | None = None
 
 
 @dataclass(frozen=True)
 class StaleReport(Notice):
+    """Today's digest for one destination: every task still waiting too long there.
+
+    One message a day per destination: later digests of the same day replace it
+    (chat.update) instead of posting again."""
+
     kind: ClassVar[str] = "stale_report"
     tasks: tuple[StaleTask, ...] = ()
+    #: the day (YYYY-MM-DD, UTC) this digest belongs to
+    day: str = ""
+    #: the digest message to replace; filled in at delivery from the day's first post
+    message_ts: str | None = None
+
+    @property
+    def lane(self) -> str:
+        return f"stale:{self.destination.key}:{self.day}" if self.day else self.destination.key
 
 
 NOTICE_TYPES: dict[str, type[Notice]] = {

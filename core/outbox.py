@@ -10,7 +10,7 @@ import random
 from datetime import timedelta
 
 from core.clock import Clock
-from core.notices import ApprovalNeeded, Notice, RequestStatus
+from core.notices import ApprovalNeeded, Notice, RequestStatus, StaleReport
 from core.ports import DeliveryError, Notifier, OutboxItem, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -115,13 +115,14 @@ class OutboxDispatcher:
         return True
 
     async def _prepare(self, notice: Notice) -> Notice | None:
-        """A status snapshot replaces the request's status message once it is posted;
-        a final one with nothing posted yet is dropped (the result was the answer)."""
-        if not isinstance(notice, RequestStatus):
+        """A status snapshot or a day's digest replaces the message its lane posted
+        first; a final snapshot with nothing posted yet is dropped (the result was
+        the answer)."""
+        if not isinstance(notice, RequestStatus | StaleReport):
             return notice
         async with self._uow(read_only=True) as uow:
             ts = await uow.outbox.sent_ts(notice.lane)
-        if ts is None and notice.final:
+        if ts is None and isinstance(notice, RequestStatus) and notice.final:
             return None
         return dataclasses.replace(notice, message_ts=ts)
 

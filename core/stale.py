@@ -1,4 +1,5 @@
-"""The stale report: PENDING tasks left too long, each reported once per escalation step."""
+"""The stale report: PENDING tasks left too long, each escalating at 1×, 2×, 4×… the
+threshold; an escalation brings a destination today's digest of all its waiting tasks."""
 
 from __future__ import annotations
 
@@ -35,17 +36,24 @@ class StaleReporter:
         cutoff = now - timedelta(seconds=self._policy.stale_after_seconds)
         async with self._uow() as uow:
             candidates = await uow.tasks.pending_created_before(cutoff, limit)
-            listed: list[tuple[StaleTask, tuple[str, ...]]] = []
+            stale: list[tuple[StaleTask, tuple[str, ...]]] = []
+            escalated: set[int] = set()
             for task in candidates:
                 age = (now - task.created_at).total_seconds()
                 step = escalation_step(age, self._policy.stale_after_seconds)
                 if await uow.tasks.mark_stale_step(task.id, step):
-                    listed.append(await self._describe(uow, task, int(age)))
-            for destination, tasks in self._digests(listed):
-                await uow.outbox.add(
-                    StaleReport(destination=destination, task_id=None, tasks=tasks), now
-                )
-        return len(listed)
+                    escalated.add(task.id)
+                stale.append(await self._describe(uow, task, int(age)))
+            day = now.date().isoformat()
+            for destination, tasks in self._digests(stale):
+                # a destination hears again only when one of its tasks escalated, and
+                # then sees all of its waiting tasks, in the day's one message
+                if escalated & {t.task_id for t in tasks}:
+                    await uow.outbox.add(
+                        StaleReport(destination=destination, task_id=None, tasks=tasks, day=day),
+                        now,
+                    )
+        return len(escalated)
 
     def _digests(
         self, listed: list[tuple[StaleTask, tuple[str, ...]]]
@@ -89,5 +97,7 @@ class StaleReporter:
             channel=task.conversation.channel,
             thread_ts=task.conversation.thread_ts,
             waiting_on=waiting_on,
+            approval_channel=approval.channel if waiting_on and approval else None,
+            approval_ts=approval.message_ts if waiting_on and approval else None,
         )
         return stale, approvers

@@ -43,6 +43,7 @@ from core.notices import (
     RequestRefused,
     RequestStatus,
     StaleReport,
+    StaleTask,
     TaskCancelled,
     TaskFailed,
     TaskFinished,
@@ -335,27 +336,32 @@ def _request_finished(n: RequestFinished) -> Message:
 
 
 def _stale_report(n: StaleReport, permalinks: Permalinks) -> Message:
+    """Today's digest: each waiting request once, mentioning only who can unblock it."""
     count = len(n.tasks)
     if not count:
-        return message("No stale tasks.", [section("🧹 No stale tasks.")])
-    head = f"⏳ *{count} task{'s' if count != 1 else ''} waiting too long*"
-    lines: list[str] = []
-    for t in n.tasks:
-        if t.waiting_on:
-            waiting = "approval from " + ", ".join(mention(u) for u in t.waiting_on)
-        elif is_user_id(t.waiting_for):
-            waiting = mention(t.waiting_for)
-        else:
-            waiting = escape(one_line(t.waiting_for))
-        line = (
-            f"• `#{t.task_id}` {title_mrkdwn(t.title)} — {mention(t.requester)}"
-            f" · {escape(humanize_age(t.age_seconds))} old"
-        )
-        if waiting:
-            line += f" · waiting for {waiting}"
-        url = permalinks.get(t.task_id)
-        if url:
-            line += f" · {link(url, 'thread')}"
-        lines.append(line)
+        return message("No requests are waiting too long.", [section("🧹 Nothing is waiting.")])
+    plural = "s" if count != 1 else ""
+    head = f"⏳ *{count} request{plural} waiting too long*"
+    lines = [_stale_line(t, permalinks.get(t.task_id)) for t in n.tasks]
     blocks: list[Block] = [section(head), *split_sections("\n".join(lines))]
-    return message(f"{count} stale task{'s' if count != 1 else ''}", blocks)
+    blocks.append(context("Updated in place during the day · the oldest wait longest"))
+    deciders = {u for t in n.tasks for u in t.waiting_on}
+    action = " Approvers can decide from the links." if deciders else ""
+    return message(f"{count} request{plural} waiting too long.{action}", blocks)
+
+
+def _stale_line(t: StaleTask, url: str | None) -> str:
+    if t.waiting_on:
+        waiting = "approval from " + ", ".join(mention(u) for u in t.waiting_on)
+    elif is_user_id(t.waiting_for):
+        waiting = mention(t.waiting_for)
+    else:
+        waiting = escape(one_line(t.waiting_for))
+    line = (
+        f"• `#{t.task_id}` {title_mrkdwn(t.title)} · waiting {escape(humanize_age(t.age_seconds))}"
+    )
+    if waiting:
+        line += f" for {waiting}"
+    if url:
+        line += " · " + link(url, "approval" if t.approval_ts else "thread")
+    return line
