@@ -9,6 +9,7 @@ from typing import TextIO
 from bot.console_render import render_budget, render_history, render_notice, render_task_line
 from bot.container import Container
 from bot.tasks_command import parse_tasks_command
+from bot.views.status import folded_into_status
 from core.approvals import Decision
 from core.notices import ApprovalNeeded, Notice
 from core.orchestrator import Request
@@ -32,6 +33,8 @@ class ConsoleNotifier:
     async def deliver(self, notice: Notice) -> str | None:
         if isinstance(notice, ApprovalNeeded):
             self.open_approvals.append(notice.approval_id)
+        if folded_into_status(notice):
+            return None  # as in Slack: the status (and the final result) say it
         print(f"taskbot> {render_notice(notice)}", file=self._out, flush=True)
         self._sent += 1
         return f"console.{self._sent}"
@@ -94,7 +97,7 @@ class Console:
         elif cmd.action == "detail" and cmd.task_id is not None:
             found = await service.history.detail(self._user, cmd.task_id)
             if found is None:
-                self.say(f"I can't find task #{cmd.task_id} among your tasks.")
+                self.say(f"I can't find request {cmd.task_id} among your requests.")
                 return
             task, children = found
             lines = [render_task_line(t, now) for t in (task, *children)]

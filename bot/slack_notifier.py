@@ -10,15 +10,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.views import render
+from bot.views.status import folded_into_status
 from core.notices import (
     ApprovalDecided,
     Notice,
-    RequestAccepted,
-    RequestFinished,
     RequestStatus,
     StaleReport,
     StaleTask,
-    TaskFinished,
 )
 from core.ports import DeliveryError
 
@@ -124,14 +122,6 @@ def link_target(task: StaleTask) -> tuple[str | None, str | None]:
     if task.channel.startswith("D"):
         return None, None
     return task.channel, task.thread_ts
-
-
-def folded_into_status(notice: Notice) -> bool:
-    """Notices Slack shows in the request's status message instead of a post of their
-    own: "got it", "request finished", and a step's result that only feeds a later step."""
-    if isinstance(notice, RequestAccepted | RequestFinished):
-        return True
-    return isinstance(notice, TaskFinished) and notice.intermediate
 
 
 def _replaces(notice: Notice) -> str | None:

@@ -11,7 +11,14 @@ from __future__ import annotations
 from bot.views.blocks import Block, Message, actions, button, confirm, context, message, plain
 from bot.views.escape import escape, one_line
 from bot.views.format import money
-from core.notices import RequestStatus, StepState
+from core.notices import (
+    Notice,
+    RequestAccepted,
+    RequestFinished,
+    RequestStatus,
+    StepState,
+    TaskFinished,
+)
 
 CANCEL_ACTION = "status:cancel"
 
@@ -119,3 +126,11 @@ def _fallback(n: RequestStatus, word: str, title: str, amount: str) -> str:
     if n.final:
         return f"{word}: {about}. {_NEXT.get(n.status, '')}".strip()
     return f"{word}: {about}. I'll update this message as it goes."
+
+
+def folded_into_status(notice: Notice) -> bool:
+    """Notices shown in the request's status message instead of a post of their own:
+    "got it", "request finished", and a step's result that only feeds a later step."""
+    if isinstance(notice, RequestAccepted | RequestFinished):
+        return True
+    return isinstance(notice, TaskFinished) and notice.intermediate
