@@ -11,7 +11,7 @@ from bot.container import Container
 from bot.tasks_command import parse_tasks_command
 from bot.views.status import folded_into_status
 from core.approvals import Decision
-from core.notices import ApprovalNeeded, Notice
+from core.notices import ApprovalNeeded, Notice, RequestStatus
 from core.orchestrator import Request
 from core.records import Conversation
 
@@ -33,8 +33,8 @@ class ConsoleNotifier:
     async def deliver(self, notice: Notice) -> str | None:
         if isinstance(notice, ApprovalNeeded):
             self.open_approvals.append(notice.approval_id)
-        if folded_into_status(notice):
-            return None  # as in Slack: the status (and the final result) say it
+        if folded_into_status(notice) or (isinstance(notice, RequestStatus) and notice.final):
+            return None  # as in Slack: the status and the one result or outcome say it
         print(f"taskbot> {render_notice(notice)}", file=self._out, flush=True)
         self._sent += 1
         return f"console.{self._sent}"
