@@ -40,7 +40,7 @@ class Cancellation:
         except _Moved:
             return CancelOutcome(
                 False,
-                f"Task #{task_id} changed while I was cancelling it (a step started or "
+                f"Request {task_id} changed while I was cancelling it (a step started or "
                 "finished), so nothing was cancelled. Check it and try again.",
             )
 
@@ -50,14 +50,14 @@ class Cancellation:
             if task is None or task.requester != requester:
                 return CancelOutcome(
                     False,
-                    f"I can't find task #{task_id} among your tasks.",
+                    f"I can't find request {task_id} among your requests.",
                     not_yours=task is not None,
                 )
             children = await uow.tasks.children(task.id)
             if any(c.status is TaskStatus.IN_PROGRESS for c in children):
                 return CancelOutcome(
                     False,
-                    f"A step of task #{task_id} is running right now; try again when it "
+                    f"A step of request {task_id} is running right now; try again when it "
                     "has finished.",
                 )
             open_steps = [c for c in children if c.status is TaskStatus.PENDING]
@@ -67,8 +67,8 @@ class Cancellation:
             if not cancellable:
                 return CancelOutcome(
                     False,
-                    f"Task #{task_id} is {task.status.value.lower().replace('_', ' ')}; "
-                    "only pending tasks can be cancelled.",
+                    f"Request {task_id} is {task.status.value.lower().replace('_', ' ')}; "
+                    "only requests that haven't finished can be cancelled.",
                 )
             reason = f"Cancelled by {requester}."
             for step in [*open_steps, task]:
@@ -84,7 +84,7 @@ class Cancellation:
                 self._clock.now(),
             )
             await write_status(uow, self._clock, task)
-        return CancelOutcome(True, f"Cancelled task #{task_id}.", task.root_id)
+        return CancelOutcome(True, f"Cancelled request {task_id}.", task.root_id)
 
     async def _cancel_one(self, uow: UnitOfWork, task: Task, actor: str, reason: str) -> bool:
         """Cancel `task` as it was read; False when it moved on since (claimed, finished)."""

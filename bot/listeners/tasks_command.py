@@ -43,7 +43,7 @@ async def answer(service: TaskService, user: str, cmd: TasksCommand) -> dict[str
     if cmd.action == "detail" and cmd.task_id is not None:
         found = await service.history.detail(user, cmd.task_id)
         if found is None:
-            return render_text(f"I can't find task #{cmd.task_id} among your tasks.")
+            return render_text(f"I can't find request {cmd.task_id} among your requests.")
         task, children = found
         return render_task_detail(task, children, now)
     if cmd.action == "cancel" and cmd.task_id is not None:
@@ -61,7 +61,7 @@ async def thread_link(
     """A link to the thread a request of the user's was asked in."""
     found = await service.history.detail(user, task_id)
     if found is None:
-        return render_text(f"I can't find task #{task_id} among your tasks.")
+        return render_text(f"I can't find request {task_id} among your requests.")
     conversation = found[0].conversation
     if not conversation.thread_ts:
         return render_text(f"Request {task_id} has no thread.")

@@ -18,7 +18,7 @@ from bot.views.blocks import (
     section,
     split_sections,
 )
-from bot.views.escape import escape, mention, one_line, truncate
+from bot.views.escape import escape, mention, one_line, truncate, with_mentions
 from bot.views.format import EN_DASH, age, money, status_emoji, status_label, title_mrkdwn
 from bot.views.results import result_blocks
 from core.records import BudgetStatus, Task
@@ -182,7 +182,9 @@ def render_task_detail(task: Task, children: Sequence[Task], now: datetime) -> M
     blocks: list[Block] = field_sections(fields, head)
 
     if task.error:
-        quoted = "\n".join("> " + escape(line) for line in task.error.strip().split("\n"))
+        quoted = "\n".join(
+            "> " + with_mentions(escape(line)) for line in task.error.strip().split("\n")
+        )
         blocks += split_sections("*Error*\n" + quoted)
 
     subtasks = sorted(children, key=lambda t: (t.position, t.id))
@@ -191,7 +193,8 @@ def render_task_detail(task: Task, children: Sequence[Task], now: datetime) -> M
         for child in subtasks:
             line = _task_line(child, now)
             if child.error:
-                line += "\n        Error: " + truncate(escape(one_line(child.error)), 300, "…")
+                error = with_mentions(escape(one_line(child.error)))
+                line += "\n        Error: " + truncate(error, 300, "…")
             elif child.result is not None and child.result.summary.strip():
                 summary = truncate(escape(one_line(child.result.summary)), 300, "…")
                 line += f"\n        {summary}"

@@ -54,7 +54,7 @@ async def test_filters_detail_cancel_budget_and_help(harness: Harness) -> None:
     budget = dumped(await tasks(harness, "budget"))
     assert "$300.00" in budget and "$200.00" in budget  # held, and left of $500
     cancelled = dumped(await tasks(harness, "cancel 2"))
-    assert "Cancelled task #2" in cancelled
+    assert "Cancelled request 2" in cancelled
     await harness.settle()
     budget = dumped(await tasks(harness, "budget"))
     assert "$500.00" in budget  # the hold was released
@@ -70,8 +70,8 @@ async def test_other_peoples_tasks_are_never_shown(harness: Harness) -> None:
     await ask(harness, "research office chairs", user="U2")
     mine = dumped(await tasks(harness, user="U2"))
     assert "office chairs" in mine and "laptops" not in mine
-    assert "can't find task #1" in dumped(await tasks(harness, "1", user="U2"))
-    assert "can't find task #1" in dumped(await tasks(harness, "cancel 1", user="U2"))
+    assert "can't find request 1" in dumped(await tasks(harness, "1", user="U2"))
+    assert "can't find request 1" in dumped(await tasks(harness, "cancel 1", user="U2"))
 
 
 async def test_long_history_paginates_with_a_next_button(harness: Harness) -> None:
