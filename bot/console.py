@@ -13,13 +13,14 @@ from bot.views.status import folded_into_status
 from core.approvals import Decision
 from core.notices import ApprovalNeeded, Notice, RequestStatus
 from core.orchestrator import Request
+from core.ports import Attempt
 from core.records import Conversation
 
 HELP = """Type a request, for example:
   research best laptops and draft email to john@example.com
   buy 2 monitors for $300
 Then: a / d to approve or deny the newest approval, /tasks [pending|failed|completed|<id>|
-cancel <id>|budget|help] for your history, quit to leave."""
+cancel <id>|retry <id>|budget|help] for your history, quit to leave."""
 
 
 class ConsoleNotifier:
@@ -30,7 +31,7 @@ class ConsoleNotifier:
         self.open_approvals: list[int] = []
         self._sent = 0
 
-    async def deliver(self, notice: Notice) -> str | None:
+    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None:
         if isinstance(notice, ApprovalNeeded):
             self.open_approvals.append(notice.approval_id)
         if folded_into_status(notice) or (isinstance(notice, RequestStatus) and notice.final):
@@ -108,6 +109,8 @@ class Console:
             self.say("\n".join(lines))
         elif cmd.action == "cancel" and cmd.task_id is not None:
             self.say((await service.cancel(self._user, cmd.task_id)).message)
+        elif cmd.action == "retry" and cmd.task_id is not None:
+            self.say((await service.retry(self._user, cmd.task_id)).message)
         elif cmd.action == "budget":
             self.say(render_budget(await service.history.budget(self._user)))
         elif cmd.action == "help":

@@ -22,6 +22,7 @@ from core.notices import (
     TaskFailed,
     TaskFinished,
     TaskRejected,
+    TaskRetried,
 )
 from core.records import BudgetStatus, Task
 from core.states import TaskStatus
@@ -91,6 +92,8 @@ def render_notice(notice: Notice) -> str:
             for t in notice.tasks
         ]
         return "\n".join([f"{len(notice.tasks)} task(s) waiting too long:", *rows])
+    if isinstance(notice, TaskRetried):
+        return f"Retrying #{notice.task_id} {notice.title}: {', '.join(notice.step_titles)}"
     return f"{notice.kind}: task #{notice.task_id}"
 
 

@@ -28,6 +28,16 @@ async def health_report(
         "failed": failed,
         "recent_failures": [{**f, "at": str(f.get("at"))} for f in failures],
     }
+    if container.webhooks is not None:
+        stats = container.webhooks.stats
+        report["webhooks"] = {
+            "delivered": stats.delivered,
+            "retried": stats.retried,
+            "gave_up": stats.gave_up,
+            "recent_failures": [
+                {**f, "at": str(f.get("at"))} for f in failures if f.get("kind") == "webhook"
+            ],
+        }
     report["status"] = "ok" if scheduler_running else "degraded"
     return 200, report
 

@@ -21,19 +21,24 @@ class RedactSecrets(logging.Filter):
         clean = message
         if clean.startswith(_REJECTED):
             clean = f"{_REJECTED} (signature, timestamp and body withheld)"
-        clean = _TOKENS.sub("(redacted)", clean)
-        for secret in self._secrets:
-            clean = clean.replace(secret, "(redacted)")
+        clean = self.redact(clean)
         if clean != message:
             record.msg, record.args = clean, None
         return True
 
+    def redact(self, text: str) -> str:
+        clean = _TOKENS.sub("(redacted)", text)
+        for secret in self._secrets:
+            clean = clean.replace(secret, "(redacted)")
+        return clean
 
-def install(secrets: Iterable[str]) -> None:
+
+def install(secrets: Iterable[str]) -> RedactSecrets:
     """Redact on every handler of the root logger (where all records end up)."""
     redact = RedactSecrets(secrets)
     for handler in logging.getLogger().handlers:
         handler.addFilter(redact)
+    return redact
 
 
 def bolt_logger() -> logging.Logger:

@@ -3,27 +3,32 @@ processes on one database every job acts once per tick in total."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.container import Container
+from bot.metrics import Metrics
 from bot.settings import Settings
 from core.approval_timer import ApprovalTimer
+from core.housekeeping import Housekeeping
 from core.recovery import Recovery, worker_lease
 from core.stale import StaleReporter
 
 log = logging.getLogger(__name__)
 
-INBOX_KEEP = timedelta(days=7)
-
 
 class JobScheduler:
-    def __init__(self, container: Container, settings: Settings) -> None:
+    def __init__(
+        self, container: Container, settings: Settings, metrics: Metrics | None = None
+    ) -> None:
         self._c = container
         self._settings = settings
+        self._metrics = metrics or Metrics()
         self.worker = container.service.worker
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         service = container.service
@@ -33,7 +38,12 @@ class JobScheduler:
         self.approval_timer = ApprovalTimer(
             container.uow, service.approvals, service.policy, container.clock
         )
-        self.recovery = Recovery(container.uow, service.registry, container.clock)
+        self.recovery = Recovery(container.uow, service.registry, container.clock, self.worker)
+        self.liveness = container.uow.liveness_lease(
+            worker_lease(self.worker), self.worker, settings.worker_ttl_seconds
+        )
+        self._beating: asyncio.Task[None] | None = None
+        self.housekeeper = Housekeeping(container.uow, container.clock, settings.retention())
 
     @property
     def running(self) -> bool:
@@ -42,7 +52,7 @@ class JobScheduler:
     def start(self) -> None:
         s = self._settings
         approval_every = max(5, min(300, s.reminder_after_seconds // 4))
-        self._every("heartbeat", max(1, s.worker_ttl_seconds // 3), self.heartbeat, gated=False)
+        self._beating = asyncio.get_running_loop().create_task(self._beat(), name="heartbeat")
         self._every("stale-report", s.stale_check_seconds, self.stale_report)
         self._every("approvals", approval_every, self.approvals)
         self._every("recovery", s.worker_ttl_seconds, self.recover)
@@ -50,19 +60,57 @@ class JobScheduler:
         self._scheduler.start()
 
     def shutdown(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 
+    @property
+    def beat_seconds(self) -> float:
+        """Four renewals per TTL: three may be lost before the process looks dead."""
+        return max(0.5, self._settings.worker_ttl_seconds / 4)
+
+    async def _beat(self) -> None:
+        """Renew the liveness lease at a fixed rate, in a task of its own rather than
+        an APScheduler job (which skips a run that is late or still running). Each
+        renewal is bounded, so one stuck call cannot hold back the next."""
+        loop = asyncio.get_running_loop()
+        every = self.beat_seconds
+        due = loop.time()
+        while True:
+            due += every
+            try:
+                async with asyncio.timeout(every):
+                    await self.heartbeat()
+            except Exception:
+                log.warning("renewing the worker lease failed", exc_info=True)
+            due = max(due, loop.time())
+            await asyncio.sleep(due - loop.time())
+
     def _every(
-        self, name: str, seconds: int, job: Callable[[], Awaitable[object]], gated: bool = True
+        self, name: str, seconds: int, job: Callable[[], Awaitable[int]], gated: bool = True
     ) -> None:
         async def tick() -> None:
+            """Counted when this process ran the job; logged at INFO only when it did something."""
+            started = time.perf_counter()
             try:
                 if gated and not await self.lease(name, seconds):
                     return
-                await job()
+                done = await job()
             except Exception:
-                log.exception("scheduled job %s failed", name)
+                self._metrics.job_failed(name)
+                log.exception("scheduled job %s failed", name, extra={"job": name})
+                return
+            self._metrics.job_ran(name)
+            if done:
+                ms = round((time.perf_counter() - started) * 1000, 1)
+                log.info(
+                    "job %s: %d done in %s ms",
+                    name,
+                    done,
+                    ms,
+                    extra={"job": name, "count": done, "duration_ms": ms},
+                )
 
         self._scheduler.add_job(
             tick,
@@ -82,26 +130,26 @@ class JobScheduler:
             )
 
     async def heartbeat(self) -> None:
-        async with self._c.uow() as uow:
-            await uow.leases.acquire(
-                worker_lease(self.worker),
-                self.worker,
-                self._c.clock.now(),
-                self._settings.worker_ttl_seconds,
-            )
+        if not await self.liveness.renew(self._c.clock.now()):
+            log.error("worker lease %s is held by another process", self.liveness.name)
 
     async def stale_report(self) -> int:
         return await self.stale.run()
 
-    async def approvals(self) -> None:
-        _reminded, roots = await self.approval_timer.run()
+    async def approvals(self) -> int:
+        """Reminders written plus approvals expired."""
+        reminded, roots = await self.approval_timer.run()
         for root in roots:
             self._c.service.orchestrator.schedule(root)
+        return reminded + len(roots)
 
-    async def recover(self) -> None:
-        for root in await self.recovery.run():
+    async def recover(self) -> int:
+        """Workflows taken over from dead processes."""
+        roots = await self.recovery.run()
+        for root in roots:
             self._c.service.orchestrator.schedule(root)
+        return len(roots)
 
     async def housekeeping(self) -> int:
-        async with self._c.uow() as uow:
-            return await uow.inbox.prune_before(self._c.clock.now() - INBOX_KEEP)
+        """Rows pruned, all kinds together."""
+        return sum((await self.housekeeper.run()).values())

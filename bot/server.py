@@ -12,8 +12,10 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot.api import mount_api
 from bot.container import Container, build
 from bot.health import health_route
+from bot.metrics import Metrics, metrics_route
 from bot.scheduler import JobScheduler
 from bot.settings import Settings
 from bot.slack_app import build_app, web_client
@@ -30,6 +32,8 @@ class Running:
     bolt: AsyncApp
     scheduler: JobScheduler
     sender: asyncio.Task[None]
+    metrics: Metrics
+    webhook_sender: asyncio.Task[None] | None = None
     runner: web.AppRunner | None = None
     socket_handler: object | None = None
 
@@ -50,9 +54,13 @@ class Running:
             await self.socket_handler.close_async()  # type: ignore[attr-defined]
         await self.container.service.background.close(grace=10)
         self.scheduler.shutdown()
-        self.sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.sender
+        for task in (self.sender, self.webhook_sender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.container.webhooks is not None:
+            await self.container.webhooks.close()
         if self.container.dispatcher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.container.dispatcher.drain(), timeout=5)
@@ -60,7 +68,7 @@ class Running:
 
 
 def web_application(
-    bolt: AsyncApp, container: Container, scheduler: JobScheduler
+    bolt: AsyncApp, container: Container, scheduler: JobScheduler, metrics: Metrics
 ) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
@@ -70,23 +78,31 @@ def web_application(
         [
             web.post("/slack/events", slack_events),
             health_route(container, lambda: scheduler.running),
+            metrics_route(metrics, container),
         ]
     )
+    mount_api(application, container)
     return application
 
 
 async def start(settings: Settings, container: Container | None = None) -> Running:
     container = container or await build(settings)
-    client = web_client(settings)
+    metrics = Metrics()
+    container.uow.on_transition(metrics.task_transitioned)
+    client = web_client(settings, metrics)
     dispatcher = container.attach_notifier(SlackNotifier(client))
-    bolt = build_app(settings, container.service, client)
-    scheduler = JobScheduler(container, settings)
+    bolt = build_app(settings, container.service, client, metrics)
+    scheduler = JobScheduler(container, settings, metrics)
     await scheduler.heartbeat()
     await scheduler.recover()
     scheduler.start()
     await container.service.resume_unfinished()
     sender = asyncio.get_running_loop().create_task(dispatcher.run_forever(), name="outbox")
-    running = Running(container, bolt, scheduler, sender)
+    running = Running(container, bolt, scheduler, sender, metrics)
+    if (webhooks := container.attach_webhooks()) is not None:
+        running.webhook_sender = asyncio.get_running_loop().create_task(
+            webhooks.run_forever(), name="webhooks"
+        )
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
@@ -95,13 +111,15 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
         await handler.connect_async()  # type: ignore[no-untyped-call]
         running.socket_handler = handler
         log.info("taskbot connected over Socket Mode")
-    runner = web.AppRunner(web_application(bolt, container, scheduler), access_log=None)
+    runner = web.AppRunner(web_application(bolt, container, scheduler, metrics), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     running.runner = runner
     log.info(
-        "taskbot listening on %s:%s (POST /slack/events, GET /healthz)", settings.host, running.port
+        "taskbot listening on %s:%s (POST /slack/events, GET /healthz, GET /metrics)",
+        settings.host,
+        running.port,
     )
     return running
 

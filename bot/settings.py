@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.housekeeping import Retention
 from core.money import to_cents
 from core.policy import Policy
 
@@ -34,11 +37,19 @@ class Settings(BaseSettings):
     agent_timeout_seconds: float = Field(300, alias="TASKBOT_AGENT_TIMEOUT_SECONDS", gt=0)
     status_grace_seconds: float = Field(3, alias="TASKBOT_STATUS_GRACE_SECONDS", ge=0)
     worker_ttl_seconds: int = Field(30, alias="TASKBOT_WORKER_TTL_SECONDS", ge=2)
+    retention_days: float = Field(30, alias="TASKBOT_RETENTION_DAYS", gt=0)
+    inbox_retention_hours: float = Field(168, alias="TASKBOT_INBOX_RETENTION_HOURS", ge=1)
     knowledge_dir: Path | None = Field(None, alias="TASKBOT_KNOWLEDGE_DIR")
     llm_url: str | None = Field(None, alias="TASKBOT_LLM_URL")
     llm_model: str = Field("gpt-4o-mini", alias="TASKBOT_LLM_MODEL")
     llm_api_key: SecretStr | None = Field(None, alias="TASKBOT_LLM_API_KEY")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    webhook_url: str | None = Field(None, alias="TASKBOT_WEBHOOK_URL")
+    webhook_secret: SecretStr | None = Field(None, alias="TASKBOT_WEBHOOK_SECRET")
+    webhook_allow_private: bool = Field(False, alias="TASKBOT_WEBHOOK_ALLOW_PRIVATE")
+    webhook_give_up_seconds: float = Field(3600, alias="TASKBOT_WEBHOOK_GIVE_UP_SECONDS", ge=0)
+    api_max_body_bytes: int = Field(65536, alias="TASKBOT_API_MAX_BODY_BYTES", gt=0)
+    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
 
     @field_validator("approvers", mode="before")
     @classmethod
@@ -47,12 +58,37 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("currency")
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
 
-    @field_validator("report_channel", "llm_url", mode="before")
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        try:
+            ok = raw.startswith("whsec_") and len(base64.b64decode(raw[6:], validate=True)) >= 16
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("must be whsec_ followed by base64 of at least 16 random bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("TASKBOT_WEBHOOK_URL needs TASKBOT_WEBHOOK_SECRET to sign with")
+        return self
+
+    @field_validator("report_channel", "llm_url", "webhook_url", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -66,6 +102,12 @@ class Settings(BaseSettings):
         if not self.socket_mode and not self.slack_signing_secret:
             missing.append("SLACK_SIGNING_SECRET")
         return missing
+
+    def retention(self) -> Retention:
+        return Retention(
+            records=timedelta(days=self.retention_days),
+            inbox=timedelta(hours=self.inbox_retention_hours),
+        )
 
     def policy(self) -> Policy:
         return Policy(

@@ -3,29 +3,90 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import log_safety
-from bot.listeners import approvals, messages, status, tasks_command
+from bot.listeners import approvals, messages, retry, status, tasks_command
+from bot.metrics import Metrics, WebApiErrors
 from bot.settings import Settings
 from core.service import TaskService
 
 log = logging.getLogger(__name__)
+request_log = logging.getLogger("taskbot.requests")
 
 
-def web_client(settings: Settings) -> AsyncWebClient:
+def web_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+    client = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+    if metrics is not None:
+        client.retry_handlers.append(WebApiErrors(metrics))
+    return client
 
 
-def build_app(settings: Settings, service: TaskService, client: AsyncWebClient) -> AsyncApp:
+def request_kind(body: dict[str, Any]) -> str:
+    """What Slack sent: the event type, the interaction type, or slash_command."""
+    if body.get("command"):
+        return "slash_command"
+    kind = body.get("type")
+    if kind == "event_callback":
+        return str((body.get("event") or {}).get("type") or "event")
+    return str(kind or "unknown")
+
+
+class ObservedApp(AsyncApp):
+    """Logs one line per Slack request and counts it, over HTTP and Socket Mode alike
+    (both adapters go through async_dispatch). Listeners add `task_id` and
+    `outcome` to the Bolt context; nothing the user wrote is logged."""
+
+    metrics: Metrics
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        started = time.perf_counter()
+        response = await super().async_dispatch(req)
+        seconds = time.perf_counter() - started
+        # A request that failed signature checks is anyone's text: neither its kind
+        # (a metrics label) nor its ids are trusted.
+        verified = response.status != 401 and isinstance(req.body, dict)
+        body = req.body if verified else {}
+        kind = request_kind(body) if verified else "unverified"
+        outcome = req.context.get("outcome")
+        self.metrics.request(kind, response.status, outcome, seconds)
+        retry = next(iter(req.headers.get("x-slack-retry-num") or ()), None)
+        fields: dict[str, Any] = {
+            "kind": kind,
+            "event_id": body.get("event_id"),
+            "task_id": req.context.get("task_id"),
+            "outcome": outcome or f"http_{response.status}",
+            "status": response.status,
+            "duration_ms": round(seconds * 1000, 1),
+        }
+        if retry is not None:
+            fields["retry"] = retry
+        request_log.info(
+            "slack %s handled: %s",
+            kind,
+            " ".join(f"{k}={v}" for k, v in fields.items() if k != "kind" and v is not None),
+            extra=fields,
+        )
+        return response
+
+
+def build_app(
+    settings: Settings,
+    service: TaskService,
+    client: AsyncWebClient,
+    metrics: Metrics | None = None,
+) -> AsyncApp:
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
-    app = AsyncApp(
+    app = ObservedApp(
         client=client,
         signing_secret=secret,
         # The listener persists the request before Bolt sends the ack, so an
@@ -34,9 +95,11 @@ def build_app(settings: Settings, service: TaskService, client: AsyncWebClient) 
         request_verification_enabled=not settings.socket_mode,
         logger=log_safety.bolt_logger(),
     )
+    app.metrics = metrics or Metrics()
     messages.register(app, service)
     approvals.register(app, service)
     tasks_command.register(app, service)
+    retry.register(app, service)
     status.register(app, service)
 
     @app.error

@@ -1,8 +1,17 @@
-"""Delivers core's notices to Slack through the Web API."""
+"""Delivers core's notices to Slack through the Web API.
+
+Every post carries message metadata naming its outbox entry. Slack has no
+idempotency key, so when an earlier attempt may have posted (a timeout, a crash
+before the ts was recorded) the entry is first looked for where the bot may read
+without new scopes: its DMs (im:history). Found → that message's ts is adopted
+instead of posting again. Elsewhere (channels) it is posted again.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -18,7 +27,7 @@ from core.notices import (
     StaleReport,
     StaleTask,
 )
-from core.ports import DeliveryError
+from core.ports import Attempt, DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -59,36 +68,124 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 
+#: answers to a history lookup that mean "the bot cannot see there": post as usual
+UNREADABLE = frozenset(
+    {"missing_scope", "channel_not_found", "not_in_channel", "thread_not_found", "no_permission"}
+)
+
+METADATA_EVENT = "taskbot_outbox"
+#: the lookup starts this long before the first unconfirmed attempt (clock skew)
+LOOKUP_MARGIN = timedelta(minutes=2)
+LOOKUP_PAGE = 200
+LOOKUP_PAGES = 3
+
 
 class SlackNotifier:
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
 
-    async def deliver(self, notice: Notice) -> str | None:
+    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None:
+        doubt = _Doubt(attempt is not None and attempt.unconfirmed_since is not None)
         try:
-            return await self._deliver(notice)
+            return await self._deliver(notice, attempt, doubt)
         except SlackApiError as exc:
-            raise _classify(exc) from exc
+            raise _classify(exc, doubt=doubt.open) from exc
+        except aiohttp.ClientConnectorError as exc:  # nothing was sent
+            raise DeliveryError(
+                f"network: {exc!r}", permanent=False, maybe_delivered=doubt.open
+            ) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise DeliveryError(f"network: {exc!r}", permanent=False) from exc
 
-    async def _deliver(self, notice: Notice) -> str | None:
+    async def _deliver(self, notice: Notice, attempt: Attempt | None, doubt: _Doubt) -> str | None:
         if folded_into_status(notice):
             return None
         dest = notice.destination
         channel = dest.channel or await self._open_dm(dest.user)
         permalinks = await self._permalinks(notice) if isinstance(notice, StaleReport) else None
-        message = render(notice, permalinks=permalinks)
-        options: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
         replaces = _replaces(notice)
         if replaces:
-            response = await self._client.chat_update(channel=channel, ts=replaces, **message)
-        else:
-            response = await self._client.chat_postMessage(
-                channel=channel, thread_ts=dest.thread_ts, **message, **options
-            )
+            message = render(notice, permalinks=permalinks)
+            response = await self._client.chat_update(
+                channel=channel, ts=replaces, **message
+            )  # an edit in place: repeating it changes nothing
+            ts = response.get("ts")
+            return str(ts) if ts else None
+        if attempt is not None and attempt.unconfirmed_since is not None:
+            found = await self._already_posted(channel, dest.thread_ts, notice, attempt)
+            if found is not None:
+                log.info(
+                    "outbox entry %s was already posted as %s: not posting again",
+                    attempt.entry,
+                    found,
+                )
+                return found
+            doubt.open = False  # settled: not there (or not readable), so it is posted
+        message = render(notice, permalinks=permalinks)
+        options: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
+        if attempt is not None:
+            options["metadata"] = _metadata(notice, attempt.entry)
+        response = await self._client.chat_postMessage(
+            channel=channel, thread_ts=dest.thread_ts, **message, **options
+        )
         ts = response.get("ts")
         return str(ts) if ts else None
+
+    async def _already_posted(
+        self, channel: str, thread_ts: str | None, notice: Notice, attempt: Attempt
+    ) -> str | None:
+        """The ts of this entry's message if an earlier attempt posted it, where the bot
+        may read the conversation (its DMs); None when not found or not readable."""
+        if not channel.startswith("D") or attempt.unconfirmed_since is None:
+            return None
+        oldest = _slack_ts(attempt.unconfirmed_since - LOOKUP_MARGIN)
+        cursor: str | None = None
+        try:
+            for _page in range(LOOKUP_PAGES):
+                if thread_ts:
+                    response = await self._client.conversations_replies(
+                        channel=channel,
+                        ts=thread_ts,
+                        oldest=oldest,
+                        include_all_metadata=True,
+                        limit=LOOKUP_PAGE,
+                        cursor=cursor,
+                    )
+                else:
+                    response = await self._client.conversations_history(
+                        channel=channel,
+                        oldest=oldest,
+                        include_all_metadata=True,
+                        limit=LOOKUP_PAGE,
+                        cursor=cursor,
+                    )
+                for message in response.get("messages") or []:
+                    if _is_entry(message, notice, attempt.entry):
+                        return str(message["ts"])
+                cursor = (response.get("response_metadata") or {}).get("next_cursor")
+                if not response.get("has_more") or not cursor:
+                    return None
+        except SlackApiError as exc:
+            error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+            if error in UNREADABLE:
+                log.info(
+                    "cannot look for outbox entry %s in %s (%s): posting it",
+                    attempt.entry,
+                    channel,
+                    error,
+                )
+                return None
+            raise _classify(exc, doubt=True) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # the earlier attempt is still unconfirmed: keep it so, try again later
+            raise DeliveryError(f"looking for an earlier post: {exc!r}", permanent=False) from exc
+        log.info(
+            "outbox entry %s not found in the last %d messages of %s: posting it",
+            attempt.entry,
+            LOOKUP_PAGE * LOOKUP_PAGES,
+            channel,
+        )
+        return None
 
     async def _open_dm(self, user: str | None) -> str:
         if not user:
@@ -105,11 +202,14 @@ class SlackNotifier:
                 continue
             try:
                 response = await self._client.chat_getPermalink(channel=channel, message_ts=ts)
-            except SlackApiError as exc:
-                log.warning("no permalink for task %s: %s", task.task_id, exc.response.get("error"))
+                link = response.get("permalink")
+            except Exception as exc:
+                # A link is a nicety: the digest goes out without it rather than not at all,
+                # whatever the answer was (slack_sdk raises AttributeError on a text body).
+                log.warning("no permalink for task %s: %s", task.task_id, _error_of(exc))
                 continue
-            if link := response.get("permalink"):
-                links[task.task_id] = str(link)
+            if isinstance(link, str) and link:
+                links[task.task_id] = link
         return links
 
 
@@ -131,16 +231,63 @@ def _replaces(notice: Notice) -> str | None:
     return None
 
 
-def _classify(exc: SlackApiError) -> DeliveryError:
+def _metadata(notice: Notice, entry: int) -> dict[str, Any]:
+    payload: dict[str, Any] = {"entry": entry, "kind": notice.kind}
+    if notice.task_id is not None:
+        payload["task"] = notice.task_id
+    return {"event_type": METADATA_EVENT, "event_payload": payload}
+
+
+def _is_entry(message: Any, notice: Notice, entry: int) -> bool:
+    if not isinstance(message, dict) or not message.get("ts"):
+        return False
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != METADATA_EVENT:
+        return False
+    payload = metadata.get("event_payload")
+    return isinstance(payload, dict) and payload == _metadata(notice, entry)["event_payload"]
+
+
+def _slack_ts(at: datetime) -> str:
+    return f"{at.timestamp():.6f}"
+
+
+@dataclass
+class _Doubt:
+    """Whether an earlier attempt may have posted: until the lookup settles it, no
+    failure of this attempt may clear it (the entry would then be posted blind)."""
+
+    open: bool
+
+
+def _error_of(exc: Exception) -> str:
+    """Slack's error code, or the HTTP status when the body was not Slack's JSON
+    (a proxy's HTML page; slack_sdk then hands over the raw aiohttp response)."""
+    if not isinstance(exc, SlackApiError):
+        return type(exc).__name__
     response = exc.response
-    status = response.status_code
-    error = f"http_{status}"
-    if isinstance(response.data, dict) and response.get("error"):
-        error = str(response.get("error"))
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    status = getattr(response, "status_code", None) or getattr(response, "status", 0)
+    return f"http_{status}"
+
+
+def _classify(exc: SlackApiError, *, doubt: bool) -> DeliveryError:
+    """Slack answered, so this request did nothing; an earlier attempt still in
+    `doubt` keeps the entry unconfirmed."""
+    response = exc.response
+    status = int(getattr(response, "status_code", None) or getattr(response, "status", 0) or 0)
+    error = _error_of(exc)
     if status == 429:
         retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")
         seconds = float(retry_after) if retry_after and str(retry_after).isdigit() else 1.0
-        return DeliveryError(f"rate limited: {error}", permanent=False, retry_after=seconds)
-    if status >= 500:
+        return DeliveryError(
+            f"rate limited: {error}",
+            permanent=False,
+            retry_after=seconds,
+            maybe_delivered=doubt,
+        )
+    if status >= 500:  # the post may have been taken before the error
         return DeliveryError(f"slack answered {status}", permanent=False)
-    return DeliveryError(error, permanent=error in PERMANENT_ERRORS)
+    return DeliveryError(error, permanent=error in PERMANENT_ERRORS, maybe_delivered=doubt)

@@ -34,6 +34,8 @@ class Gate(Enum):
 
 
 def destination_of(task: Task) -> Destination:
+    if not task.conversation.channel:  # submitted over the HTTP API: tell the requester by DM
+        return Destination(user=task.requester)
     return Destination(channel=task.conversation.channel, thread_ts=task.conversation.thread_ts)
 
 
@@ -231,6 +233,14 @@ class TaskExecutor:
                 LedgerEntry(
                     task.id, task.requester, result.cost_cents, task.currency, task.title, now
                 )
+            )
+            await audit(
+                uow,
+                self._clock,
+                task.id,
+                SYSTEM,
+                "transaction_recorded",
+                {"amount_cents": result.cost_cents, "currency": task.currency},
             )
             await uow.outbox.add(
                 TaskFinished(

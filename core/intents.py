@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from core.money import find_amount
+from core.money import MAX_AMOUNT, MAX_AMOUNT_CENTS, find_amount, format_money, to_cents
 
 AGENTS = ("research", "communication", "purchase", "compare")
 MAX_TEXT_LENGTH = 4000
@@ -37,6 +37,16 @@ class Intent:
 class ParsedRequest:
     text: str
     intents: tuple[Intent, ...]
+
+
+#: C0/C1 controls but tab and newline, DEL, and lone surrogates (JSON "\ud800" decodes to
+#: one): PostgreSQL refuses NUL in text and no encoder takes a lone surrogate
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` as it may be stored and shown: line breaks kept, other controls dropped."""
+    return _UNPRINTABLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 class NotUnderstood(ValueError):
@@ -199,8 +209,15 @@ class IntentParser:
             raise NotUnderstood(
                 f"How much may I spend? Give an amount with its currency. {_TRY_BUY}"
             )
+        if found.exponent:
+            raise NotUnderstood(
+                f"I can't read “{found.written(body)}” as an amount: please write it in plain "
+                f"digits, e.g. “$1,000,000”. {_TRY_BUY}"
+            )
         if found.amount <= 0:
             raise NotUnderstood(f"The amount has to be more than zero. {_TRY_BUY}")
+        if found.amount > MAX_AMOUNT:
+            raise NotUnderstood(self._too_large(found.currency))
         before = _UP_TO_BUY.sub("", body[: found.start], count=1)
         while (cut := _BEFORE_AMOUNT.search(before)) is not None and cut.group().strip():
             before = before[: cut.start()]
@@ -217,6 +234,13 @@ class IntentParser:
         amount = found.amount
         if _PER_UNIT.search(body) and not _IN_TOTAL.match(body, found.end):
             amount *= quantity
+        if amount > MAX_AMOUNT:
+            raise NotUnderstood(self._too_large(found.currency))
+        if to_cents(amount) < 1:
+            raise NotUnderstood(
+                f"“{found.written(body)}” is less than one cent: please give the amount "
+                f"in whole cents. {_TRY_BUY}"
+            )
         consistent = (found.amount, amount, amount / quantity)
         if any(other not in consistent for other in _more_amounts(body, found.end)):
             raise NotUnderstood(
@@ -231,6 +255,13 @@ class IntentParser:
             amount=amount,
             currency=found.currency or self.default_currency,
             quantity=quantity,
+        )
+
+    def _too_large(self, currency: str | None) -> str:
+        most = format_money(MAX_AMOUNT_CENTS, currency or self.default_currency)
+        return (
+            f"That's more than I can spend on one purchase: at most {most}. "
+            f"Please check the amount. {_TRY_BUY}"
         )
 
 

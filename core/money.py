@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 CURRENCY_SYMBOLS: dict[str, str] = {
     "$": "USD",
@@ -66,6 +66,12 @@ for _symbol, _code in CURRENCY_SYMBOLS.items():
 
 _MULTIPLIERS = {"k": Decimal(1000), "m": Decimal(1_000_000)}
 
+#: the most one purchase step may spend, in units of its currency: far enough under
+#: 2^63 cents that sums over a request's steps and a month still fit a BIGINT
+MAX_AMOUNT = Decimal(10_000_000_000)
+MAX_AMOUNT_CENTS = int(MAX_AMOUNT) * 100
+_TOO_LARGE = Decimal(10) ** 40
+
 
 def _alternation(options: list[str]) -> str:
     return "|".join(re.escape(o) for o in sorted(options, key=len, reverse=True))
@@ -85,6 +91,11 @@ _PATTERNS = [
     re.compile(rf"{_NEG}{_NUM_START}{_NUM}{_SUFFIX}\s?{_SYM}"),
     re.compile(rf"{_NEG}{_NUM_START}{_NUM}{_SUFFIX}\s?(?:{_CODE}|{_WORD})\b", re.I),
 ]
+# "1e9": an amount written with an exponent, read as "$1" plus a stray "e9" before.
+_EXPONENT = re.compile(r"[eE][+-]?\d+")
+_EXPONENT_FIRST = re.compile(
+    rf"{_NUM_START}\d+(?:\.\d+)?[eE][+-]?\d+\s?(?:{_SYM}|(?:{_CODE}|{_WORD})\b)", re.I
+)
 _BARE_SCALED = re.compile(rf"{_NEG}{_NUM_START}{_NUM}(?P<suffix>[kKmM])(?![A-Za-z\d])")
 # A bare "1.2k" is money only where money is expected, so "a 4k monitor" is not.
 _MONEY_CONTEXT = re.compile(
@@ -108,12 +119,22 @@ class AmountMatch:
     currency: str | None
     start: int
     end: int
+    #: written with an exponent ("$1e9"): not an amount a person should be taken at
+    exponent: bool = False
+
+    def written(self, text: str) -> str:
+        return text[self.start : self.end]
 
 
 def to_cents(amount: Decimal) -> int:
+    """Exact up to 10^40 (the default 28-digit context raises past 26 digits)."""
     if not amount.is_finite():
         raise ValueError(f"not a finite amount: {amount}")
-    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if abs(amount) >= _TOO_LARGE:
+        raise ValueError("amount too large")
+    with localcontext() as context:
+        context.prec = 84
+        return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def format_money(cents: int, currency: str) -> str:
@@ -168,7 +189,14 @@ def find_amount(text: str) -> AmountMatch | None:
     found = [m for pattern in _PATTERNS for m in pattern.finditer(text)]
     if found:
         first = min(found, key=lambda m: (m.start(), -m.end()))
-        return _to_match(first, _currency_of(first))
+        match = _to_match(first, _currency_of(first))
+        if (exp := _EXPONENT.match(text, first.end())) is not None:
+            return replace(match, end=exp.end(), exponent=True)
+        if (early := _EXPONENT_FIRST.search(text, 0, first.end())) is not None:
+            return AmountMatch(Decimal(0), None, early.start(), early.end(), exponent=True)
+        return match
+    if (early := _EXPONENT_FIRST.search(text)) is not None:
+        return AmountMatch(Decimal(0), None, early.start(), early.end(), exponent=True)
     for m in _BARE_SCALED.finditer(text):
         alone = not text[: m.start()].strip() and not text[m.end() :].strip(" .!?")
         if alone or _MONEY_CONTEXT.search(text[: m.start()]):

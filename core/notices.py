@@ -234,6 +234,29 @@ class StaleReport(Notice):
         return f"stale:{self.destination.key}:{self.day}" if self.day else self.destination.key
 
 
+@dataclass(frozen=True)
+class WebhookEvent(Notice):
+    """One Standard Webhooks message; the body is fixed when the event happens."""
+
+    kind: ClassVar[str] = "webhook"
+    url: str = ""
+    event_id: str = ""
+    event_type: str = ""
+    #: seconds since the epoch
+    timestamp: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskRetried(Notice):
+    """A failed request is being re-run from its failed steps."""
+
+    kind: ClassVar[str] = "task_retried"
+    title: str = ""
+    retried_by: str = ""
+    step_titles: tuple[str, ...] = ()
+
+
 NOTICE_TYPES: dict[str, type[Notice]] = {
     cls.kind: cls
     for cls in (
@@ -249,6 +272,8 @@ NOTICE_TYPES: dict[str, type[Notice]] = {
         RequestFinished,
         RequestStatus,
         StaleReport,
+        WebhookEvent,
+        TaskRetried,
     )
 }
 

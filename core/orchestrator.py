@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
 from core.agents.registry import AgentRegistry
+from core.audit import audit
 from core.background import Background
 from core.budget import Budgets
 from core.clock import Clock
 from core.executor import SYSTEM, Gate, TaskExecutor, destination_of
-from core.intents import IntentParser, NotUnderstood
+from core.intents import IntentParser, NotUnderstood, printable
 from core.money import format_money
 from core.notices import Destination, PlanStep, RequestAccepted, RequestFinished, RequestRefused
 from core.planner import Plan, plan
@@ -34,6 +37,11 @@ class Request:
     text: str
     conversation: Conversation
     event_id: str | None = None
+    #: the API's TaskCreate extras: a title for the request, the one agent it must
+    #: route to (None: the intent parser decides), context kept with the request
+    title: str | None = None
+    command: str | None = None
+    context: Mapping[str, Any] | None = None
 
 
 class Outcome(Enum):
@@ -74,10 +82,12 @@ class Orchestrator:
 
         Nothing slow happens here, so a front end can call it before it acks.
         """
+        request = replace(request, text=printable(request.text))
         try:
             parsed = self._parser.parse(request.text)
             the_plan = plan(parsed, self._policy.currency)
             self._check_plan(the_plan)
+            the_plan = _apply_extras(the_plan, request)
         except NotUnderstood as exc:
             return await self._refuse(request, exc.message)
         now = self._clock.now()
@@ -91,6 +101,8 @@ class Orchestrator:
                 await self._add_refusal(uow, request, refusal)
                 return Submission(Outcome.REFUSED, reason=refusal)
             root, children = await self._persist(uow, request, the_plan)
+            for created in [root, *children]:
+                await audit(uow, self._clock, created.id, root.requester, "created")
             if request.event_id:
                 await uow.inbox.attach(request.event_id, root.id)
             steps = children or [root]
@@ -158,6 +170,8 @@ class Orchestrator:
 
     async def _add_refusal(self, uow: UnitOfWork, request: Request, reason: str) -> None:
         conv = request.conversation
+        if not conv.channel:
+            return  # over the HTTP API the refusal is the response itself
         await uow.outbox.add(
             RequestRefused(
                 destination=Destination(channel=conv.channel, thread_ts=conv.thread_ts),
@@ -349,6 +363,24 @@ class Orchestrator:
         for root in roots:
             self.schedule(root.id)
         return len(roots)
+
+
+def _apply_extras(the_plan: Plan, request: Request) -> Plan:
+    agents = {s.agent for s in the_plan.steps}
+    if request.command and request.command != "orchestrate" and agents != {request.command}:
+        found = " → ".join(s.agent for s in the_plan.steps)
+        raise NotUnderstood(
+            f"You asked for {request.command} only, but I read this request as: {found}. "
+            "Reword it, or leave out the command."
+        )
+    steps = the_plan.steps
+    if request.context:
+        first = steps[0]
+        steps = (replace(first, params={**first.params, "context": dict(request.context)}),)
+        steps += the_plan.steps[1:]
+    if request.title and not the_plan.is_graph:
+        steps = (replace(steps[0], title=request.title),)
+    return replace(the_plan, title=request.title or the_plan.title, steps=steps)
 
 
 _DEAD = frozenset({TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED})

@@ -7,11 +7,12 @@ import contextlib
 import dataclasses
 import logging
 import random
+from collections.abc import Callable
 from datetime import timedelta
 
 from core.clock import Clock
 from core.notices import ApprovalNeeded, Notice, RequestStatus, StaleReport
-from core.ports import DeliveryError, Notifier, OutboxItem, UnitOfWorkFactory
+from core.ports import Attempt, DeliveryError, Notifier, OutboxItem, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +33,23 @@ class OutboxDispatcher:
         concurrency: int = 2,
         lease_seconds: float = 60.0,
         max_attempts: int = 12,
+        webhooks: bool = False,
+        give_up_after_seconds: float | None = None,
     ) -> None:
         self._uow = uow
         self._notifier = notifier
         self._clock = clock
         self._batch = batch
-        #: posts in flight at once: each one posted but not yet marked sent is sent
-        #: again after a crash (Slack has no idempotency key), so keep this small
+        #: posts in flight at once: after a crash each one posted but not yet marked
+        #: sent is looked for (where the front end can) or sent again, so keep it small
         self._concurrency = concurrency
         self._lease = lease_seconds
         self._max_attempts = max_attempts
+        #: which lane of the outbox this sender serves (see Outbox.claim_due)
+        self._webhooks = webhooks
+        self._give_up_after = give_up_after_seconds
+        #: called with the item after it is given up (a hook for counters)
+        self.on_gave_up: list[Callable[[OutboxItem, str], object]] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._renewals: set[asyncio.Task[None]] = set()
@@ -55,7 +63,9 @@ class OutboxDispatcher:
         async with self._lock:
             while True:
                 async with self._uow() as uow:
-                    items = await uow.outbox.claim_due(self._clock.now(), self._batch, self._lease)
+                    items = await uow.outbox.claim_due(
+                        self._clock.now(), self._batch, self._lease, webhooks=self._webhooks
+                    )
                 if not items:
                     return delivered
                 done = asyncio.Event()
@@ -97,7 +107,8 @@ class OutboxDispatcher:
     async def _deliver(self, item: OutboxItem) -> bool:
         try:
             notice = await self._prepare(item.notice)
-            ts = await self._notifier.deliver(notice) if notice is not None else None
+            attempt = Attempt(item.id, item.unconfirmed_since)
+            ts = await self._notifier.deliver(notice, attempt) if notice is not None else None
         except DeliveryError as exc:
             await self._failed(item, exc)
             return False
@@ -105,8 +116,8 @@ class OutboxDispatcher:
             log.exception("delivering outbox entry %s failed", item.id)
             await self._failed(item, DeliveryError(repr(exc), permanent=False))
             return False
-        # Posted but not yet marked is the window in which a crash causes a duplicate
-        # (Slack has no idempotency key): commit the mark at once, ahead of background work.
+        # Posted but not yet marked is the window in which a crash makes the next attempt
+        # look for the post (or, where it can't, repeat it): commit the mark at once.
         async with self._uow(urgent=True) as uow:
             await uow.outbox.mark_sent(item.id, ts, self._clock.now())
             notice = item.notice
@@ -129,11 +140,17 @@ class OutboxDispatcher:
     async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:
         now = self._clock.now()
         async with self._uow() as uow:
-            if exc.permanent or item.attempts + 1 >= self._max_attempts:
+            too_old = (
+                self._give_up_after is not None
+                and (now - item.created_at).total_seconds() >= self._give_up_after
+            )
+            if exc.permanent or too_old or item.attempts + 1 >= self._max_attempts:
                 log.error(
                     "giving up on %s for task %s: %s", item.notice.kind, item.notice.task_id, exc
                 )
                 await uow.outbox.mark_failed(item.id, str(exc), now)
+                for hook in self.on_gave_up:
+                    hook(item, str(exc))
                 return
             delay = (
                 exc.retry_after if exc.retry_after is not None else backoff_seconds(item.attempts)
@@ -145,7 +162,12 @@ class OutboxDispatcher:
                 delay,
                 exc,
             )
-            await uow.outbox.retry_later(item.id, str(exc), now + timedelta(seconds=delay))
+            await uow.outbox.retry_later(
+                item.id,
+                str(exc),
+                now + timedelta(seconds=delay),
+                maybe_delivered=exc.maybe_delivered,
+            )
 
     async def run_forever(self, poll_seconds: float = 1.0) -> None:
         """Deliver as soon as something is written, and poll for retries that came due."""

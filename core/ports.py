@@ -103,6 +103,11 @@ class BudgetRepository(Protocol):
         ...
 
     async def release(self, task_id: int) -> bool: ...
+    async def prune_closed(self, finished_before: datetime, limit: int) -> int:
+        """Delete up to `limit` spent or released holds of tasks that ended before
+        `finished_before` (the ledger keeps what was spent)."""
+        ...
+
     async def status(
         self, requester: str, month: str, limit_cents: int, currency: str
     ) -> BudgetStatus: ...
@@ -124,13 +129,27 @@ class OutboxItem:
     notice: Notice
     attempts: int
     created_at: datetime
+    #: an earlier attempt that began then may have posted it (no outcome was recorded)
+    unconfirmed_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Which outbox entry a delivery is for. A front end tags the message with it and,
+    when an earlier try may already have posted it, looks for that message first."""
+
+    entry: int
+    unconfirmed_since: datetime | None = None
 
 
 class Outbox(Protocol):
     async def add(self, notice: Notice, at: datetime) -> int: ...
     async def claim_due(
-        self, at: datetime, limit: int, lease_seconds: float
-    ) -> list[OutboxItem]: ...
+        self, at: datetime, limit: int, lease_seconds: float, *, webhooks: bool = False
+    ) -> list[OutboxItem]:
+        """Claim due entries of one lane: webhook events, or everything else."""
+        ...
+
     async def supersede(self, lane: str, at: datetime) -> int:
         """Retire undelivered entries of `lane` no sender holds (a newer one replaces them)."""
         ...
@@ -144,10 +163,20 @@ class Outbox(Protocol):
         ...
 
     async def mark_sent(self, item_id: int, message_ts: str | None, at: datetime) -> None: ...
-    async def retry_later(self, item_id: int, error: str, next_at: datetime) -> None: ...
+    async def retry_later(
+        self, item_id: int, error: str, next_at: datetime, *, maybe_delivered: bool = True
+    ) -> None:
+        """`maybe_delivered`: the attempt may have reached the front end (a timeout), so
+        the next one must look for it; False clears that (the front end refused it)."""
+        ...
+
+    async def prune_sent(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` entries delivered before `before`; how many went."""
+        ...
+
     async def mark_failed(self, item_id: int, error: str, at: datetime) -> None: ...
     async def backlog(self, at: datetime) -> tuple[int, datetime | None, int]:
-        """(undelivered count, oldest undelivered created_at, permanently failed count)."""
+        """Slack lane: (undelivered count, oldest undelivered created_at, failed count)."""
         ...
 
     async def recent_failures(self, limit: int) -> list[dict[str, Any]]: ...
@@ -159,12 +188,15 @@ class Inbox(Protocol):
         ...
 
     async def attach(self, event_id: str, task_id: int) -> None: ...
-    async def prune_before(self, cutoff: datetime) -> int: ...
+    async def prune_before(self, cutoff: datetime, limit: int | None = None) -> int: ...
 
 
 class Leases(Protocol):
     async def acquire(self, name: str, holder: str, at: datetime, ttl_seconds: float) -> bool: ...
     async def alive(self, name: str, at: datetime) -> bool: ...
+    async def prune_expired(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` leases that expired before `before` (their holders are gone)."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -196,18 +228,30 @@ class Notifier(Protocol):
     DeliveryError when it could not deliver.
     """
 
-    async def deliver(self, notice: Notice) -> str | None: ...
+    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None: ...
 
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None) -> None:
+    """`maybe_delivered`: the message may have arrived anyway (a timeout, a lost
+    connection); False when the front end answered that it did not take it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        retry_after: float | None = None,
+        maybe_delivered: bool = True,
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
 
 
 __all__ = [
     "ApprovalRepository",
+    "Attempt",
     "AuditLog",
     "BudgetRepository",
     "Conversation",

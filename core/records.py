@@ -78,6 +78,8 @@ class TaskChanges:
     finished_at: datetime | None = None
     cost_cents: int | None = None
     worker: str | None = None
+    #: clear the last attempt's error and finish time (a retried task starts afresh)
+    reset: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,18 @@ def worker_lease(worker: str) -> str:
 
 
 class Recovery:
-    def __init__(self, uow: UnitOfWorkFactory, registry: AgentRegistry, clock: Clock) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        registry: AgentRegistry,
+        clock: Clock,
+        worker: str | None = None,
+    ) -> None:
         self._uow = uow
         self._registry = registry
         self._clock = clock
+        #: this process: whatever its lease says, it is not dead while it asks
+        self._worker = worker
 
     async def run(self, limit: int = 500) -> list[int]:
         """Returns the root ids to advance again."""
@@ -30,6 +38,8 @@ class Recovery:
             async with self._uow() as uow:
                 if await uow.tasks.children(task.id):
                     continue  # a request's own status follows its steps
+                if task.worker and task.worker == self._worker:
+                    continue
                 if task.worker and await uow.leases.alive(worker_lease(task.worker), now):
                     continue
                 if self._safe_to_rerun(task.agent):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import uuid
@@ -15,6 +16,8 @@ from core.history import History
 from core.orchestrator import Orchestrator, Outcome, Request, Submission
 from core.policy import Policy
 from core.ports import UnitOfWorkFactory
+from core.records import Approval
+from core.retry import Retrying, RetryOutcome
 
 
 class TaskService:
@@ -38,6 +41,7 @@ class TaskService:
         self.approvals = Approvals(uow, clock)
         self.history = History(uow, policy, clock)
         self.cancellation = Cancellation(uow, self.approvals, clock)
+        self.retrying = Retrying(uow, registry, clock)
 
     async def submit(self, request: Request) -> Submission:
         """Persist only; call start() once the front end has acknowledged."""
@@ -69,9 +73,36 @@ class TaskService:
             self.orchestrator.schedule(outcome.root_id)
         return outcome
 
+    async def retry(self, requester: str, task_id: int) -> RetryOutcome:
+        """Re-run a failed request from its failed steps (Slack button, /tasks, API)."""
+        outcome = await self.retrying.retry(requester, task_id)
+        if outcome.retried and outcome.root_id is not None:
+            self.orchestrator.schedule(outcome.root_id)
+        return outcome
+
+    async def decidable_approvals(self, user: str, limit: int = 100) -> list[Approval]:
+        """Pending approvals `user` may decide, oldest first."""
+        async with self.uow(read_only=True) as uow:
+            pending = await uow.approvals.pending(limit)
+        return [a for a in pending if a.may_decide(user)]
+
     async def resume_unfinished(self) -> int:
         return await self.orchestrator.resume_unfinished()
 
 
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+#: a worker id must fit the lease name column (64 characters) after "worker:"
+MAX_WORKER_ID = 57
+
+
+def new_worker_id(hostname: str | None = None) -> str:
+    """`<host>:<pid>:<hex>`, at most MAX_WORKER_ID characters whatever the hostname
+    (Linux allows 64, FQDNs are longer): a long one keeps its readable start and
+    gets a short hash of the whole, so two long names sharing a prefix stay apart."""
+    host = socket.gethostname() if hostname is None else hostname
+    host = "".join(c for c in host if c.isprintable() and c != ":") or "host"
+    rest = f":{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    room = MAX_WORKER_ID - len(rest)
+    if len(host) > room:
+        digest = hashlib.sha256(host.encode("utf-8", "replace")).hexdigest()[:6]
+        host = f"{host[: room - len(digest) - 1]}~{digest}"
+    return host + rest

@@ -15,7 +15,8 @@ class TaskStatus(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return not ALLOWED[self]
+        """Nothing more happens to it by itself (a retry is a person's new decision)."""
+        return self in _TERMINAL
 
 
 ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
@@ -29,10 +30,17 @@ ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
         {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING}
     ),
     TaskStatus.COMPLETED: frozenset(),
-    TaskStatus.FAILED: frozenset(),
+    # PENDING again: its requester asked to re-run it (core/retry.py). Not terminal
+    # in the sense of `terminal`, which is about whether work is left to do.
+    TaskStatus.FAILED: frozenset({TaskStatus.PENDING}),
     TaskStatus.REJECTED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),
 }
+
+
+_TERMINAL = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED}
+)
 
 
 class IllegalTransition(Exception):

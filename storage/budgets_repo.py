@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.records import BudgetStatus
+from core.states import TaskStatus
 from storage._sql import NO_SYNC, insert_ignore, rowcount
-from storage.models import BudgetHoldRow, BudgetRow
+from storage.models import BudgetHoldRow, BudgetRow, TaskRow
 
 HELD, SPENT, RELEASED = "HELD", "SPENT", "RELEASED"
 
@@ -108,6 +109,29 @@ class SqlBudgetRepository:
             .execution_options(**NO_SYNC)
         )
         return True
+
+    async def prune_closed(self, finished_before: datetime, limit: int) -> int:
+        ended = [s.value for s in TaskStatus if s.terminal]
+        oldest = (
+            select(BudgetHoldRow.task_id)
+            .join(TaskRow, TaskRow.id == BudgetHoldRow.task_id)
+            .where(
+                BudgetHoldRow.status.in_((SPENT, RELEASED)),
+                TaskRow.status.in_(ended),
+                func.coalesce(TaskRow.finished_at, TaskRow.updated_at) < finished_before,
+            )
+            .order_by(BudgetHoldRow.task_id)
+            .limit(limit)
+        )
+        return await rowcount(
+            self._session,
+            delete(BudgetHoldRow)
+            .where(
+                BudgetHoldRow.task_id.in_(oldest.scalar_subquery()),
+                BudgetHoldRow.status != HELD,
+            )
+            .execution_options(**NO_SYNC),
+        )
 
     async def status(
         self, requester: str, month: str, limit_cents: int, currency: str

@@ -38,13 +38,16 @@ _SQLITE_NAMES = {"sqlite", "sqlite+pysqlite"}
 
 
 class WriterLock:
-    """The in-process SQLite writer lock, with a fast lane.
+    """The in-process SQLite writer lock, with two fast lanes.
 
     Work on Slack's ack path (persisting a request, recording a click) is
     `urgent` and goes before queued background work, so a busy agent graph or
     outbox cannot push an ack past Slack's 3 seconds. FIFO within each lane.
     After URGENT_RUN urgent hand-offs in a row a waiting background writer gets
     one turn, so a flood of requests delays the work but cannot stop it.
+    `critical` (renewing this process's liveness lease: one tiny UPDATE every
+    few seconds) goes before both, so a burst cannot make a busy process look
+    dead; it waits for the transaction in progress and nothing else.
     """
 
     URGENT_RUN = 8
@@ -52,18 +55,19 @@ class WriterLock:
     def __init__(self) -> None:
         self._urgent_run = 0
         self._held = False
+        self._critical: deque[asyncio.Future[None]] = deque()
         self._urgent: deque[asyncio.Future[None]] = deque()
         self._normal: deque[asyncio.Future[None]] = deque()
 
     def locked(self) -> bool:
         return self._held
 
-    async def acquire(self, urgent: bool = False) -> None:
-        if not self._held and not self._urgent and not self._normal:
+    async def acquire(self, urgent: bool = False, critical: bool = False) -> None:
+        if not self._held and not self._critical and not self._urgent and not self._normal:
             self._held = True
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        lane = self._urgent if urgent else self._normal
+        lane = self._critical if critical else self._urgent if urgent else self._normal
         lane.append(waiter)
         try:
             await waiter
@@ -75,6 +79,11 @@ class WriterLock:
             raise
 
     def release(self) -> None:
+        while self._critical:
+            waiter = self._critical.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
         starving = self._urgent_run >= self.URGENT_RUN and self._normal
         lanes = (self._normal, self._urgent) if starving else (self._urgent, self._normal)
         for lane in lanes:
@@ -97,13 +106,13 @@ class _WriterGate:
         self.owner: asyncio.Task[Any] | None = None
 
     @asynccontextmanager
-    async def hold(self, urgent: bool = False) -> AsyncIterator[None]:
+    async def hold(self, urgent: bool = False, critical: bool = False) -> AsyncIterator[None]:
         me = asyncio.current_task()
         if me is not None and self.owner is me:
             raise RuntimeError(
                 "nested unit of work on SQLite would deadlock: finish the outer one first"
             )
-        await self.lock.acquire(urgent)
+        await self.lock.acquire(urgent, critical)
         self.owner = me
         try:
             yield
@@ -148,9 +157,60 @@ def write_lock(engine: AsyncEngine) -> WriterLock | None:
     return _gate(engine).lock if is_sqlite(engine) else None
 
 
-def serialized(engine: AsyncEngine, urgent: bool = False) -> AbstractAsyncContextManager[None]:
-    """Hold the engine's writer lock on SQLite (a no-op elsewhere) for a whole transaction."""
-    return _gate(engine).hold(urgent) if is_sqlite(engine) else nullcontext()
+#: pooled connections kept free of background work on a server database, for the
+#: ack path (`urgent`) and the liveness lease (`critical`)
+RESERVED_CONNECTIONS = 5
+
+_pool_gates: weakref.WeakKeyDictionary[Engine, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _pool_gate(engine: AsyncEngine) -> asyncio.Semaphore | None:
+    """How many background units of work may hold a pooled connection at once.
+
+    Without it a burst spawns thousands of them, all waiting in the pool, and
+    those that wait past its timeout fail (an ack with them). Queued here
+    instead, they wait in order and without a timeout, as on SQLite's writer lock.
+    """
+    gate = _pool_gates.get(engine.sync_engine)
+    if gate is None:
+        pool = engine.sync_engine.pool
+        size = getattr(pool, "size", lambda: 0)() + max(0, getattr(pool, "_max_overflow", 0))
+        if size <= RESERVED_CONNECTIONS:
+            return None
+        gate = _pool_gates[engine.sync_engine] = asyncio.Semaphore(size - RESERVED_CONNECTIONS)
+    return gate
+
+
+@asynccontextmanager
+async def _gated(gate: asyncio.Semaphore) -> AsyncIterator[None]:
+    async with gate:
+        yield
+
+
+def serialized(
+    engine: AsyncEngine, urgent: bool = False, critical: bool = False
+) -> AbstractAsyncContextManager[None]:
+    """For a whole transaction: on SQLite hold the engine's writer lock; on a server,
+    keep background work to its share of the pool (urgent and critical work skip it)."""
+    if is_sqlite(engine):
+        return _gate(engine).hold(urgent, critical)
+    gate = None if urgent or critical else _pool_gate(engine)
+    return _gated(gate) if gate is not None else nullcontext()
+
+
+def side_engine(engine: AsyncEngine) -> AsyncEngine:
+    """A small engine of its own on `engine`'s database, so that work on it never
+    waits for a connection from the main pool (on SQLite it still shares the main
+    engine's writer lock, through `serialized(engine, ...)`). An in-memory SQLite
+    database can only be reached through its one connection: `engine` itself."""
+    url = engine.url
+    if is_sqlite(engine):
+        if url.database in (None, "", ":memory:") or "mode=memory" in str(url):
+            return engine
+        return create_engine(url.render_as_string(hide_password=False))
+    if url.get_backend_name() == "postgresql":
+        return create_engine(url.render_as_string(hide_password=False), pool_size=1, max_overflow=1)
+    return engine
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:

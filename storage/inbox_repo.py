@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage._sql import NO_SYNC, insert_ignore, rowcount
@@ -29,8 +29,18 @@ class SqlInbox:
             .execution_options(**NO_SYNC)
         )
 
-    async def prune_before(self, cutoff: datetime) -> int:
+    async def prune_before(self, cutoff: datetime, limit: int | None = None) -> int:
+        """Forget event ids received before `cutoff` (at most `limit` of them, oldest first)."""
+        if limit is None:
+            doomed = InboxRow.received_at < cutoff
+        else:
+            oldest = (
+                select(InboxRow.event_id)
+                .where(InboxRow.received_at < cutoff)
+                .order_by(InboxRow.received_at)
+                .limit(limit)
+            )
+            doomed = InboxRow.event_id.in_(oldest.scalar_subquery())
         return await rowcount(
-            self._session,
-            delete(InboxRow).where(InboxRow.received_at < cutoff).execution_options(**NO_SYNC),
+            self._session, delete(InboxRow).where(doomed).execution_options(**NO_SYNC)
         )

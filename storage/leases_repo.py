@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage._sql import NO_SYNC, insert_ignore, rowcount
@@ -46,3 +46,19 @@ class SqlLeases:
             select(LeaseRow.expires_at).where(LeaseRow.name == name)
         )
         return expires_at is not None and expires_at >= at
+
+    async def prune_expired(self, before: datetime, limit: int) -> int:
+        """A lease is renewed by a live holder, so one expired long ago belongs to a
+        process that is gone; deleting it reads the same as expired (alive → False)."""
+        oldest = (
+            select(LeaseRow.name)
+            .where(LeaseRow.expires_at < before)
+            .order_by(LeaseRow.expires_at)
+            .limit(limit)
+        )
+        return await rowcount(
+            self._session,
+            delete(LeaseRow)
+            .where(LeaseRow.name.in_(oldest.scalar_subquery()), LeaseRow.expires_at < before)
+            .execution_options(**NO_SYNC),
+        )

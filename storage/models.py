@@ -206,6 +206,9 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     claimed_until: Mapped[datetime | None]
+    #: start of the earliest attempt that may have reached Slack without its ts being
+    #: recorded (a timeout, a crash): the next attempt looks for that post first
+    unconfirmed_since: Mapped[datetime | None]
     message_ts: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
@@ -225,3 +228,36 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime]
+
+
+class ApiTokenRow(Base):
+    """A bearer token for the HTTP API; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class ApiIdempotencyRow(Base):
+    """An Idempotency-Key a caller used, with a hash of the body it came with."""
+
+    __tablename__ = "api_idempotency"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class TaskWebhookRow(Base):
+    """Where a request's webhook events go (set when it was submitted over the API)."""
+
+    __tablename__ = "task_webhooks"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)

@@ -6,6 +6,10 @@ channel or thread), so replies in a thread arrive in the order they were
 written, even when an earlier one is waiting to be retried. A claim is a lease
 (claimed_until): a live sender renews it while it delivers (extend_claims); a
 sender that dies lets it lapse and the entry is claimed again.
+A claim is also the durable record that an attempt began: it sets
+unconfirmed_since (kept from an earlier attempt whose outcome is unknown), which
+only a recorded outcome clears. So a claim that finds it set knows an earlier
+attempt may have posted, at no extra write per post.
 On PostgreSQL the claim uses FOR UPDATE SKIP LOCKED so concurrent senders never
 take the same row; on SQLite the transaction already holds the write lock.
 """
@@ -16,16 +20,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from core.notices import Notice, notice_from_json
+from core.notices import Notice, WebhookEvent, notice_from_json
 from core.ports import OutboxItem
-from storage._sql import NO_SYNC
+from storage._sql import NO_SYNC, rowcount
 from storage.models import OutboxRow
 
 PENDING, SENT, FAILED = "PENDING", "SENT", "FAILED"
+#: webhook events have their own sender, so a slow receiver never holds up Slack replies
+WEBHOOK = WebhookEvent.kind
 
 
 class SqlOutbox:
@@ -33,6 +39,8 @@ class SqlOutbox:
         self._session = session
         #: set when this unit of work wrote an entry, so the sender is woken after commit
         self.written = False
+        #: the notices this unit of work wrote, for pre-commit hooks (webhook events)
+        self.added: list[Notice] = []
 
     async def add(self, notice: Notice, at: datetime) -> int:
         item_id = (
@@ -52,10 +60,14 @@ class SqlOutbox:
             )
         ).scalar_one()
         self.written = True
+        self.added.append(notice)
         return int(item_id)
 
-    async def claim_due(self, at: datetime, limit: int, lease_seconds: float) -> list[OutboxItem]:
+    async def claim_due(
+        self, at: datetime, limit: int, lease_seconds: float, *, webhooks: bool = False
+    ) -> list[OutboxItem]:
         older = aliased(OutboxRow)
+        lane = OutboxRow.kind == WEBHOOK if webhooks else OutboxRow.kind != WEBHOOK
         is_head = ~exists().where(
             older.destination_key == OutboxRow.destination_key,
             older.status == PENDING,
@@ -66,6 +78,7 @@ class SqlOutbox:
             .where(
                 OutboxRow.status == PENDING,
                 OutboxRow.next_attempt_at <= at,
+                lane,
                 or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until < at),
                 is_head,
             )
@@ -77,16 +90,28 @@ class SqlOutbox:
         ids = list((await self._session.scalars(query)).all())
         if not ids:
             return []
+        # Read before the claim marks them: unconfirmed_since as the last attempt left it.
+        rows = (
+            await self._session.execute(
+                select(
+                    OutboxRow.id,
+                    OutboxRow.payload,
+                    OutboxRow.attempts,
+                    OutboxRow.created_at,
+                    OutboxRow.unconfirmed_since,
+                )
+                .where(OutboxRow.id.in_(ids))
+                .order_by(OutboxRow.id)
+            )
+        ).all()
         await self._session.execute(
             update(OutboxRow)
             .where(OutboxRow.id.in_(ids))
-            .values(claimed_until=at + timedelta(seconds=lease_seconds))
+            .values(
+                claimed_until=at + timedelta(seconds=lease_seconds),
+                unconfirmed_since=func.coalesce(OutboxRow.unconfirmed_since, at),
+            )
             .execution_options(**NO_SYNC)
-        )
-        rows = await self._session.execute(
-            select(OutboxRow.id, OutboxRow.payload, OutboxRow.attempts, OutboxRow.created_at)
-            .where(OutboxRow.id.in_(ids))
-            .order_by(OutboxRow.id)
         )
         return [
             OutboxItem(
@@ -94,6 +119,7 @@ class SqlOutbox:
                 notice=notice_from_json(r.payload),
                 attempts=r.attempts,
                 created_at=r.created_at,
+                unconfirmed_since=r.unconfirmed_since,
             )
             for r in rows
         ]
@@ -150,17 +176,36 @@ class SqlOutbox:
             .execution_options(**NO_SYNC)
         )
 
-    async def retry_later(self, item_id: int, error: str, next_at: datetime) -> None:
+    async def retry_later(
+        self, item_id: int, error: str, next_at: datetime, *, maybe_delivered: bool = True
+    ) -> None:
+        values: dict[str, Any] = {
+            "attempts": OutboxRow.attempts + 1,
+            "last_error": error,
+            "next_attempt_at": next_at,
+            "claimed_until": None,
+        }
+        if not maybe_delivered:
+            values["unconfirmed_since"] = None
         await self._session.execute(
             update(OutboxRow)
             .where(OutboxRow.id == item_id, OutboxRow.status == PENDING)
-            .values(
-                attempts=OutboxRow.attempts + 1,
-                last_error=error,
-                next_attempt_at=next_at,
-                claimed_until=None,
-            )
+            .values(**values)
             .execution_options(**NO_SYNC)
+        )
+
+    async def prune_sent(self, before: datetime, limit: int) -> int:
+        oldest = (
+            select(OutboxRow.id)
+            .where(OutboxRow.status == SENT, OutboxRow.sent_at < before)
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        return await rowcount(
+            self._session,
+            delete(OutboxRow)
+            .where(OutboxRow.id.in_(oldest.scalar_subquery()))
+            .execution_options(**NO_SYNC),
         )
 
     async def mark_failed(self, item_id: int, error: str, at: datetime) -> None:
@@ -180,7 +225,8 @@ class SqlOutbox:
     async def backlog(self, at: datetime) -> tuple[int, datetime | None, int]:
         rows = await self._session.execute(
             select(OutboxRow.status, func.count(OutboxRow.id), func.min(OutboxRow.created_at))
-            .where(OutboxRow.status.in_((PENDING, FAILED)))
+            # Slack's backlog: webhook events wait on receivers, not on Slack
+            .where(OutboxRow.status.in_((PENDING, FAILED)), OutboxRow.kind != WEBHOOK)
             .group_by(OutboxRow.status)
         )
         by_status = {status: (int(count), oldest) for status, count, oldest in rows}

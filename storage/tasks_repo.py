@@ -30,6 +30,8 @@ class SqlTaskRepository:
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         self._session = session
         self._clock = clock
+        #: statuses entered by this transaction's winning set_status calls
+        self.entered: list[TaskStatus] = []
 
     async def add(self, new: NewTask) -> Task:
         now = self._clock.now()
@@ -106,6 +108,8 @@ class SqlTaskRepository:
         changes: TaskChanges,
     ) -> bool:
         values: dict[str, Any] = {"status": new.value, "updated_at": at}
+        if changes.reset:
+            values.update(error=None, finished_at=None, worker=None)
         if changes.result is not None:
             values["result"] = changes.result.to_json()
         if changes.error is not None:
@@ -124,7 +128,10 @@ class SqlTaskRepository:
             .values(**values)
             .execution_options(**NO_SYNC)
         )
-        return await rowcount(self._session, statement) == 1
+        won = await rowcount(self._session, statement) == 1
+        if won:
+            self.entered.append(new)
+        return won
 
     async def history(
         self,

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.clock import Clock, SystemClock
+from core.notices import Notice
 from core.ports import (
     ApprovalRepository,
     AuditLog,
@@ -28,6 +29,8 @@ from core.ports import (
     Outbox,
     TaskRepository,
 )
+from core.states import TaskStatus
+from storage.api_repo import SqlApiStore
 from storage.approvals_repo import SqlApprovalRepository
 from storage.audit_repo import SqlAuditLog
 from storage.budgets_repo import SqlBudgetRepository
@@ -35,6 +38,7 @@ from storage.engine import READ_ONLY, create_engine, serialized
 from storage.inbox_repo import SqlInbox
 from storage.leases_repo import SqlLeases
 from storage.ledger_repo import SqlLedger
+from storage.liveness import LivenessLease
 from storage.outbox_repo import SqlOutbox
 from storage.tasks_repo import SqlTaskRepository
 
@@ -42,13 +46,16 @@ log = logging.getLogger(__name__)
 
 PING_SECONDS = 5.0
 
+PreCommit = Callable[["SqlUnitOfWork", Sequence[Notice]], Awaitable[None]]
+
 
 class SqlUnitOfWork:
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         #: the session itself, for storage tests and one-off queries; core uses the ports
         self.session = session
         self._outbox = SqlOutbox(session)
-        self.tasks: TaskRepository = SqlTaskRepository(session, clock)
+        self._tasks = SqlTaskRepository(session, clock)
+        self.tasks: TaskRepository = self._tasks
         self.approvals: ApprovalRepository = SqlApprovalRepository(session)
         self.budgets: BudgetRepository = SqlBudgetRepository(session)
         self.ledger: Ledger = SqlLedger(session)
@@ -56,10 +63,22 @@ class SqlUnitOfWork:
         self.outbox: Outbox = self._outbox
         self.inbox: Inbox = SqlInbox(session)
         self.leases: Leases = SqlLeases(session)
+        #: tokens, idempotency keys and webhook targets of the HTTP API
+        self.api = SqlApiStore(session)
+        self.webhooks = self.api
 
     @property
     def wrote_outbox(self) -> bool:
         return self._outbox.written
+
+    @property
+    def notices_written(self) -> list[Notice]:
+        return self._outbox.added
+
+    @property
+    def entered(self) -> list[TaskStatus]:
+        """Statuses tasks moved into in this transaction."""
+        return self._tasks.entered
 
 
 class SqlUnitOfWorkFactory:
@@ -74,6 +93,9 @@ class SqlUnitOfWorkFactory:
             engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
         )
         self._outbox_callbacks: list[Callable[[], object]] = []
+        self._before_commit: list[PreCommit] = []
+        self._transition_callbacks: list[Callable[[TaskStatus], object]] = []
+        self._side_leases: list[LivenessLease] = []
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SqlUnitOfWorkFactory:
@@ -91,8 +113,13 @@ class SqlUnitOfWorkFactory:
         async with serialized(self.engine, urgent), self._sessions() as session, session.begin():
             uow = SqlUnitOfWork(session, self.clock)
             yield uow
+            if uow.wrote_outbox:
+                for hook in self._before_commit:
+                    await hook(uow, list(uow.notices_written))
         if uow.wrote_outbox:
             self._outbox_written()
+        for status in uow.entered:
+            self._transitioned(status)
 
     @asynccontextmanager
     async def _reader(self) -> AsyncIterator[SqlUnitOfWork]:
@@ -100,9 +127,32 @@ class SqlUnitOfWorkFactory:
         async with self._readers() as session:  # closing rolls the read transaction back
             yield SqlUnitOfWork(session, self.clock)
 
+    def before_commit_with_notices(self, hook: PreCommit) -> None:
+        """Run `hook(uow, notices)` inside every transaction that wrote notices, just
+        before it commits, so what the hook writes commits (or rolls back) with them."""
+        self._before_commit.append(hook)
+
+    def liveness_lease(self, name: str, holder: str, ttl_seconds: float) -> LivenessLease:
+        """The lease that says this process is alive, renewed on its own lane
+        (storage.liveness); closed with this factory."""
+        lease = LivenessLease(self.engine, name, holder, ttl_seconds)
+        self._side_leases.append(lease)
+        return lease
+
     def on_outbox_written(self, callback: Callable[[], object]) -> None:
         """Call `callback()` after every commit whose transaction added outbox rows."""
         self._outbox_callbacks.append(callback)
+
+    def on_transition(self, callback: Callable[[TaskStatus], object]) -> None:
+        """Call `callback(status)` for every task status change, once it is committed."""
+        self._transition_callbacks.append(callback)
+
+    def _transitioned(self, status: TaskStatus) -> None:
+        for callback in self._transition_callbacks:
+            try:
+                callback(status)
+            except Exception:
+                log.exception("transition callback %r failed", callback)
 
     def _outbox_written(self) -> None:
         for callback in self._outbox_callbacks:
@@ -126,4 +176,6 @@ class SqlUnitOfWorkFactory:
         return True
 
     async def dispose(self) -> None:
+        for lease in self._side_leases:
+            await lease.close()
         await self.engine.dispose()

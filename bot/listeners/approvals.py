@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.views import escape, mention
@@ -29,7 +30,11 @@ def refusal_text(outcome: DecisionOutcome) -> str:
 def register(app: AsyncApp, service: TaskService) -> None:
     @app.action(ACTION)
     async def on_decision(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         user = body["user"]["id"]
         container = body.get("container") or {}
@@ -39,6 +44,7 @@ def register(app: AsyncApp, service: TaskService) -> None:
         decision = Decision.APPROVE if action["action_id"].endswith("approve") else Decision.DENY
         value = str(action.get("value", ""))
         if not value.isdigit() or not channel or not message_ts:
+            context["outcome"] = "invalid"
             await ack()
             if channel:
                 await client.chat_postEphemeral(
@@ -48,6 +54,9 @@ def register(app: AsyncApp, service: TaskService) -> None:
         outcome = await service.decide(
             int(value), user, decision, channel=channel, message_ts=message_ts
         )
+        context["outcome"] = outcome.result.value
+        if outcome.approval is not None:
+            context["task_id"] = outcome.approval.task_id
         await ack()
         if outcome.result is not DecisionResult.DECIDED:
             await client.chat_postEphemeral(

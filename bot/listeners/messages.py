@@ -35,6 +35,7 @@ def register(app: AsyncApp, service: TaskService) -> None:
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
         if not _is_from_a_person(event):
+            context["outcome"] = "ignored"
             return
         conversation = Conversation(
             requester=event["user"],
@@ -46,12 +47,9 @@ def register(app: AsyncApp, service: TaskService) -> None:
         submission = await service.submit(
             Request(text=text, conversation=conversation, event_id=body.get("event_id"))
         )
-        log.info(
-            "event %s from %s: %s",
-            body.get("event_id"),
-            conversation.requester,
-            submission.outcome.value,
-        )
+        context["outcome"] = submission.outcome.value
+        if submission.root is not None:
+            context["task_id"] = submission.root.id
         service.start(submission)
 
     @app.event("message")
@@ -59,6 +57,7 @@ def register(app: AsyncApp, service: TaskService) -> None:
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
         if event.get("channel_type") not in (None, "im"):
+            context["outcome"] = "ignored"
             return  # channels reach us as app_mention; answering both would answer twice
         await handle(event, body, context)
 

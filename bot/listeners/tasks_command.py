@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -48,6 +49,8 @@ async def answer(service: TaskService, user: str, cmd: TasksCommand) -> dict[str
         return render_task_detail(task, children, now)
     if cmd.action == "cancel" and cmd.task_id is not None:
         return render_text((await service.cancel(user, cmd.task_id)).message)
+    if cmd.action == "retry" and cmd.task_id is not None:
+        return render_text((await service.retry(user, cmd.task_id)).message)
     if cmd.action == "budget":
         return render_budget(await service.history.budget(user))
     if cmd.action == "help":
@@ -91,11 +94,14 @@ async def row_action(
 
 def register(app: AsyncApp, service: TaskService) -> None:
     @app.command("/tasks")
-    async def on_tasks(ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def on_tasks(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
         cmd = parse_tasks_command(command.get("text") or "")
+        context["outcome"] = cmd.action
+        context["task_id"] = cmd.task_id
         try:
             message = await answer(service, command["user_id"], cmd)
         except Exception:
+            context["outcome"] = "failed"
             log.exception("/tasks failed")
             message = render_text("Sorry, I couldn't load your tasks just now. Please try again.")
         await ack(response_type="ephemeral", **message)

@@ -239,6 +239,7 @@ HELP_COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("/tasks pending", "/tasks failed", "/tasks completed"), "only those"),
     (("/tasks 5",), "request 5 in detail, with its steps and full result"),
     (("/tasks cancel 5",), "cancel request 5 if it hasn't finished"),
+    (("/tasks retry 5",), "re-run request 5 from its failed steps"),
     (("/tasks budget",), "what you've spent this month and what's left"),
     (("/tasks help",), "this message"),
 )

@@ -48,11 +48,13 @@ from core.notices import (
     TaskFailed,
     TaskFinished,
     TaskRejected,
+    TaskRetried,
 )
 
 APPROVE_ACTION = "approval:approve"
 DENY_ACTION = "approval:deny"
 APPROVAL_BLOCK_PREFIX = "approval:"
+RETRY_ACTION = "task:retry"
 
 #: titles in headings: long enough to read, short enough for one line
 _TITLE = 150
@@ -88,6 +90,8 @@ def render(notice: Notice, permalinks: Permalinks | None = None) -> Message:
         return _request_finished(notice)
     if isinstance(notice, StaleReport):
         return _stale_report(notice, links)
+    if isinstance(notice, TaskRetried):
+        return _task_retried(notice)
     return _generic(notice)
 
 
@@ -292,13 +296,33 @@ def _task_failed(n: TaskFailed) -> Message:
         blocks += split_sections(
             "\n".join("> " + with_mentions(escape(line)) for line in error.split("\n"))
         )
-    footer = _footer(request, "You can ask again; if it keeps failing, tell your admin")
+    blocks += _retry_button(n.task_id)
+    footer = _footer(request, "You can retry, or ask again; if it keeps failing, tell your admin")
     if footer:
         blocks.append(footer)
     text = f"Failed: {escape(one_line(n.title))}" + (
         f" — {with_mentions(escape(one_line(error)))}" if error else "."
     )
-    return message(text, blocks, more_note=_more_note(request))
+    return message(text, blocks, more_note=_more_note(request), keep_tail=2)
+
+
+def _retry_button(task_id: int | None) -> list[Block]:
+    """Re-run the failed steps (the listener lets only the requester do it)."""
+    if task_id is None:
+        return []
+    return [actions([button("Retry", RETRY_ACTION, str(task_id))], block_id=f"retry:{task_id}")]
+
+
+def _task_retried(n: TaskRetried) -> Message:
+    blocks: list[Block] = [_headline("🔁", "Retrying", n.title)]
+    line = f"Asked by {mention(n.retried_by)}." if n.retried_by else ""
+    if n.step_titles:
+        line += " Running again: " + ", ".join(escape(s) for s in n.step_titles)
+    if line.strip():
+        blocks.append(section(line.strip()))
+    if footer := _footer(n.task_id):
+        blocks.append(footer)
+    return message(f"Retrying: {escape(one_line(n.title))}.", blocks)
 
 
 def _task_rejected(n: TaskRejected) -> Message:
@@ -332,7 +356,10 @@ def _request_finished(n: RequestFinished) -> Message:
     line = f"{emoji} {_ref(n.task_id).capitalize()} {label}: *{_title(n.title)}*"
     if n.total:
         line += f"\n{n.completed} of {n.total} step{'s' if n.total != 1 else ''} completed."
-    return message(f"{_ref(n.task_id).capitalize()} {label}: {_title(n.title)}", [section(line)])
+    blocks: list[Block] = [section(line)]
+    if n.status == "FAILED":
+        blocks += _retry_button(n.task_id)
+    return message(f"{_ref(n.task_id).capitalize()} {label}: {_title(n.title)}", blocks)
 
 
 def _stale_report(n: StaleReport, permalinks: Permalinks) -> Message:

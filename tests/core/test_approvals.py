@@ -277,7 +277,7 @@ async def _deliver_approval_message(
     uow: SqlUnitOfWorkFactory, clock: FakeClock, ts: str = "1700000001.000200"
 ) -> None:
     class Slackish:
-        async def deliver(self, notice: object) -> str:
+        async def deliver(self, notice: object, attempt: object = None) -> str:
             return ts
 
     await OutboxDispatcher(uow, Slackish(), clock).drain()

@@ -141,6 +141,15 @@ def test_understood(text: str, steps: list[Step]) -> None:
 
 NOT_UNDERSTOOD = [
     ("", "Try:"),
+    ("buy 1 widget for $1e9", "“$1e9”"),
+    ("buy 1 widget for $2.5E+3", "plain digits"),
+    ("buy 1 widget for 1e9 dollars", "“1e9 dollars”"),
+    ("buy 1 widget for 1e9$", "plain digits"),
+    ("buy 1 widget for $0.004", "less than one cent"),
+    ("buy 3 stickers for $0.001 each", "less than one cent"),
+    ("buy 1 yacht for $10,000,000,001", "at most $10,000,000,000.00"),
+    ("buy 1 yacht for $" + "9" * 28, "at most"),
+    ("buy 1000 yachts for $20,000,000 each", "at most"),
     ("   \n\t", "Try:"),
     ("???!!! 🙂", "didn't understand"),
     (":smile: :tada:", "didn't understand"),

@@ -2,7 +2,14 @@ from decimal import Decimal
 
 import pytest
 
-from core.money import CURRENCY_SYMBOLS, ParsedAmount, format_money, parse_amount, to_cents
+from core.money import (
+    CURRENCY_SYMBOLS,
+    ParsedAmount,
+    find_amount,
+    format_money,
+    parse_amount,
+    to_cents,
+)
 
 
 @pytest.mark.parametrize(
@@ -109,3 +116,19 @@ def test_parse_amount_finds_the_first_amount(text: str, amount: str, currency: s
 )
 def test_parse_amount_ignores_numbers_without_currency(text: str) -> None:
     assert parse_amount(text) is None
+
+
+def test_to_cents_is_exact_past_the_default_decimal_precision() -> None:
+    assert to_cents(Decimal("9" * 30)) == int("9" * 30) * 100
+    with pytest.raises(ValueError, match="too large"):
+        to_cents(Decimal("1e400"))
+
+
+@pytest.mark.parametrize(
+    ("text", "written"),
+    [("for $1e9", "$1e9"), ("for $1.5e-3 now", "$1.5e-3"), ("1E6 USD", "1E6 USD")],
+)
+def test_an_exponent_form_is_flagged_not_read_as_its_mantissa(text: str, written: str) -> None:
+    found = find_amount(text)
+    assert found is not None and found.exponent
+    assert found.written(text) == written

@@ -9,7 +9,7 @@ from datetime import timedelta
 from core.clock import FakeClock
 from core.notices import ApprovalNeeded, Destination, Notice, TaskFailed
 from core.outbox import OutboxDispatcher
-from core.ports import DeliveryError
+from core.ports import Attempt, DeliveryError
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import (
     CHANNEL,
@@ -34,11 +34,13 @@ class FakeNotifier:
     def __init__(self, script: Script | None = None) -> None:
         self.script = script
         self.calls: list[Notice] = []
+        self.attempts: list[Attempt | None] = []
         self.delivered: list[Notice] = []
         self._tries: dict[str, int] = defaultdict(int)
 
-    async def deliver(self, notice: Notice) -> str | None:
+    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None:
         self.calls.append(notice)
+        self.attempts.append(attempt)
         key = _title(notice)
         tried = self._tries[key]
         self._tries[key] += 1

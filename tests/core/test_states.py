@@ -37,6 +37,7 @@ LEGAL: set[tuple[TaskStatus, TaskStatus]] = {
     (S.IN_PROGRESS, S.FAILED),
     (S.IN_PROGRESS, S.CANCELLED),
     (S.IN_PROGRESS, S.PENDING),  # re-run after a crash
+    (S.FAILED, S.PENDING),  # the requester asked to retry it (core/retry.py)
 }
 TERMINAL = [S.COMPLETED, S.FAILED, S.REJECTED, S.CANCELLED]
 ALL_PAIRS = list(itertools.product(TaskStatus, TaskStatus))
@@ -73,11 +74,18 @@ def test_check_transition_over_all_pairs(current: TaskStatus, target: TaskStatus
     assert f"{current} -> {target}" in str(raised.value)
 
 
+#: the one way out of a terminal state: a person's retry of a failed task
+RETRY_EXITS = {S.FAILED: frozenset({S.PENDING})}
+
+
 @pytest.mark.parametrize("status", TERMINAL)
-def test_terminal_states_have_no_exits(status: TaskStatus) -> None:
+def test_terminal_states_have_no_exits_but_retry(status: TaskStatus) -> None:
     assert status.terminal
-    assert ALLOWED[status] == frozenset()
+    exits = RETRY_EXITS.get(status, frozenset())
+    assert ALLOWED[status] == exits
     for target in TaskStatus:
+        if target in exits:
+            continue
         with pytest.raises(IllegalTransition):
             check_transition(1, status, target)
 

@@ -69,3 +69,24 @@ async def test_slash_command_answers_in_the_ack_payload(
     ack = await fake_slack.socket_mode.ack_for(envelope_id)
     assert ack["payload"]["response_type"] == "ephemeral"
     assert "/tasks cancel" in str(ack["payload"])
+
+
+async def test_the_http_api_is_served_in_socket_mode_too(socket_app: Running) -> None:
+    import aiohttp
+
+    from bot.api.auth import create_token
+
+    _id, token = await create_token(socket_app.container.uow, "U1", "test")
+    base = f"http://127.0.0.1:{socket_app.port}/api/v1"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            base + "/tasks", json={"user_message": "research best laptops"}, headers=headers
+        ) as response:
+            assert response.status == 202
+            task = await response.json()
+        await settle(socket_app)
+        async with session.get(f"{base}/tasks/{task['id']}", headers=headers) as response:
+            assert (await response.json())["status"] == "COMPLETED"
+        async with session.post(base + "/tasks", json={}) as response:
+            assert response.status == 401

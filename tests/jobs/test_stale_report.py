@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
 
 from bot.slack_notifier import SlackNotifier
 from core.approvals import Decision, DecisionResult
@@ -19,6 +20,7 @@ from core.policy import Policy
 from core.service import TaskService
 from core.stale import StaleReporter, escalation_step
 from core.states import TaskStatus
+from storage.models import OutboxRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import (
     CHANNEL,
@@ -32,7 +34,7 @@ from tests.core.helpers import (
     task,
 )
 from tests.jobs.conftest import Gate, GatedResearch
-from tests.slackfake.server import FakeSlack
+from tests.slackfake.server import FakeSlack, NotJson
 
 STALE = 3600
 REPORT = "CREPORT"
@@ -367,3 +369,41 @@ async def test_long_stale_tasks_do_not_crowd_out_newly_stale_ones(
     assert reported is not None and newer.id not in {t.id for t in old}
     async with uow_factory() as uow:
         assert not await uow.tasks.mark_stale_step(newer.id, 1)  # already reported at step 1
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type"),
+    [
+        (502, "text/html"),
+        (502, "text/plain"),
+        (502, "application/json"),  # labelled JSON, an HTML page inside
+        (200, "text/plain"),
+    ],
+)
+async def test_a_permalink_call_answering_502_with_html_leaves_out_that_link_not_the_digest(
+    scenario: Scenario,
+    uow_factory: SqlUnitOfWorkFactory,
+    clock: FakeClock,
+    fake_slack: FakeSlack,
+    status: int,
+    content_type: str,
+) -> None:
+    clock.advance(STALE + 120)
+    assert await StaleReporter(uow_factory, POLICY, clock, REPORT).run() == 3
+    # the first link answers a proxy's error page instead of JSON; the others work
+    fake_slack.script("chat.getPermalink", [NotJson(status=status, content_type=content_type)])
+    await deliver_all(uow_factory, clock, fake_slack)
+
+    asked = fake_slack.calls_to("chat.getPermalink")
+    assert len(asked) == 3 and asked[0].status == status
+    (post,) = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == REPORT]
+    assert post.ok
+    blocks = json.dumps(post.params["blocks"])
+    assert "3 tasks waiting too long" in blocks
+    assert blocks.count("|thread>") == 2
+    assert asked[0].params["message_ts"] not in blocks.replace(".", "")
+    for call in asked[1:]:
+        assert f"<{call.response['permalink']}|thread>" in blocks
+    async with uow_factory(read_only=True) as uow:
+        statuses = (await uow.session.execute(select(OutboxRow.status))).scalars().all()
+    assert set(statuses) == {"SENT"}, statuses  # delivered once, not retried

@@ -88,7 +88,30 @@ class Delay:
     seconds: float
 
 
-ScriptStep = OK | Fail | RateLimited | ApiError | Delay
+@dataclass(frozen=True)
+class NotJson:
+    """Answer HTTP ``status`` with a non-JSON body, as a proxy or load balancer in
+    front of Slack does (e.g. 502 with an HTML page)."""
+
+    status: int = 502
+    body: str = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+    content_type: str = "text/html"
+
+
+@dataclass(frozen=True)
+class AnswerLate:
+    """Handle the request normally (a post is stored), then hold the answer back
+    ``seconds``: the client times out although Slack acted on the request."""
+
+    seconds: float
+
+
+ScriptStep = OK | Fail | RateLimited | ApiError | Delay | AnswerLate | NotJson
+
+#: the bot scopes manifest.yml asks for
+DEFAULT_BOT_SCOPES = frozenset(
+    {"app_mentions:read", "im:history", "chat:write", "commands", "im:write"}
+)
 
 
 # --------------------------------------------------------------------------
@@ -342,6 +365,8 @@ class FakeSlack:
         team_name: str = "Fake Workspace",
         bot_name: str = "taskbot",
         valid_tokens: Iterable[str] | None = None,
+        scopes: Iterable[str] = DEFAULT_BOT_SCOPES,
+        ts_clock: Callable[[], float] | None = None,
     ) -> None:
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -362,9 +387,18 @@ class FakeSlack:
         self.home_views: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.dm_channels: dict[str, str] = {}
+        #: the bot token's scopes (conversations.history/replies check them)
+        self.scopes: set[str] = set(scopes)
+        #: DMs between other people: the bot is not in them (history: channel_not_found)
+        self.foreign_dms: set[str] = set()
+        #: channels (C…/G…) the bot is a member of, for conversations.history/replies
+        self.history_channels: set[str] = set()
 
         self._scripts: dict[str, deque[ScriptStep]] = {}
         self._next_ts = 1_700_000_000_000_100
+        #: Slack's ts is the posting time (epoch seconds): with a clock, new ts follow it
+        #: (history's oldest/latest then mean what they mean); without, a counter
+        self._ts_clock = ts_clock
         self._view_seq = 0
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -376,6 +410,8 @@ class FakeSlack:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "views.publish": self._views_publish,
             "apps.connections.open": self._apps_connections_open,
@@ -534,7 +570,9 @@ class FakeSlack:
 
     def new_ts(self) -> str:
         value = self._next_ts
-        self._next_ts += 100
+        if self._ts_clock is not None:
+            value = max(value, int(self._ts_clock() * 1_000_000))
+        self._next_ts = value + 100
         return f"{value // 1_000_000}.{value % 1_000_000:06d}"
 
     # ---------------------------------------------------------------- HTTP layer
@@ -595,6 +633,9 @@ class FakeSlack:
             return web.json_response(
                 body, status=429, headers={"Retry-After": str(step.retry_after)}
             )
+        if isinstance(step, NotJson):
+            self._finish(call, step.status, step.body)
+            return web.Response(text=step.body, status=step.status, content_type=step.content_type)
         if isinstance(step, ApiError):
             body = {"ok": False, "error": step.error, **step.extra}
             self._finish(call, 200, body)
@@ -640,6 +681,8 @@ class FakeSlack:
                 raise _ApiFailure("unknown_method")
             result = await handler(call)
             status = 200
+            if isinstance(step, AnswerLate):
+                await asyncio.sleep(step.seconds)
         except _ApiFailure as failure:
             result = {"ok": False, "error": failure.error, **failure.extra}
             status = failure.status
@@ -807,7 +850,7 @@ class FakeSlack:
             parent = self.messages.get((channel, str(thread_ts)))
             message["parent_user_id"] = parent["user"] if parent else self.bot_user_id
         if params.get("metadata"):
-            message["metadata"] = params["metadata"]
+            message["metadata"] = self._checked_metadata(params["metadata"])
         self.messages[(channel, ts)] = message
         result: dict[str, Any] = {"ok": True, "channel": channel, "ts": ts, "message": message}
         if warnings:
@@ -908,6 +951,125 @@ class FakeSlack:
             result["no_op"] = True
             result["already_open"] = True
         return result
+
+    # ---------------------------------------------------------------- history
+
+    @staticmethod
+    def _checked_metadata(metadata: Any) -> dict[str, Any]:
+        """Message metadata as chat.postMessage accepts it: an event_type and an object."""
+        if not isinstance(metadata, dict):
+            raise _ApiFailure("invalid_metadata_format")
+        event_type = metadata.get("event_type")
+        payload = metadata.get("event_payload")
+        if not isinstance(event_type, str) or not event_type or not isinstance(payload, dict):
+            raise _ApiFailure("invalid_metadata_schema")
+        return {"event_type": event_type, "event_payload": copy.deepcopy(payload)}
+
+    def _readable_channel(self, params: Mapping[str, Any]) -> str:
+        """Refuse history as Slack does: the history scope of that conversation type,
+        then membership (a DM between others or a private channel is not found)."""
+        channel = params.get("channel")
+        if not isinstance(channel, str) or not channel or channel in self.unknown_channels:
+            raise _ApiFailure("channel_not_found")
+        needed = {"D": "im:history", "C": "channels:history", "G": "groups:history"}.get(
+            channel[:1]
+        )
+        if needed is None:
+            raise _ApiFailure("channel_not_found")
+        if needed not in self.scopes:
+            raise _ApiFailure(
+                "missing_scope", needed=needed, provided=",".join(sorted(self.scopes))
+            )
+        if channel[:1] == "D":
+            if channel in self.foreign_dms:
+                raise _ApiFailure("channel_not_found")
+        elif channel not in self.history_channels:
+            raise _ApiFailure("not_in_channel" if channel[:1] == "C" else "channel_not_found")
+        return channel
+
+    @staticmethod
+    def _ts_window(params: Mapping[str, Any]) -> Callable[[str], bool]:
+        def number(key: str, default: float) -> float:
+            value = params.get(key)
+            if value in (None, ""):
+                return default
+            try:
+                return float(str(value))
+            except ValueError:
+                raise _ApiFailure(f"invalid_ts_{key}") from None
+
+        oldest, latest = number("oldest", 0.0), number("latest", float("inf"))
+        inclusive = str(params.get("inclusive", "")).lower() in ("1", "true")
+
+        def inside(ts: str) -> bool:
+            t = float(ts)
+            if inclusive:
+                return oldest <= t <= latest
+            return oldest < t < latest
+
+        return inside
+
+    @staticmethod
+    def _page(
+        params: Mapping[str, Any], messages: list[dict[str, Any]], default_limit: int
+    ) -> dict[str, Any]:
+        """Cursor pagination; metadata only with include_all_metadata, as Slack does."""
+        try:
+            limit = int(params.get("limit") or default_limit)
+            start = int(str(params.get("cursor") or "0").removeprefix("offset:"))
+        except ValueError:
+            raise _ApiFailure("invalid_arguments") from None
+        limit = max(1, min(limit, 999))
+        page = messages[start : start + limit]
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        shown = []
+        for message in page:
+            shown_message = copy.deepcopy(message)
+            if not with_metadata:
+                shown_message.pop("metadata", None)
+            shown.append(shown_message)
+        has_more = start + limit < len(messages)
+        return {
+            "ok": True,
+            "messages": shown,
+            "has_more": has_more,
+            "response_metadata": {"next_cursor": f"offset:{start + limit}" if has_more else ""},
+        }
+
+    async def _conversations_history(self, call: Call) -> dict[str, Any]:
+        """Top-level messages (and thread parents), newest first."""
+        channel = self._readable_channel(call.params)
+        inside = self._ts_window(call.params)
+        found = [
+            m
+            for (ch, ts), m in self.messages.items()
+            if ch == channel and m.get("thread_ts") in (None, ts) and inside(ts)
+        ]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {**self._page(call.params, found, 100), "pin_count": 0}
+
+    async def _conversations_replies(self, call: Call) -> dict[str, Any]:
+        """A thread, oldest first. The fake knows only the bot's own posts: a thread whose
+        parent someone else wrote is answered with its known replies."""
+        channel = self._readable_channel(call.params)
+        ts = call.params.get("ts")
+        if not isinstance(ts, str) or not ts:
+            raise _ApiFailure("thread_not_found")
+        parent = self.messages.get((channel, ts))
+        if parent is not None and parent.get("thread_ts") not in (None, ts):
+            ts = str(parent["thread_ts"])
+            parent = self.messages.get((channel, ts))
+        replies = [
+            m
+            for (ch, m_ts), m in self.messages.items()
+            if ch == channel and m.get("thread_ts") == ts and m_ts != ts
+        ]
+        if parent is None and not replies:
+            raise _ApiFailure("thread_not_found")
+        inside = self._ts_window(call.params)
+        replies = sorted((m for m in replies if inside(m["ts"])), key=lambda m: float(m["ts"]))
+        thread = ([parent] if parent is not None else []) + replies
+        return self._page(call.params, thread, 1000)
 
     async def _users_info(self, call: Call) -> dict[str, Any]:
         user_id = call.params.get("user")

@@ -33,6 +33,9 @@ TABLES = {
     "inbox",
     "outbox",
     "leases",
+    "api_tokens",
+    "api_idempotency",
+    "task_webhooks",
     "alembic_version",
 }
 

@@ -1,0 +1,139 @@
+"""A busy process is not declared dead: a 2,000-event burst against the real
+`python -m bot` with a 10 s worker TTL. Its liveness lease never lapses while it
+works, so recovery never re-runs a step that is still running."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from storage.models import AuditRow, LeaseRow, TaskRow
+from storage.uow import SqlUnitOfWorkFactory
+from tests.e2e.process import BotProcess, bot_env, free_port
+from tests.slackfake import payloads
+from tests.slackfake.server import FakeSlack
+from tests.slackfake.signing import SignedSender
+
+SECRET = "heartbeat-burst-secret"
+N_EVENTS = 2000
+IN_FLIGHT = 48
+TTL = 10
+#: a safety net so a broken build fails instead of hanging, not a performance bound
+DRAIN_TIMEOUT = 600.0
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+async def _watch_lease(db: SqlUnitOfWorkFactory, margins: list[float], stop: asyncio.Event) -> None:
+    """Read the lease as recovery would: seconds left before it expires (< 0: lapsed)."""
+    while not stop.is_set():
+        async with db(read_only=True) as unit:
+            expiries = (
+                await unit.session.execute(
+                    select(LeaseRow.expires_at).where(LeaseRow.name.like("worker:%"))
+                )
+            ).scalars()
+            now = datetime.now(UTC)
+            margins += [(_utc(at) - now).total_seconds() for at in expiries]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+async def test_heartbeat_under_a_2000_event_burst_with_a_10s_ttl(
+    slack: FakeSlack, database: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = bot_env(slack, SECRET, database, port, TASKBOT_WORKER_TTL_SECONDS=str(TTL))
+    bot = BotProcess(env, port, tmp_path / "bot.log")
+    await bot.start()
+    margins: list[float] = []
+    stop = asyncio.Event()
+    db = SqlUnitOfWorkFactory.from_url(database)
+    watcher = asyncio.create_task(_watch_lease(db, margins, stop))
+    statuses: Counter[int] = Counter()
+    try:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for n in range(N_EVENTS):
+            queue.put_nowait(n)
+        async with SignedSender(bot.url + "/slack/events", SECRET, timeout=30) as sender:
+
+            async def send() -> None:
+                while not queue.empty():
+                    n = queue.get_nowait()
+                    envelope = payloads.im_message(
+                        f"research laptops {n}", user=f"U{n % 50:03d}", channel=f"D{n:05d}"
+                    )
+                    statuses[(await sender.event(envelope)).status] += 1
+
+            await asyncio.gather(*(send() for _ in range(IN_FLIGHT)))
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while time.monotonic() < deadline:
+            done = [c for c in slack.calls_to("chat.postMessage") if c.ok]
+            finished = sum(str(c.params.get("text", "")).startswith("Done:") for c in done)
+            if finished >= N_EVENTS:
+                break
+            assert bot.proc is not None and bot.proc.poll() is None, bot.log_tail()
+            await asyncio.sleep(1)
+        # one more TTL of quiet: recovery would now find what a lapse had orphaned
+        await asyncio.sleep(TTL * 1.5)
+    finally:
+        stop.set()
+        await watcher
+        code = bot.stop()
+
+    try:
+        async with db(read_only=True) as unit:
+            session = unit.session
+            starts = Counter(
+                (
+                    await session.execute(
+                        select(AuditRow.task_id).where(AuditRow.action == "PENDING->IN_PROGRESS")
+                    )
+                ).scalars()
+            )
+            reruns = await session.scalar(
+                select(func.count())
+                .select_from(AuditRow)
+                .where(AuditRow.action == "IN_PROGRESS->PENDING")
+            )
+            counted = await session.execute(
+                select(TaskRow.status, func.count()).group_by(TaskRow.status)
+            )
+            status = {name: int(n) for name, n in counted.all()}
+    finally:
+        await db.dispose()
+    lapses = [-m for m in margins if m < 0]
+    run_twice = {task_id: n for task_id, n in starts.items() if n > 1}
+    print(
+        f"\nheartbeat burst: events={N_EVENTS} http={dict(statuses)} tasks={status} "
+        f"steps-started={len(starts)} run-twice={len(run_twice)} recovery-reruns={reruns} "
+        f"lease-lapses={len(lapses)} closest-to-expiry={min(margins, default=TTL):.1f}s"
+    )
+    assert code == 0, bot.log_tail()
+    assert statuses == Counter({200: N_EVENTS}), statuses
+    assert status == {"COMPLETED": N_EVENTS}, status
+    assert not lapses, f"the worker lease lapsed {len(lapses)} times, worst {max(lapses):.1f}s"
+    assert reruns == 0 and not run_twice, (reruns, run_twice)
