@@ -399,7 +399,7 @@ async def test_a_permalink_call_answering_502_with_html_leaves_out_that_link_not
     (post,) = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == REPORT]
     assert post.ok
     blocks = json.dumps(post.params["blocks"])
-    assert "3 tasks waiting too long" in blocks
+    assert "3 requests waiting too long" in blocks
     assert blocks.count("|thread>") == 2
     assert asked[0].params["message_ts"] not in blocks.replace(".", "")
     for call in asked[1:]:
