@@ -21,6 +21,7 @@ from core.notices import (
     TaskCancelled,
     TaskFailed,
     TaskFinished,
+    TaskNeedsAttention,
     TaskRejected,
     TaskRetried,
 )
@@ -34,6 +35,7 @@ STATUS_MARK = {
     "FAILED": "❌",
     "REJECTED": "🚫",
     "CANCELLED": "⏹",
+    "NEEDS_ATTENTION": "⚠",
 }
 
 
@@ -68,6 +70,11 @@ def render_notice(notice: Notice) -> str:
         return (
             f"❌ Failed: {notice.title} — {notice.error}\n"
             f"  You can ask again; if it keeps failing, tell your admin. Request {request}"
+        )
+    if isinstance(notice, TaskNeedsAttention):
+        return (
+            f"#{notice.task_id} {notice.title} needs attention ({notice.reference}): "
+            f"{notice.detail} Approvers: {', '.join(notice.approvers)}."
         )
     if isinstance(notice, TaskRejected):
         return (

@@ -1,7 +1,9 @@
-"""GET /healthz: is the database reachable, is the scheduler running, is Slack keeping up."""
+"""GET /healthz: is the database reachable, is the scheduler running, is Slack keeping up,
+is any step stuck (running longer than every attempt timing out plus a margin)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +20,8 @@ async def health_report(
         async with container.uow(read_only=True) as uow:
             pending, oldest, failed = await uow.outbox.backlog(now)
             failures = await uow.outbox.recent_failures(5)
+            stuck_after = container.service.policy.stuck_after_seconds
+            stuck = await uow.tasks.running_since(now - timedelta(seconds=stuck_after), 20)
     except Exception as exc:
         report["database"] = f"unreachable: {type(exc).__name__}"
         report["status"] = "down"
@@ -38,6 +42,24 @@ async def health_report(
                 {**f, "at": str(f.get("at"))} for f in failures if f.get("kind") == "webhook"
             ],
         }
+    report["stuck_steps"] = {
+        "after_seconds": stuck_after,
+        "count": len(stuck),
+        "tasks": [
+            {
+                "id": t.id,
+                "agent": t.agent,
+                "worker": t.worker,
+                "running_seconds": int((now - t.started_at).total_seconds())
+                if t.started_at
+                else None,
+            }
+            for t in stuck
+        ],
+    }
+    if stuck:
+        report["status"] = "stuck"
+        return 503, report
     report["status"] = "ok" if scheduler_running else "degraded"
     return 200, report
 

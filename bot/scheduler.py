@@ -38,7 +38,9 @@ class JobScheduler:
         self.approval_timer = ApprovalTimer(
             container.uow, service.approvals, service.policy, container.clock
         )
-        self.recovery = Recovery(container.uow, service.registry, container.clock, self.worker)
+        self.recovery = Recovery(
+            container.uow, service.registry, container.clock, self.worker, service.policy
+        )
         self.liveness = container.uow.liveness_lease(
             worker_lease(self.worker), self.worker, settings.worker_ttl_seconds
         )
@@ -83,7 +85,10 @@ class JobScheduler:
                 async with asyncio.timeout(every):
                     await self.heartbeat()
             except Exception:
+                self._metrics.job_failed("heartbeat")
                 log.warning("renewing the worker lease failed", exc_info=True)
+            else:
+                self._metrics.job_ran("heartbeat")
             due = max(due, loop.time())
             await asyncio.sleep(due - loop.time())
 

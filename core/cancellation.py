@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.approvals import Approvals
 from core.clock import Clock
-from core.executor import destination_of
+from core.executor import destination_of, flag_task, outcome_reference
 from core.notices import TaskCancelled
+from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges
 from core.states import ApprovalStatus, TaskStatus
@@ -29,10 +31,27 @@ class CancelOutcome:
 
 
 class Cancellation:
-    def __init__(self, uow: UnitOfWorkFactory, approvals: Approvals, clock: Clock) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        approvals: Approvals,
+        clock: Clock,
+        policy: Policy | None = None,
+        has_effects: Callable[[str], bool] | None = None,
+    ) -> None:
         self._uow = uow
         self._approvals = approvals
         self._clock = clock
+        self._policy = policy or Policy()
+        self._has_effects = has_effects or (lambda _agent: True)
+
+    def _wedged(self, task: Task) -> bool:
+        """Running far longer than any healthy step can (every attempt timing out):
+        its worker is stuck, so it no longer blocks a cancel."""
+        if task.status is not TaskStatus.IN_PROGRESS or task.started_at is None:
+            return False
+        age = (self._clock.now() - task.started_at).total_seconds()
+        return age > self._policy.stuck_after_seconds
 
     async def cancel(self, requester: str, task_id: int) -> CancelOutcome:
         try:
@@ -54,15 +73,20 @@ class Cancellation:
                     not_yours=task is not None,
                 )
             children = await uow.tasks.children(task.id)
-            if any(c.status is TaskStatus.IN_PROGRESS for c in children):
+            running = [c for c in children if c.status is TaskStatus.IN_PROGRESS]
+            if not children and task.status is TaskStatus.IN_PROGRESS:
+                running = [task]
+            if not all(self._wedged(r) for r in running):
                 return CancelOutcome(
                     False,
                     f"A step of request {task_id} is running right now; try again when it "
                     "has finished.",
                 )
             open_steps = [c for c in children if c.status is TaskStatus.PENDING]
-            cancellable = task.status is TaskStatus.PENDING or (
-                children and task.status is TaskStatus.IN_PROGRESS and open_steps
+            cancellable = (
+                task.status is TaskStatus.PENDING
+                or bool(running)
+                or (children and task.status is TaskStatus.IN_PROGRESS and open_steps)
             )
             if not cancellable:
                 return CancelOutcome(
@@ -71,20 +95,54 @@ class Cancellation:
                     "only requests that haven't finished can be cancelled.",
                 )
             reason = f"Cancelled by {requester}."
+            flagged = [r for r in running if self._may_have_effects(r)]
+            for stuck in running:
+                if not await self._abandon(uow, stuck, requester):
+                    raise _Moved
             for step in [*open_steps, task]:
+                if step is task and task in running:
+                    continue  # a single wedged task: abandoned above
                 if not await self._cancel_one(uow, step, requester, reason):
                     raise _Moved  # claimed or finished since we read it: roll it all back
-            await uow.outbox.add(
-                TaskCancelled(
-                    destination=destination_of(task),
-                    task_id=task.id,
-                    title=task.title,
-                    reason=reason,
-                ),
-                self._clock.now(),
+            if task not in flagged:
+                await uow.outbox.add(
+                    TaskCancelled(
+                        destination=destination_of(task),
+                        task_id=task.id,
+                        title=task.title,
+                        reason=reason,
+                    ),
+                    self._clock.now(),
+                )
+        if flagged:
+            steps = ", ".join(f"#{f.id}" for f in flagged)
+            return CancelOutcome(
+                True,
+                f"Stopped task #{task_id}. Step {steps} had been running far too long and may "
+                "have taken effect, so it was not cancelled: the approvers were asked to check "
+                "it, and its money stays held until they do.",
+                task.root_id,
             )
             await write_status(uow, self._clock, task)
         return CancelOutcome(True, f"Cancelled request {task_id}.", task.root_id)
+
+    def _may_have_effects(self, task: Task) -> bool:
+        return self._has_effects(task.agent) or task.result is not None
+
+    async def _abandon(self, uow: UnitOfWork, task: Task, actor: str) -> bool:
+        """A wedged step: cancelled, unless it may have had effects (an order placed),
+        then it needs attention instead and keeps its money held."""
+        age = int((self._clock.now() - (task.started_at or self._clock.now())).total_seconds())
+        if self._may_have_effects(task):
+            reference = outcome_reference(task.result) if task.result is not None else "unknown"
+            detail = (
+                f"Cancelled by {actor} after running for {age} s without finishing; it may "
+                "have taken effect, so please check it."
+            )
+            approvers = self._policy.approvers_for(task.requester)
+            return await flag_task(uow, task, reference, detail, approvers, self._clock)
+        reason = f"Cancelled by {actor}: it had been running for {age} s without finishing."
+        return await self._cancel_one(uow, task, actor, reason)
 
     async def _cancel_one(self, uow: UnitOfWork, task: Task, actor: str, reason: str) -> bool:
         """Cancel `task` as it was read; False when it moved on since (claimed, finished)."""

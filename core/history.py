@@ -12,7 +12,7 @@ from core.records import BudgetStatus, Task
 from core.states import TaskStatus
 
 FILTERS: dict[str, tuple[TaskStatus, ...]] = {
-    "pending": (TaskStatus.PENDING, TaskStatus.IN_PROGRESS),
+    "pending": (TaskStatus.PENDING, TaskStatus.IN_PROGRESS, TaskStatus.NEEDS_ATTENTION),
     "failed": (TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED),
     "completed": (TaskStatus.COMPLETED,),
 }

@@ -128,6 +128,19 @@ class TaskFailed(Notice):
 
 
 @dataclass(frozen=True)
+class TaskNeedsAttention(Notice):
+    """A step with effects (an order placed) whose outcome could not be recorded:
+    the money stays held and the approvers are asked to check it."""
+
+    kind: ClassVar[str] = "task_needs_attention"
+    title: str = ""
+    #: what was done, e.g. the purchase order number, so a person can find it
+    reference: str = ""
+    detail: str = ""
+    approvers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TaskRejected(Notice):
     kind: ClassVar[str] = "task_rejected"
     title: str = ""
@@ -267,6 +280,7 @@ NOTICE_TYPES: dict[str, type[Notice]] = {
         ApprovalReminder,
         TaskFinished,
         TaskFailed,
+        TaskNeedsAttention,
         TaskRejected,
         TaskCancelled,
         RequestFinished,

@@ -14,13 +14,13 @@ from core.audit import audit
 from core.background import Background
 from core.budget import Budgets
 from core.clock import Clock
-from core.executor import SYSTEM, Gate, TaskExecutor, destination_of
+from core.executor import SYSTEM, Gate, Sleep, TaskExecutor, destination_of
 from core.intents import IntentParser, NotUnderstood, printable
 from core.money import format_money
 from core.notices import Destination, PlanStep, RequestAccepted, RequestFinished, RequestRefused
 from core.planner import Plan, plan
 from core.policy import Policy
-from core.ports import UnitOfWork, UnitOfWorkFactory
+from core.ports import TaskCursor, UnitOfWork, UnitOfWorkFactory, cursor_of
 from core.records import Conversation, NewTask, Task, TaskChanges
 from core.states import TaskStatus
 from core.status import write_status
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: the agent name of a task that only groups the steps of a multi-step request
 GRAPH_AGENT = "request"
+#: the longest wait between tries at advancing a request while the database is away
+ADVANCE_BACKOFF_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,15 @@ class Orchestrator:
         clock: Clock,
         background: Background | None = None,
         worker: str = "local",
+        sleep: Sleep | None = None,
     ) -> None:
         self._uow = uow
         self._registry = registry
         self._policy = policy
         self._clock = clock
+        self._sleep: Sleep = sleep or asyncio.sleep
         self._parser = IntentParser(default_currency=policy.currency)
-        self.executor = TaskExecutor(uow, registry, policy, clock, worker)
+        self.executor = TaskExecutor(uow, registry, policy, clock, worker, sleep=sleep)
         self.background = background or Background()
         self._locks: dict[int, asyncio.Lock] = {}
 
@@ -234,10 +238,22 @@ class Orchestrator:
         with a conditional transition, and all state is read from the database.
         """
         lock = self._locks.setdefault(root_id, asyncio.Lock())
+        failures = 0
         try:
             async with lock:
-                while await self._advance_once(root_id):
-                    pass
+                while True:
+                    try:
+                        if not await self._advance_once(root_id):
+                            break
+                        failures = 0
+                    except Exception:
+                        # The database briefly away, most likely: every step is claimed
+                        # conditionally, so trying again later is always safe.
+                        failures += 1
+                        log.warning(
+                            "advancing request %s failed (try %d)", root_id, failures, exc_info=True
+                        )
+                        await self._sleep(min(ADVANCE_BACKOFF_MAX, 0.25 * 2.0 ** (failures - 1)))
         finally:
             if not lock.locked() and self._locks.get(root_id) is lock:
                 del self._locks[root_id]
@@ -277,10 +293,19 @@ class Orchestrator:
                     runnable.append(node)
                 progressed = progressed or gate is Gate.REFUSED
         if runnable:
-            async with asyncio.TaskGroup() as group:
-                for node in runnable:
-                    deps = [by_id[d] for d in node.depends_on if d in by_id]
-                    group.create_task(self.executor.execute(node, deps))
+            # Not a TaskGroup: one step's failure must not cancel its siblings.
+            outcomes = await asyncio.gather(
+                *(
+                    self.executor.execute(node, [by_id[d] for d in node.depends_on if d in by_id])
+                    for node in runnable
+                ),
+                return_exceptions=True,
+            )
+            for node, outcome in zip(runnable, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    log.warning("step %s could not be started: %r", node.id, outcome)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
             return True
         if progressed:
             return True
@@ -317,10 +342,11 @@ class Orchestrator:
             done = [c for c in children if c.status is TaskStatus.COMPLETED]
             cost = sum(c.cost_cents for c in done)
             now = self._clock.now()
+            flagged = [c for c in children if c.status is TaskStatus.NEEDS_ATTENTION]
             if len(done) == len(children):
                 target, error = TaskStatus.COMPLETED, None
             else:
-                target = TaskStatus.FAILED
+                target = TaskStatus.NEEDS_ATTENTION if flagged else TaskStatus.FAILED
                 error = "; ".join(
                     f"#{c.id} {c.title}: {c.error or c.status.value.lower()}"
                     for c in children
@@ -356,13 +382,20 @@ class Orchestrator:
             )
             await write_status(uow, self._clock, root, grace=self._policy.status_grace_seconds)
 
-    async def resume_unfinished(self, limit: int = 1000) -> int:
-        """Advance every request that is not finished (on start, and after a crash)."""
-        async with self._uow(read_only=True) as uow:
-            roots = await uow.tasks.unfinished_roots(limit)
-        for root in roots:
-            self.schedule(root.id)
-        return len(roots)
+    async def resume_unfinished(self, page: int = 500) -> int:
+        """Advance every request that is not finished (on start, and after a crash),
+        oldest first, page after page until none are left."""
+        count = 0
+        after: TaskCursor | None = None
+        while True:
+            async with self._uow(read_only=True) as uow:
+                roots = await uow.tasks.unfinished_roots(page, after)
+            for root in roots:
+                self.schedule(root.id)
+            count += len(roots)
+            if len(roots) < page:
+                return count
+            after = cursor_of(roots[-1])
 
 
 def _apply_extras(the_plan: Plan, request: Request) -> Plan:

@@ -15,8 +15,27 @@ class Policy:
     stale_after_seconds: int = 24 * 3600
     #: an agent still running after this is stopped and its task fails
     agent_timeout_seconds: float = 300.0
+    #: a step that fails transiently is tried this many times in all before it fails
+    step_max_attempts: int = 3
+    #: the wait before the second attempt; doubled for each later one (plus jitter)
+    step_retry_base_seconds: float = 2.0
+    step_retry_max_seconds: float = 60.0
+    #: slack beyond the longest a healthy step can take before it counts as stuck
+    stuck_margin_seconds: float = 60.0
     #: work that finishes within this needs no status message (the result answers)
     status_grace_seconds: float = 3.0
+
+    def retry_delay(self, attempt: int) -> float:
+        """The ceiling of the wait after failed `attempt` (1-based); jitter picks below it."""
+        return min(self.step_retry_max_seconds, self.step_retry_base_seconds * 2.0 ** (attempt - 1))
+
+    @property
+    def stuck_after_seconds(self) -> float:
+        """Longer than every attempt timing out plus the waits between them, plus a margin."""
+        waits = sum(self.retry_delay(n) for n in range(1, self.step_max_attempts))
+        return (
+            self.agent_timeout_seconds * self.step_max_attempts + waits + self.stuck_margin_seconds
+        )
 
     def approvers_for(self, requester: str) -> tuple[str, ...]:
         """Configured approvers; with none configured people approve their own requests."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from core.agents.base import AgentResult
 from core.notices import Notice
 from core.records import (
     Approval,
@@ -20,6 +21,13 @@ from core.records import (
     TaskChanges,
 )
 from core.states import ApprovalStatus, TaskStatus
+
+#: keyset position in "oldest first" order: (created_at, id) of the last task seen
+TaskCursor = tuple[datetime, int]
+
+
+def cursor_of(task: Task) -> TaskCursor:
+    return (task.created_at, task.id)
 
 
 class TaskRepository(Protocol):
@@ -50,8 +58,29 @@ class TaskRepository(Protocol):
         self, requester: str, statuses: Sequence[TaskStatus] | None, roots_only: bool = True
     ) -> int: ...
     async def pending_created_before(self, cutoff: datetime, limit: int) -> list[Task]: ...
-    async def with_status(self, status: TaskStatus, limit: int) -> list[Task]: ...
-    async def unfinished_roots(self, limit: int) -> list[Task]: ...
+    async def record_outcome(self, task_id: int, result: AgentResult) -> bool:
+        """Store a running task's result without finishing it (conditional on IN_PROGRESS),
+        so an outcome with effects is known even if finishing it fails."""
+        ...
+
+    async def with_status(
+        self, status: TaskStatus, limit: int, after: TaskCursor | None = None
+    ) -> list[Task]:
+        """Oldest first; `after` continues from the last task of the previous page."""
+        ...
+
+    async def running_steps(self, limit: int, after: TaskCursor | None = None) -> list[Task]:
+        """IN_PROGRESS steps (not requests grouping steps), oldest first, paged."""
+        ...
+
+    async def running_since(self, started_before: datetime, limit: int) -> list[Task]:
+        """Steps (not requests grouping steps) IN_PROGRESS since before `started_before`."""
+        ...
+
+    async def unfinished_roots(self, limit: int, after: TaskCursor | None = None) -> list[Task]:
+        """PENDING or IN_PROGRESS requests, oldest first, paged like with_status."""
+        ...
+
     async def by_source_event(self, event_id: str) -> Task | None: ...
     async def mark_stale_step(self, task_id: int, step: int) -> bool:
         """Conditional: True only for the first report of this task at this step."""
@@ -262,7 +291,9 @@ __all__ = [
     "Notifier",
     "Outbox",
     "OutboxItem",
+    "TaskCursor",
     "TaskRepository",
     "UnitOfWork",
     "UnitOfWorkFactory",
+    "cursor_of",
 ]

@@ -12,6 +12,7 @@ from core.approvals import Approvals, Decision, DecisionOutcome, DecisionResult
 from core.background import Background
 from core.cancellation import Cancellation, CancelOutcome
 from core.clock import Clock
+from core.executor import Sleep, has_effects
 from core.history import History
 from core.orchestrator import Orchestrator, Outcome, Request, Submission
 from core.policy import Policy
@@ -29,6 +30,7 @@ class TaskService:
         clock: Clock,
         background: Background | None = None,
         worker: str | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
         #: this process, as named in task claims and its liveness lease
         self.worker = worker or new_worker_id()
@@ -36,12 +38,20 @@ class TaskService:
         self.policy = policy
         self.clock = clock
         self.registry = registry
-        self.orchestrator = Orchestrator(uow, registry, policy, clock, background, self.worker)
+        self.orchestrator = Orchestrator(
+            uow, registry, policy, clock, background, self.worker, sleep=sleep
+        )
         self.background = self.orchestrator.background
         self.approvals = Approvals(uow, clock)
         self.history = History(uow, policy, clock)
-        self.cancellation = Cancellation(uow, self.approvals, clock)
+        self.cancellation = Cancellation(uow, self.approvals, clock, policy, self._has_effects)
         self.retrying = Retrying(uow, registry, clock)
+
+    def _has_effects(self, agent: str) -> bool:
+        try:
+            return has_effects(self.registry.get(agent))
+        except KeyError:
+            return True  # an agent no longer installed: assume the worst
 
     async def submit(self, request: Request) -> Submission:
         """Persist only; call start() once the front end has acknowledged."""

@@ -12,10 +12,14 @@ class TaskStatus(StrEnum):
     FAILED = "FAILED"
     REJECTED = "REJECTED"
     CANCELLED = "CANCELLED"
+    #: its outcome may have had effects (an order was placed) but could not be recorded
+    #: in full: the engine stops here, keeps any money held, and asks a person to check
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
 
     @property
     def terminal(self) -> bool:
-        """Nothing more happens to it by itself (a retry is a person's new decision)."""
+        """Nothing more happens to it by itself (a retry is a person's new decision;
+        NEEDS_ATTENTION waits for a person to check what was done)."""
         return self in _TERMINAL
 
 
@@ -26,9 +30,18 @@ ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
     ),
     # PENDING again: a crash interrupted a step that is safe to re-run.
     # CANCELLED: a request whose remaining steps were cancelled.
+    # NEEDS_ATTENTION: a step with effects whose outcome could not be recorded.
     TaskStatus.IN_PROGRESS: frozenset(
-        {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING}
+        {
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+            TaskStatus.PENDING,
+            TaskStatus.NEEDS_ATTENTION,
+        }
     ),
+    # COMPLETED: the outcome was recorded after all (late, or by a person).
+    TaskStatus.NEEDS_ATTENTION: frozenset({TaskStatus.COMPLETED}),
     TaskStatus.COMPLETED: frozenset(),
     # PENDING again: its requester asked to re-run it (core/retry.py). Not terminal
     # in the sense of `terminal`, which is about whether work is left to do.
@@ -39,7 +52,13 @@ ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
 
 
 _TERMINAL = frozenset(
-    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.REJECTED, TaskStatus.CANCELLED}
+    {
+        TaskStatus.COMPLETED,
+        TaskStatus.FAILED,
+        TaskStatus.REJECTED,
+        TaskStatus.CANCELLED,
+        TaskStatus.NEEDS_ATTENTION,
+    }
 )
 
 

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core.agents.base import AgentResult
 from core.clock import Clock
+from core.ports import TaskCursor
 from core.records import Conversation, NewTask, Task, TaskChanges
 from core.states import TaskStatus
 from storage._sql import NO_SYNC, rowcount
@@ -161,22 +163,41 @@ class SqlTaskRepository:
             .limit(limit)
         )
 
-    async def with_status(self, status: TaskStatus, limit: int) -> list[Task]:
+    async def record_outcome(self, task_id: int, result: AgentResult) -> bool:
+        statement = (
+            update(TaskRow)
+            .where(TaskRow.id == task_id, TaskRow.status == TaskStatus.IN_PROGRESS.value)
+            .values(result=result.to_json())
+            .execution_options(**NO_SYNC)
+        )
+        return await rowcount(self._session, statement) == 1
+
+    async def with_status(
+        self, status: TaskStatus, limit: int, after: TaskCursor | None = None
+    ) -> list[Task]:
+        query = select(TaskRow).where(TaskRow.status == status.value)
+        return await self._load(_oldest_first(query, after).limit(limit))
+
+    async def running_steps(self, limit: int, after: TaskCursor | None = None) -> list[Task]:
+        query = select(TaskRow).where(TaskRow.status == TaskStatus.IN_PROGRESS.value, _is_leaf())
+        return await self._load(_oldest_first(query, after).limit(limit))
+
+    async def running_since(self, started_before: datetime, limit: int) -> list[Task]:
         return await self._load(
             select(TaskRow)
-            .where(TaskRow.status == status.value)
-            .order_by(TaskRow.created_at, TaskRow.id)
+            .where(
+                TaskRow.status == TaskStatus.IN_PROGRESS.value,
+                TaskRow.started_at < started_before,
+                _is_leaf(),
+            )
+            .order_by(TaskRow.started_at, TaskRow.id)
             .limit(limit)
         )
 
-    async def unfinished_roots(self, limit: int) -> list[Task]:
+    async def unfinished_roots(self, limit: int, after: TaskCursor | None = None) -> list[Task]:
         unfinished = (TaskStatus.PENDING.value, TaskStatus.IN_PROGRESS.value)
-        return await self._load(
-            select(TaskRow)
-            .where(TaskRow.status.in_(unfinished), TaskRow.parent_id.is_(None))
-            .order_by(TaskRow.created_at, TaskRow.id)
-            .limit(limit)
-        )
+        query = select(TaskRow).where(TaskRow.status.in_(unfinished), TaskRow.parent_id.is_(None))
+        return await self._load(_oldest_first(query, after).limit(limit))
 
     async def mark_stale_step(self, task_id: int, step: int) -> bool:
         """Raise the task's reported escalation step; True only for the first to reach it."""
@@ -209,6 +230,26 @@ class SqlTaskRepository:
         for task_id, depends_on_id in edges:
             depends.setdefault(task_id, []).append(depends_on_id)
         return [_to_task(r, tuple(depends.get(r.id, ()))) for r in rows]
+
+
+def _is_leaf() -> ColumnElement[bool]:
+    """A task no other task names as its parent: a step, or a one-step request."""
+    child = aliased(TaskRow)
+    return ~exists().where(child.parent_id == TaskRow.id)
+
+
+def _oldest_first(query: Select[TaskRow], after: TaskCursor | None) -> Select[TaskRow]:
+    """Keyset paging on (created_at, id): each page starts where the last one ended,
+    however many rows before it changed status meanwhile."""
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(
+                TaskRow.created_at > at,
+                and_(TaskRow.created_at == at, TaskRow.id > last_id),
+            )
+        )
+    return query.order_by(TaskRow.created_at, TaskRow.id)
 
 
 def _history_filter(

@@ -16,6 +16,7 @@ STATUS_EMOJI: dict[TaskStatus, str] = {
     TaskStatus.FAILED: "❌",
     TaskStatus.REJECTED: "🚫",
     TaskStatus.CANCELLED: "⏹️",
+    TaskStatus.NEEDS_ATTENTION: "⚠️",
 }
 
 STATUS_LABEL: dict[TaskStatus, str] = {
@@ -25,6 +26,7 @@ STATUS_LABEL: dict[TaskStatus, str] = {
     TaskStatus.FAILED: "failed",
     TaskStatus.REJECTED: "rejected",
     TaskStatus.CANCELLED: "cancelled",
+    TaskStatus.NEEDS_ATTENTION: "needs attention",
 }
 
 SHORT_TITLE = 60

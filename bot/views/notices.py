@@ -47,6 +47,7 @@ from core.notices import (
     TaskCancelled,
     TaskFailed,
     TaskFinished,
+    TaskNeedsAttention,
     TaskRejected,
     TaskRetried,
 )
@@ -82,6 +83,8 @@ def render(notice: Notice, permalinks: Permalinks | None = None) -> Message:
         return _task_finished(notice)
     if isinstance(notice, TaskFailed):
         return _task_failed(notice)
+    if isinstance(notice, TaskNeedsAttention):
+        return _task_needs_attention(notice)
     if isinstance(notice, TaskRejected):
         return _task_rejected(notice)
     if isinstance(notice, TaskCancelled):
@@ -323,6 +326,24 @@ def _task_retried(n: TaskRetried) -> Message:
     if footer := _footer(n.task_id):
         blocks.append(footer)
     return message(f"Retrying: {escape(one_line(n.title))}.", blocks)
+
+
+def _task_needs_attention(n: TaskNeedsAttention) -> Message:
+    lines: list[str] = []
+    if n.reference:
+        lines.append(f"Reference: *{escape(n.reference)}*")
+    if n.detail.strip():
+        lines.append(escape(n.detail.strip()))
+    if n.approvers:
+        who = " ".join(mention(a) for a in n.approvers)
+        lines.append(f"{who}: please check it; the money stays held until it is resolved.")
+    text = f"Needs attention: {_title(n.title)}" + (
+        f" — {escape(n.reference)}" if n.reference else ""
+    )
+    blocks = [_headline("⚠️", "Needs attention", n.title), *split_sections("\n".join(lines))]
+    if footer := _footer(n.task_id):
+        blocks.append(footer)
+    return message(text, blocks, more_note=_more_note(n.task_id))
 
 
 def _task_rejected(n: TaskRejected) -> Message:

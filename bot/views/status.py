@@ -31,6 +31,7 @@ _HEADLINE: dict[str, tuple[str, str]] = {
     "FAILED": ("❌", "Failed"),
     "REJECTED": ("🚫", "Denied"),
     "CANCELLED": ("⏹️", "Cancelled"),
+    "NEEDS_ATTENTION": ("⚠️", "Needs attention"),
 }
 
 _STEP: dict[str, tuple[str, str]] = {
@@ -41,6 +42,7 @@ _STEP: dict[str, tuple[str, str]] = {
     "FAILED": ("❌", "failed"),
     "REJECTED": ("🚫", "denied"),
     "CANCELLED": ("⏹️", "cancelled"),
+    "NEEDS_ATTENTION": ("⚠️", "needs attention"),
 }
 
 #: what the requester can do next, once the request has ended

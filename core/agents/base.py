@@ -58,6 +58,14 @@ class AgentError(Exception):
     """An agent could not do its work; the message is shown to the user."""
 
 
+class TransientAgentError(AgentError):
+    """A failure worth trying again (a service briefly down, a rate limit).
+
+    The step is retried with backoff up to the configured attempts, unless the
+    agent has effects (needs approval, or is not safe to re-run): those never are.
+    """
+
+
 @runtime_checkable
 class Agent(Protocol):
     name: str

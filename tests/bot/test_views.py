@@ -44,6 +44,7 @@ from core.notices import (
     TaskCancelled,
     TaskFailed,
     TaskFinished,
+    TaskNeedsAttention,
     TaskRejected,
     TaskRetried,
     WebhookEvent,
@@ -276,6 +277,14 @@ def every_notice(text: str = "Research best laptops") -> list[Notice]:
             title=f"Research {text}",
             retried_by="U0123ABCD",
             step_titles=(f"#14 Email the team about {text}",),
+        ),
+        TaskNeedsAttention(
+            DEST,
+            19,
+            title=f"Buy {text}",
+            reference=f"PO-19 {text}",
+            detail=f"The purchase step was done, but {text}.",
+            approvers=("U0APPROVER",),
         ),
         RequestStatus(
             DEST,
@@ -835,3 +844,11 @@ def test_render_text() -> None:
     assert_no_raw_injection(msg)
     assert_valid(render_text(""))
     assert_valid(render_text("y" * 100000))
+
+
+def test_needs_attention_names_the_order_and_the_approvers() -> None:
+    (notice,) = [n for n in every_notice() if isinstance(n, TaskNeedsAttention)]
+    assert isinstance(notice, TaskNeedsAttention)
+    out = all_text(render(notice))
+    assert "needs attention" in out and "PO-19" in out and "<@U0APPROVER>" in out
+    assert "money stays held" in out

@@ -37,6 +37,8 @@ LEGAL: set[tuple[TaskStatus, TaskStatus]] = {
     (S.IN_PROGRESS, S.FAILED),
     (S.IN_PROGRESS, S.CANCELLED),
     (S.IN_PROGRESS, S.PENDING),  # re-run after a crash
+    (S.IN_PROGRESS, S.NEEDS_ATTENTION),  # an order placed whose outcome could not be recorded
+    (S.NEEDS_ATTENTION, S.COMPLETED),  # recorded after all
     (S.FAILED, S.PENDING),  # the requester asked to retry it (core/retry.py)
 }
 TERMINAL = [S.COMPLETED, S.FAILED, S.REJECTED, S.CANCELLED]
@@ -51,6 +53,7 @@ ROUTE = {
     S.FAILED: [S.FAILED],
     S.REJECTED: [S.REJECTED],
     S.CANCELLED: [S.CANCELLED],
+    S.NEEDS_ATTENTION: [S.IN_PROGRESS, S.NEEDS_ATTENTION],
 }
 
 
@@ -92,6 +95,11 @@ def test_terminal_states_have_no_exits_but_retry(status: TaskStatus) -> None:
 
 def test_only_pending_and_in_progress_are_open() -> None:
     assert [s for s in TaskStatus if not s.terminal] == [S.PENDING, S.IN_PROGRESS]
+
+
+def test_needs_attention_stops_the_engine_but_may_still_be_completed() -> None:
+    assert S.NEEDS_ATTENTION.terminal
+    assert ALLOWED[S.NEEDS_ATTENTION] == frozenset({S.COMPLETED})
 
 
 async def _audit_actions(uow: SqlUnitOfWorkFactory, task_id: int) -> list[str]:

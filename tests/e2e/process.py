@@ -142,6 +142,7 @@ def reply_kind(call: Call) -> str:
         ("Got it", "accepted"),
         ("Done:", "finished"),
         ("Failed:", "failed"),
+        ("Needs attention", "attention"),
         ("Approval needed", "approval"),
         ("Sorry", "refused"),
     ):

@@ -329,7 +329,7 @@ async def test_work_left_in_progress_by_a_dead_worker_is_resumed_or_failed(
         where=lambda c: (
             c.ok
             and c.params.get("thread_ts") == purchase_ts
-            and str(c.params.get("text", "")).startswith("Failed:")
+            and str(c.params.get("text", "")).startswith("Needs attention:")
         ),
     )
     deadline = time.monotonic() + 10
@@ -343,18 +343,20 @@ async def test_work_left_in_progress_by_a_dead_worker_is_resumed_or_failed(
     assert research.status == TaskStatus.COMPLETED.value
     assert research.worker not in (None, "dead-worker")
 
-    # The purchase may already have spent money: not re-run, failed with a clear word.
+    # The order may already have gone out: not re-run, not failed with the money
+    # released, but held for a person to check, with a clear word.
     assert len(purchase_failed) == 1 and purchase_failed[0].params["channel"] == "D7002"
     said = str(purchase_failed[0].params["text"]) + str(purchase_failed[0].params["blocks"])
     assert "nterrupted" in said, said
     purchase = await _task(bot, purchase_id)
-    assert purchase.status == TaskStatus.FAILED.value
+    assert purchase.status == TaskStatus.NEEDS_ATTENTION.value
     assert "nterrupted" in (purchase.error or "")
     everything = str([c.params for c in slack.calls_to("chat.postMessage")])
     assert "PO-" not in everything, "the purchase agent ran again"
     threads = replies_by_thread(slack)
     assert threads[("D7001", research_ts)] == Counter(finished=1)
-    assert threads[("D7002", purchase_ts)]["failed"] == 1
+    assert threads[("D7002", purchase_ts)]["attention"] == 1
+    assert threads[("D7002", purchase_ts)]["failed"] == 0
     assert threads[("D7002", purchase_ts)]["finished"] == 0
 
     uow = SqlUnitOfWorkFactory.from_url(bot.env["DATABASE_URL"])
