@@ -850,5 +850,5 @@ def test_needs_attention_names_the_order_and_the_approvers() -> None:
     (notice,) = [n for n in every_notice() if isinstance(n, TaskNeedsAttention)]
     assert isinstance(notice, TaskNeedsAttention)
     out = all_text(render(notice))
-    assert "needs attention" in out and "PO-19" in out and "<@U0APPROVER>" in out
+    assert "needs attention" in out.lower() and "PO-19" in out and "<@U0APPROVER>" in out
     assert "money stays held" in out
