@@ -114,6 +114,7 @@ class Cancellation:
                     ),
                     self._clock.now(),
                 )
+            await write_status(uow, self._clock, task)
         if flagged:
             steps = ", ".join(f"#{f.id}" for f in flagged)
             return CancelOutcome(
@@ -123,7 +124,6 @@ class Cancellation:
                 "it, and its money stays held until they do.",
                 task.root_id,
             )
-            await write_status(uow, self._clock, task)
         return CancelOutcome(True, f"Cancelled request {task_id}.", task.root_id)
 
     def _may_have_effects(self, task: Task) -> bool:
