@@ -106,7 +106,8 @@ def _button(call: Call, action_id: str) -> dict[str, Any]:
 
 
 def has_buttons(message: dict[str, Any]) -> bool:
-    return any(b.get("type") == "actions" for b in message.get("blocks") or [])
+    """Approve/Deny buttons (a request's status message has a Cancel button of its own)."""
+    return '"action_id": "approval:' in json.dumps(message.get("blocks") or [])
 
 
 def approval_copies(slack: FakeSlack) -> list[dict[str, Any]]:

@@ -283,16 +283,54 @@ async def test_the_digest_in_slack_links_each_thread(
     assert post.ok
     assert not post.params.get("thread_ts")  # a digest of its own, not a reply
     blocks = json.dumps(post.params["blocks"])
-    assert "3 tasks waiting too long" in blocks
+    assert "3 requests waiting too long" in blocks
     for thread in (THREAD_BUY_A, THREAD_BUY_B, THREAD_GRAPH):
         assert f"<{permalinks[thread]}|thread>" in blocks
     for t in (sc.buy_a, sc.buy_b, sc.email):
         assert f"`#{t.id}`" in blocks
+    # only those who can unblock are mentioned, not the requesters
     for requester in ("U1", "U2", "U3"):
-        assert f"<@{requester}>" in blocks
-    assert "1 h old" in blocks
+        assert f"<@{requester}>" not in blocks
+    assert "waiting 1 h" in blocks
     assert "approval from <@UAPPROVER>" in blocks and f"step #{sc.research.id}" in blocks
     assert fake_slack.calls_to("conversations.open") == []
+
+
+async def test_a_days_digests_are_one_message_updated_in_place_linking_the_approval(
+    scenario: Scenario,
+    uow_factory: SqlUnitOfWorkFactory,
+    clock: FakeClock,
+    fake_slack: FakeSlack,
+) -> None:
+    del scenario  # built: two purchases waiting for approval, an email waiting for research
+    await deliver_all(uow_factory, clock, fake_slack)  # the approval messages are posted
+    approvals = {
+        c.params["thread_ts"]: c.response["ts"]
+        for c in fake_slack.calls_to("chat.postMessage")
+        if "approval:approve" in json.dumps(c.params.get("blocks"))
+    }
+    reporter = StaleReporter(uow_factory, POLICY, clock, REPORT)
+    clock.advance(STALE + 120)  # step 1
+    assert await reporter.run() == 3
+    await deliver_all(uow_factory, clock, fake_slack)
+    clock.advance(STALE)  # 2× + 120: step 2, the same day
+    assert await reporter.run() == 3
+    await deliver_all(uow_factory, clock, fake_slack)
+
+    (post,) = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == REPORT]
+    (update,) = [c for c in fake_slack.calls_to("chat.update") if c.params["channel"] == REPORT]
+    assert update.ok and update.params["ts"] == post.response["ts"]
+    assert "waiting 2 h" in json.dumps(update.params["blocks"])
+    # the purchases link to their approval message, where the approver can act
+    linked = [c.params["message_ts"] for c in fake_slack.calls_to("chat.getPermalink")]
+    assert approvals[THREAD_BUY_A] in linked and approvals[THREAD_BUY_B] in linked
+    assert "|approval>" in json.dumps(update.params["blocks"])
+
+    clock.advance(24 * 3600)  # the next day: a new message
+    assert await reporter.run() == 3
+    await deliver_all(uow_factory, clock, fake_slack)
+    posts = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == REPORT]
+    assert len(posts) == 2
 
 
 async def test_without_a_report_channel_slack_opens_a_dm_to_each_approver(
@@ -382,7 +420,7 @@ async def test_a_permalink_call_answering_502_with_html_leaves_out_that_link_not
     (post,) = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == REPORT]
     assert post.ok
     blocks = json.dumps(post.params["blocks"])
-    assert "3 tasks waiting too long" in blocks
+    assert "3 requests waiting too long" in blocks
     assert blocks.count("|thread>") == 2
     assert asked[0].params["message_ts"] not in blocks.replace(".", "")
     for call in asked[1:]:
