@@ -193,6 +193,8 @@ class StepState:
     status: str
     #: approvers a waiting step needs a decision from
     waiting_on: tuple[str, ...] = ()
+    #: who approved the step (its spending), once someone has
+    approved_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,10 @@ class RequestStatus(Notice):
     @property
     def waiting_on(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(u for s in self.steps for u in s.waiting_on))
+
+    @property
+    def approved_by(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.approved_by for s in self.steps if s.approved_by))
 
 
 @dataclass(frozen=True)

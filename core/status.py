@@ -65,9 +65,14 @@ async def write_status(
 
 
 async def _step(uow: UnitOfWork, task: Task) -> StepState:
-    if task.status is not TaskStatus.PENDING:
-        return StepState(task.title, task.status.value)
     approval = await uow.approvals.for_task(task.id)
+    approved_by = (
+        approval.decided_by
+        if approval is not None and approval.status is ApprovalStatus.APPROVED
+        else None
+    )
+    if task.status is not TaskStatus.PENDING:
+        return StepState(task.title, task.status.value, approved_by=approved_by)
     if approval is not None and approval.status is ApprovalStatus.PENDING:
         return StepState(task.title, WAITING, tuple(approval.approvers))
-    return StepState(task.title, task.status.value)
+    return StepState(task.title, task.status.value, approved_by=approved_by)

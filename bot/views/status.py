@@ -9,9 +9,11 @@ where Slack parses no mrkdwn; a Cancel button stays while the request runs.
 from __future__ import annotations
 
 from bot.views.blocks import Block, Message, actions, button, confirm, context, message, plain
-from bot.views.escape import escape, one_line
+from bot.views.escape import escape, mentions, one_line
 from bot.views.format import money
 from core.notices import (
+    ApprovalAsked,
+    ApprovalDecided,
     Notice,
     RequestAccepted,
     RequestFinished,
@@ -94,14 +96,19 @@ def render_status(n: RequestStatus) -> Message:
 
 
 def _next_step(n: RequestStatus) -> str:
+    approved = f"✅ Approved by {mentions(n.approved_by)}. " if n.approved_by else ""
+    return approved + _what_next(n)
+
+
+def _what_next(n: RequestStatus) -> str:
     if n.final:
         return _NEXT.get(n.status, "")
     if n.waiting_on:
-        # named, not @-mentioned: the approval message is their one notification
-        who = "your approver" if len(n.waiting_on) == 1 else f"{len(n.waiting_on)} approvers"
+        # who was asked, so the requester knows whom to nudge (approvers outside this
+        # conversation are not notified by it; their approval message is their ping)
         return (
-            f"Waiting for {who} to decide; this message changes when they do. "
-            "You can cancel until then."
+            f"This request waits for approval from {mentions(n.waiting_on)}; this message "
+            "changes when they decide. You can cancel until then."
         )
     return "This message changes as the work goes on. You can cancel the steps not started yet."
 
@@ -132,7 +139,11 @@ def _fallback(n: RequestStatus, word: str, title: str, amount: str) -> str:
 
 def folded_into_status(notice: Notice) -> bool:
     """Notices shown in the request's status message instead of a post of their own:
-    "got it", "request finished", and a step's result that only feeds a later step."""
-    if isinstance(notice, RequestAccepted | RequestFinished):
+    "got it", who was asked to approve and that they approved, "request finished",
+    and a step's result that only feeds a later step. (A decision on an approval
+    message itself, which carries that message's ts, is an edit and still goes.)"""
+    if isinstance(notice, RequestAccepted | RequestFinished | ApprovalAsked):
+        return True
+    if isinstance(notice, ApprovalDecided) and notice.message_ts is None:
         return True
     return isinstance(notice, TaskFinished) and notice.intermediate

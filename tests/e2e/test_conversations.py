@@ -163,25 +163,11 @@ def _is_approval(call: Call) -> bool:
 
 
 async def _decide(h: Harness, approval: Call, action_id: str) -> None:
-    button = next(
-        {**e, "block_id": b["block_id"]}
-        for b in approval.params["blocks"]
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e["action_id"] == action_id
+    """The approver clicks on the approval message as Slack shows it now."""
+    payload = h.slack.click(
+        approval.response["channel"], approval.response["ts"], action_id, "UAPPROVER"
     )
-    await h.sender.interaction(
-        payloads.block_action(
-            action_id,
-            button["value"],
-            user="UAPPROVER",
-            channel=approval.params["channel"],
-            message_ts=approval.response["ts"],
-            block_id=button["block_id"],
-            thread_ts=approval.params["thread_ts"],
-            message_blocks=approval.params["blocks"],
-        )
-    )
+    await h.sender.interaction(payload)
     await h.settle()
 
 

@@ -54,17 +54,9 @@ def status_updates(h: Harness, status: Call) -> list[Call]:
 
 
 async def click(h: Harness, on: Call, action_id: str, user: str) -> None:
-    (button,) = [a for a in _actions(on.params) if a["action_id"] == action_id]
-    payload = payloads.block_action(
-        action_id,
-        button["value"],
-        user=user,
-        channel=on.params["channel"],
-        message_ts=on.response["ts"],
-        block_id=button["block_id"],
-        thread_ts=on.params["thread_ts"],
-        message_blocks=on.params["blocks"],
-    )
+    """`user` clicks on the bot message as Slack shows it now (the fake refuses a
+    click by someone who is not in that conversation)."""
+    payload = h.slack.click(on.response["channel"], on.response["ts"], action_id, user)
     response = await h.sender.interaction(payload)
     assert response.status == 200
     await h.settle()
@@ -119,7 +111,10 @@ async def test_the_requester_cancels_from_the_status_message(harness: Harness) -
 
 
 async def test_someone_else_cannot_cancel_and_is_told_so_privately(harness: Harness) -> None:
-    await ask(harness, "buy 2 monitors for $300")
+    harness.slack.add_channel("CTEAM", {"U1", "U2"})  # a channel both can see
+    envelope = payloads.app_mention("buy 2 monitors for $300", user="U1", channel="CTEAM")
+    await harness.sender.event(envelope)
+    await harness.settle()
     status = status_post(harness)
     before = len(harness.slack.calls)
     await click(harness, status, CANCEL, "U2")
