@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.clock import FakeClock, SystemClock
-from core.housekeeping import Housekeeping, Retention
+from core.jobs.housekeeping import Housekeeping, Retention
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
 from tests.slackfake import payloads

@@ -14,10 +14,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.container import Container
 from bot.metrics import Metrics
 from bot.settings import Settings
-from core.approval_timer import ApprovalTimer
-from core.housekeeping import Housekeeping
-from core.recovery import Recovery, worker_lease
-from core.stale import StaleReporter
+from core.jobs.approval_timer import ApprovalTimer
+from core.jobs.housekeeping import Housekeeping
+from core.jobs.recovery import Recovery, worker_lease
+from core.jobs.stale import StaleReporter
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,8 @@ from core.notices import ApprovalDecided, Notice, TaskCancelled, TaskRejected
 from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Approval, ApprovalMessage, TaskChanges
-from core.states import ApprovalStatus, TaskStatus
+from core.states import ApprovalStatus, TaskStatus, transition
 from core.status import write_status
-from core.transitions import transition
 
 
 class Decision(Enum):

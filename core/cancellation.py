@@ -12,9 +12,8 @@ from core.notices import TaskCancelled
 from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges
-from core.states import ApprovalStatus, TaskStatus
+from core.states import ApprovalStatus, TaskStatus, transition
 from core.status import write_status
-from core.transitions import transition
 
 
 class _Moved(Exception):

@@ -31,9 +31,8 @@ from core.notices import Destination, TaskFailed, TaskFinished, TaskNeedsAttenti
 from core.policy import NO_APPROVERS, Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import LedgerEntry, Task, TaskChanges
-from core.states import ApprovalStatus, TaskStatus
+from core.states import ApprovalStatus, TaskStatus, transition
 from core.status import DEFAULT_GRACE_SECONDS, write_status
-from core.transitions import transition
 
 log = logging.getLogger(__name__)
 

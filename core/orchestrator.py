@@ -22,9 +22,8 @@ from core.planner import Plan, plan
 from core.policy import Policy
 from core.ports import TaskCursor, UnitOfWork, UnitOfWorkFactory, cursor_of
 from core.records import Conversation, NewTask, Task, TaskChanges
-from core.states import TaskStatus
+from core.states import TaskStatus, transition
 from core.status import write_status
-from core.transitions import transition
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,7 @@ from core.executor import destination_of
 from core.notices import TaskRetried
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges
-from core.states import TaskStatus
-from core.transitions import transition
+from core.states import TaskStatus, transition
 
 
 class _Moved(Exception):

@@ -533,7 +533,7 @@ async def test_cancel_racing_a_worker_that_claims_the_task_does_not_report_succe
     PostgreSQL the cancel sees PENDING), and commits while the cancel waits on the
     row: the cancel loses the conditional UPDATE and must say so, not "Cancelled".
     """
-    from core.transitions import transition
+    from core.states import transition
 
     service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
     purchase, pending = await _pending_purchase(service)

@@ -18,8 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from core.clock import FakeClock
 from core.records import Conversation, NewTask, Task, TaskChanges
-from core.states import ALLOWED, IllegalTransition, TaskStatus, check_transition
-from core.transitions import transition
+from core.states import ALLOWED, IllegalTransition, TaskStatus, check_transition, transition
 from storage.engine import create_engine
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory

@@ -18,9 +18,9 @@ from core.agents.registry import AgentRegistry
 from core.approvals import Decision, DecisionResult
 from core.clock import FakeClock
 from core.executor import fail_task
+from core.jobs.recovery import Recovery, worker_lease
 from core.notices import RequestFinished, TaskFailed, TaskFinished, TaskNeedsAttention
 from core.policy import Policy
-from core.recovery import Recovery, worker_lease
 from core.service import TaskService
 from core.states import TaskStatus
 from storage.uow import SqlUnitOfWorkFactory

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from core.recovery import worker_lease
+from core.jobs.recovery import worker_lease
 from core.service import MAX_WORKER_ID, new_worker_id
 
 FQDN = "ip-172-31-20-51.eu-west-2.compute.internal.example-corp-long.net"

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from core.approval_timer import ApprovalTimer
 from core.approvals import Decision, DecisionResult
 from core.clock import FakeClock, month_key
+from core.jobs.approval_timer import ApprovalTimer
 from core.notices import (
     ApprovalDecided,
     ApprovalReminder,

@@ -9,7 +9,7 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from core.clock import FakeClock
-from core.recovery import worker_lease
+from core.jobs.recovery import worker_lease
 from storage.models import AuditRow, InboxRow, LeaseRow, OutboxRow, TaskRow
 from tests.jobs.conftest import AppFactory
 from tests.slackfake import payloads

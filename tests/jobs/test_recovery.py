@@ -14,9 +14,9 @@ import pytest
 from core.agents.registry import AgentRegistry
 from core.approvals import Decision, DecisionResult
 from core.clock import FakeClock, month_key
+from core.jobs.recovery import Recovery, worker_lease
 from core.notices import Destination, TaskFailed, TaskFinished, TaskNeedsAttention
 from core.policy import Policy
-from core.recovery import Recovery, worker_lease
 from core.service import TaskService
 from core.states import TaskStatus
 from storage.uow import SqlUnitOfWorkFactory

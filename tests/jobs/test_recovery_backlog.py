@@ -12,13 +12,12 @@ from sqlalchemy import insert, update
 
 from core.agents.registry import AgentRegistry
 from core.clock import FakeClock
+from core.jobs.recovery import Recovery
 from core.orchestrator import GRAPH_AGENT
 from core.policy import Policy
 from core.records import NewTask, TaskChanges
-from core.recovery import Recovery
 from core.service import TaskService
-from core.states import TaskStatus
-from core.transitions import transition
+from core.states import TaskStatus, transition
 from storage.models import ApprovalRow, TaskRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import Recorder, agent_registry, conversation, submit, task

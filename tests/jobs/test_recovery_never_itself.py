@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core.clock import FakeClock
-from core.recovery import Recovery
+from core.jobs.recovery import Recovery
 from core.states import TaskStatus
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import Recorder, task

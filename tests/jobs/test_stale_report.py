@@ -14,11 +14,11 @@ from sqlalchemy import select
 from bot.slack_notifier import SlackNotifier
 from core.approvals import Decision, DecisionResult
 from core.clock import FakeClock
+from core.jobs.stale import StaleReporter, escalation_step
 from core.notices import Destination, StaleReport, StaleTask
 from core.outbox import OutboxDispatcher
 from core.policy import Policy
 from core.service import TaskService
-from core.stale import StaleReporter, escalation_step
 from core.states import TaskStatus
 from storage.models import OutboxRow
 from storage.uow import SqlUnitOfWorkFactory

@@ -15,8 +15,7 @@ from core.notices import TaskCancelled, TaskNeedsAttention
 from core.policy import Policy
 from core.records import Conversation, NewTask, TaskChanges
 from core.service import TaskService
-from core.states import TaskStatus
-from core.transitions import transition
+from core.states import TaskStatus, transition
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import (
     Recorder,

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from core.clock import FakeClock
-from core.housekeeping import Housekeeping, Retention
+from core.jobs.housekeeping import Housekeeping, Retention
 from core.notices import Destination, TaskFailed
 from core.records import AuditEntry, Conversation, LedgerEntry, NewTask, TaskChanges
 from core.states import TaskStatus

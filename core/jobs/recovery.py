@@ -19,8 +19,7 @@ from core.executor import SYSTEM, complete_task, fail_task, flag_task, outcome_r
 from core.policy import Policy
 from core.ports import TaskCursor, UnitOfWorkFactory, cursor_of
 from core.records import Task
-from core.states import TaskStatus
-from core.transitions import transition
+from core.states import TaskStatus, transition
 
 log = logging.getLogger(__name__)
 
