@@ -39,10 +39,11 @@ from sqlalchemy.pool import NullPool
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.clock import FakeClock, SystemClock
+from core.clock import SystemClock
 from core.jobs.housekeeping import Housekeeping, Retention
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 from tests.slackfake import payloads
 from tests.slackfake.server import FakeSlack
 from tests.slackfake.signing import SignedSender

@@ -11,7 +11,6 @@ from decimal import Decimal
 
 from core.money import MAX_AMOUNT, MAX_AMOUNT_CENTS, find_amount, format_money, to_cents
 
-AGENTS = ("research", "communication", "purchase", "compare")
 MAX_TEXT_LENGTH = 4000
 MAX_STEPS = 10
 MAX_QUANTITY = 1000

@@ -13,12 +13,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from bot.slack_notifier import SlackNotifier
-from core.clock import FakeClock
 from core.notices import Destination, Notice, TaskFailed
 from core.outbox import OutboxDispatcher
 from core.ports import Attempt
 from storage.models import OutboxRow
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 from tests.slackfake.server import OK, AnswerLate, ApiError, FakeSlack, RateLimited
 
 THREAD = "1795000000.000100"

@@ -9,7 +9,6 @@ from dataclasses import replace
 import pytest
 
 from core.approvals import Decision, DecisionResult
-from core.clock import FakeClock
 from core.notices import (
     ApprovalAsked,
     ApprovalDecided,
@@ -45,6 +44,7 @@ from tests.core.helpers import (
     submit_and_advance,
     task,
 )
+from tests.fakes import FakeClock
 
 S = TaskStatus
 BOSSES = Policy(approvers=("UBOSS", "UCFO"))

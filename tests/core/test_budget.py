@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import func, select
 
 from core.approvals import Decision, DecisionResult
-from core.clock import FakeClock
 from core.notices import ApprovalNeeded, RequestRefused, TaskFailed
 from core.orchestrator import Outcome
 from core.policy import Policy
@@ -28,6 +27,7 @@ from tests.core.helpers import (
     submit_and_advance,
     task,
 )
+from tests.fakes import FakeClock
 
 S = TaskStatus
 HUNDRED = Policy(monthly_budget_cents=10000, allow_self_approval=True)

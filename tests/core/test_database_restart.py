@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from core.agents.registry import AgentRegistry
-from core.clock import FakeClock
 from core.notices import TaskFailed, TaskFinished
 from core.policy import Policy
 from core.records import Task
@@ -26,6 +25,7 @@ from storage.engine import create_engine
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import Recorder, agent_registry, notices, submit, task
+from tests.fakes import FakeClock
 from tests.jobs.conftest import Gate, GatedResearch
 from tests.storage.tcp_proxy import TcpProxy
 

@@ -3,7 +3,9 @@ from decimal import Decimal
 
 import pytest
 
-from core.intents import AGENTS, Intent, IntentParser, NotUnderstood
+from core.intents import Intent, IntentParser, NotUnderstood
+
+AGENTS = ("research", "communication", "purchase", "compare")
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,8 @@ import pytest
 
 from core.money import (
     CURRENCY_SYMBOLS,
-    ParsedAmount,
     find_amount,
     format_money,
-    parse_amount,
     to_cents,
 )
 
@@ -96,8 +94,9 @@ def test_symbols_map_to_iso_codes() -> None:
         ("$100 or €90", "100", "USD"),
     ],
 )
-def test_parse_amount_finds_the_first_amount(text: str, amount: str, currency: str | None) -> None:
-    assert parse_amount(text) == ParsedAmount(Decimal(amount), currency)
+def test_find_amount_finds_the_first_amount(text: str, amount: str, currency: str | None) -> None:
+    match = find_amount(text)
+    assert match is not None and (match.amount, match.currency) == (Decimal(amount), currency)
 
 
 @pytest.mark.parametrize(
@@ -114,8 +113,8 @@ def test_parse_amount_finds_the_first_amount(text: str, amount: str, currency: s
         "call me at 555-1234",
     ],
 )
-def test_parse_amount_ignores_numbers_without_currency(text: str) -> None:
-    assert parse_amount(text) is None
+def test_find_amount_ignores_numbers_without_currency(text: str) -> None:
+    assert find_amount(text) is None
 
 
 def test_to_cents_is_exact_past_the_default_decimal_precision() -> None:

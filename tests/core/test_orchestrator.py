@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from core.clock import FakeClock
 from core.notices import (
     ApprovalNeeded,
     RequestAccepted,
@@ -32,6 +31,7 @@ from tests.core.helpers import (
     task,
     task_count,
 )
+from tests.fakes import FakeClock
 
 S = TaskStatus
 

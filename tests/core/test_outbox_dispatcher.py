@@ -6,7 +6,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 
-from core.clock import FakeClock
 from core.notices import ApprovalNeeded, Destination, Notice, TaskFailed
 from core.outbox import OutboxDispatcher
 from core.policy import Policy
@@ -23,6 +22,7 @@ from tests.core.helpers import (
     outbox,
     submit_and_advance,
 )
+from tests.fakes import FakeClock
 
 THREAD_A = Destination(channel="C1", thread_ts="1700000000.000100")
 THREAD_B = Destination(channel="C1", thread_ts="1700000000.000200")

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from core.agents.registry import builtin_registry
-from core.clock import FakeClock
 from core.orchestrator import Outcome, Submission
 from core.policy import Policy
 from core.service import TaskService
@@ -20,6 +19,7 @@ from storage.knowledge_index import KnowledgeIndex
 from storage.models import OutboxRow, TaskRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import submit
+from tests.fakes import FakeClock
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ database, so a new process (new engine, new service) picks the graph up."""
 from __future__ import annotations
 
 from core.approvals import Decision, DecisionResult
-from core.clock import FakeClock
 from core.notices import ApprovalNeeded, RequestFinished
 from core.states import ApprovalStatus, TaskStatus
 from storage.engine import create_engine
@@ -20,6 +19,7 @@ from tests.core.helpers import (
     submit,
     task,
 )
+from tests.fakes import FakeClock
 
 S = TaskStatus
 

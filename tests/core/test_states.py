@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from core.clock import FakeClock
 from core.records import Conversation, NewTask, Task, TaskChanges
 from core.states import ALLOWED, IllegalTransition, TaskStatus, check_transition, transition
 from storage.engine import create_engine
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 
 S = TaskStatus
 T = TypeVar("T")

@@ -16,7 +16,6 @@ from typing import Any
 from core.agents.base import AgentContext, AgentResult
 from core.agents.registry import AgentRegistry
 from core.approvals import Decision, DecisionResult
-from core.clock import FakeClock
 from core.executor import fail_task
 from core.jobs.recovery import Recovery, worker_lease
 from core.notices import RequestFinished, TaskFailed, TaskFinished, TaskNeedsAttention
@@ -38,6 +37,7 @@ from tests.core.helpers import (
     submit_and_advance,
     task,
 )
+from tests.fakes import FakeClock
 from tests.jobs.conftest import Gate, GatedPurchase
 
 S = TaskStatus

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 
 from core.agents.base import AgentContext, AgentError, AgentResult, TransientAgentError
-from core.clock import FakeClock
 from core.notices import TaskFailed, TaskFinished
 from core.policy import Policy
 from core.service import TaskService
@@ -17,6 +16,7 @@ from storage.uow import SqlUnitOfWorkFactory
 from tests.core.faults import RecordedSleep, ScriptedAgent
 from tests.core.helpers import Recorder, agent_registry, notices, submit_and_advance
 from tests.core.test_step_outcomes import approve_purchase
+from tests.fakes import FakeClock
 
 S = TaskStatus
 POLICY = Policy(approvers=("UAPPROVER",), step_retry_base_seconds=4.0)

@@ -16,10 +16,10 @@ from sqlalchemy import delete, update
 
 from bot.container import build
 from bot.server import start
-from core.clock import FakeClock
 from storage.engine import create_engine
 from storage.models import ApprovalMessageRow, OutboxRow
 from tests.e2e.conftest import SECRET, Harness, make_settings
+from tests.fakes import FakeClock
 from tests.slackfake import payloads
 from tests.slackfake.server import Call, ClickRefused, FakeSlack, Hold
 from tests.slackfake.signing import SignedSender

@@ -20,9 +20,9 @@ from bot.scheduler import JobScheduler
 from bot.server import start
 from core.agents.base import AgentContext, AgentResult
 from core.agents.purchase import PurchaseAgent
-from core.clock import FakeClock
 from tests.core.helpers import Event, Recorder
 from tests.e2e.conftest import SECRET, Harness, make_settings
+from tests.fakes import FakeClock
 from tests.slackfake.server import FakeSlack
 from tests.slackfake.signing import SignedSender
 from tests.storage.fixtures import (  # noqa: F401

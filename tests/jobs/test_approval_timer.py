@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from core.approvals import Decision, DecisionResult
-from core.clock import FakeClock, month_key
+from core.clock import month_key
 from core.jobs.approval_timer import ApprovalTimer
 from core.notices import (
     ApprovalDecided,
@@ -36,6 +36,7 @@ from tests.core.helpers import (
     task,
 )
 from tests.e2e.conftest import Harness
+from tests.fakes import FakeClock
 from tests.jobs.conftest import AppFactory
 from tests.slackfake import payloads
 from tests.slackfake.server import Call

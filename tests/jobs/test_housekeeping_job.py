@@ -8,9 +8,9 @@ from collections import Counter
 
 from sqlalchemy import func, select
 
-from core.clock import FakeClock
 from core.jobs.recovery import worker_lease
 from storage.models import AuditRow, InboxRow, LeaseRow, OutboxRow, TaskRow
+from tests.fakes import FakeClock
 from tests.jobs.conftest import AppFactory
 from tests.slackfake import payloads
 

@@ -13,7 +13,7 @@ import pytest
 
 from core.agents.registry import AgentRegistry
 from core.approvals import Decision, DecisionResult
-from core.clock import FakeClock, month_key
+from core.clock import month_key
 from core.jobs.recovery import Recovery, worker_lease
 from core.notices import Destination, TaskFailed, TaskFinished, TaskNeedsAttention
 from core.policy import Policy
@@ -31,6 +31,7 @@ from tests.core.helpers import (
     submit,
     task,
 )
+from tests.fakes import FakeClock
 from tests.jobs.conftest import Gate, GatedPurchase, GatedResearch
 
 POLICY = Policy(approvers=("UAPPROVER",))

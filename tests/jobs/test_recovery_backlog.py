@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import insert, update
 
 from core.agents.registry import AgentRegistry
-from core.clock import FakeClock
 from core.jobs.recovery import Recovery
 from core.orchestrator import GRAPH_AGENT
 from core.policy import Policy
@@ -21,6 +20,7 @@ from core.states import TaskStatus, transition
 from storage.models import ApprovalRow, TaskRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import Recorder, agent_registry, conversation, submit, task
+from tests.fakes import FakeClock
 
 POLICY = Policy(approvers=("UAPPROVER",))
 WAITING = 1000

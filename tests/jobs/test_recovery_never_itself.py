@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from core.clock import FakeClock
 from core.jobs.recovery import Recovery
 from core.states import TaskStatus
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import Recorder, task
+from tests.fakes import FakeClock
 from tests.jobs.conftest import Gate
 from tests.jobs.test_recovery import LEASE_TTL, first_worker, start_research
 

@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from bot.slack_notifier import SlackNotifier
 from core.approvals import Decision, DecisionResult
-from core.clock import FakeClock
 from core.jobs.stale import StaleReporter, escalation_step
 from core.notices import Destination, StaleReport, StaleTask
 from core.outbox import OutboxDispatcher
@@ -33,6 +32,7 @@ from tests.core.helpers import (
     submit_and_advance,
     task,
 )
+from tests.fakes import FakeClock
 from tests.jobs.conftest import Gate, GatedResearch
 from tests.slackfake.server import FakeSlack, NotJson
 

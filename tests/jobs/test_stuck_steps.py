@@ -10,7 +10,6 @@ from typing import Any
 import aiohttp
 
 from core.approvals import Decision
-from core.clock import FakeClock
 from core.notices import TaskCancelled, TaskNeedsAttention
 from core.policy import Policy
 from core.records import Conversation, NewTask, TaskChanges
@@ -26,6 +25,7 @@ from tests.core.helpers import (
     submit,
     task,
 )
+from tests.fakes import FakeClock
 from tests.jobs.conftest import AppFactory, Gate, GatedPurchase, GatedResearch
 
 POLICY = Policy(approvers=("UAPPROVER",), agent_timeout_seconds=10, step_max_attempts=2)

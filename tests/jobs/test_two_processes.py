@@ -16,9 +16,9 @@ import pytest
 
 from bot.container import build
 from bot.scheduler import JobScheduler
-from core.clock import FakeClock
 from core.states import TaskStatus
 from tests.e2e.conftest import Harness, make_settings
+from tests.fakes import FakeClock
 from tests.jobs.conftest import AppFactory, TickCounter
 from tests.slackfake import payloads
 from tests.slackfake.server import Call, FakeSlack

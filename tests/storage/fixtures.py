@@ -6,7 +6,7 @@
   PostgreSQL unreachable → skipped with the reason, unless CI=true → failure.
 - `engine`: an AsyncEngine on `database_url` whose schema was made by the
   Alembic migrations (storage.migrate.upgrade), not by metadata.create_all.
-- `clock`: a core.clock.FakeClock; `uow_factory`: SqlUnitOfWorkFactory(engine, clock).
+- `clock`: a tests.fakes.FakeClock; `uow_factory`: SqlUnitOfWorkFactory(engine, clock).
 
 Creating and dropping a PostgreSQL database per test, and running Alembic per
 test, was most of the suite's time. So each test process keeps a pool of
@@ -37,10 +37,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from core.clock import FakeClock
 from storage.engine import create_engine
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TASKBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

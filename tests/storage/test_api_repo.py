@@ -3,11 +3,11 @@ keyset pages, and the webhook lane kept apart from Slack's in the outbox."""
 
 from __future__ import annotations
 
-from core.clock import FakeClock
 from core.notices import Destination, TaskFailed, WebhookEvent
 from core.records import TaskChanges
 from core.states import TaskStatus
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 from tests.storage.helpers import new_task
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from core.clock import FakeClock
 from core.records import ApprovalMessage
 from core.states import ApprovalStatus
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 from tests.storage.helpers import new_task
 
 

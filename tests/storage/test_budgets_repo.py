@@ -7,10 +7,10 @@ import asyncio
 
 from sqlalchemy import select, update
 
-from core.clock import FakeClock
 from core.records import BudgetStatus
 from storage.models import BudgetHoldRow, BudgetRow
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 from tests.storage.helpers import new_task
 
 MONTH = "2026-11"

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select, text
 
-from core.clock import FakeClock
 from core.notices import Destination, TaskFailed
 from storage.engine import create_engine, normalize_database_url, write_lock
 from storage.migrate import upgrade_engine
 from storage.models import LeaseRow, TaskRow
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 from tests.storage.helpers import new_task
 
 
@@ -107,18 +107,6 @@ async def test_failing_callback_does_not_break_commit(
         assert (await uow.outbox.backlog(clock.now()))[0] == 1
 
 
-async def test_ping(uow_factory: SqlUnitOfWorkFactory) -> None:
-    assert await uow_factory.ping() is True
-
-
-async def test_ping_false_when_unreachable() -> None:
-    factory = SqlUnitOfWorkFactory.from_url("postgresql://nobody@127.0.0.1:1/none")
-    try:
-        assert await factory.ping() is False
-    finally:
-        await factory.dispose()
-
-
 async def test_nested_unit_of_work_on_sqlite_fails_instead_of_deadlocking(
     sqlite_url: str,
 ) -> None:
@@ -153,7 +141,6 @@ async def test_in_memory_sqlite_with_concurrent_units_of_work() -> None:
         assert sum(isinstance(r, RuntimeError) for r in results) == 1
         async with factory() as uow:
             assert await uow.tasks.count_history("U1", None) == 20
-        assert await factory.ping()
     finally:
         await factory.dispose()
 

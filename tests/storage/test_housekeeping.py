@@ -9,13 +9,13 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from core.clock import FakeClock
 from core.jobs.housekeeping import Housekeeping, Retention
 from core.notices import Destination, TaskFailed
 from core.records import AuditEntry, Conversation, LedgerEntry, NewTask, TaskChanges
 from core.states import TaskStatus
 from storage.models import AuditRow, BudgetHoldRow, InboxRow, LeaseRow, OutboxRow, TransactionRow
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 
 DAY = 86400.0
 RETENTION = Retention(records=timedelta(days=30), inbox=timedelta(hours=2))

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from core.clock import FakeClock
 from storage.models import InboxRow
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 from tests.storage.helpers import new_task
 
 

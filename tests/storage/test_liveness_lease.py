@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy import select, text
 
-from core.clock import FakeClock
 from storage.engine import RESERVED_CONNECTIONS, WriterLock, is_sqlite
 from storage.models import LeaseRow
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 
 
 async def test_critical_waiter_goes_before_queued_urgent_and_normal_writers() -> None:

@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 
 from core.agents.base import AgentResult
-from core.clock import FakeClock
 from core.notices import (
     Destination,
     Notice,
@@ -19,6 +18,7 @@ from core.notices import (
 )
 from core.ports import OutboxItem
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 
 THREAD_A = Destination(channel="C1", thread_ts="1700000000.000100")
 THREAD_B = Destination(channel="C1", thread_ts="1700000000.000200")

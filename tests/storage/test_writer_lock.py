@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import FakeClock
 from storage.engine import WriterLock, create_engine
 from storage.migrate import upgrade_engine
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 
 
 async def test_urgent_waiters_go_before_earlier_normal_ones() -> None:
