@@ -125,11 +125,11 @@ async def postgres_bytes(url: str, vacuum: bool) -> int:
 async def prune_as_if_retention_passed(database_url: str) -> dict[str, int]:
     retention = Retention()
     later = FakeClock(SystemClock().now() + retention.records + timedelta(days=1))
-    uow = SqlUnitOfWorkFactory.from_url(database_url, later)
+    uow_factory = SqlUnitOfWorkFactory.from_url(database_url, later)
     try:
-        return await Housekeeping(uow, later, retention).run()
+        return await Housekeeping(uow_factory, later, retention).run()
     finally:
-        await uow.dispose()
+        await uow_factory.dispose()
 
 
 async def main() -> None:

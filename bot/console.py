@@ -63,9 +63,9 @@ class Console:
     async def settle(self) -> None:
         """Let every started task and every reply finish before the next line."""
         while True:
-            await self._c.service.background.idle()
+            await self._c.service.idle()
             await self._dispatcher.drain()
-            if not self._c.service.background.busy:
+            if not self._c.service.busy:
                 return
 
     async def handle(self, line: str) -> bool:

@@ -54,7 +54,7 @@ class Running:
             await self.runner.cleanup()
         if self.socket_link is not None:
             await self.socket_link.close()
-        await self.container.service.background.close(grace=10)
+        await self.container.service.close(grace=10)
         self.scheduler.shutdown()
         for task in (self.sender, self.webhook_sender):
             if task is not None:
@@ -66,7 +66,7 @@ class Running:
         if self.container.dispatcher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.container.dispatcher.drain(), timeout=5)
-        await self.container.uow.dispose()
+        await self.container.uow_factory.dispose()
 
 
 def routes(
@@ -108,7 +108,7 @@ def web_application(served: list[web.RouteDef], container: Container) -> web.App
 async def start(settings: Settings, container: Container | None = None) -> Running:
     container = container or await build(settings)
     metrics = Metrics()
-    container.uow.on_transition(metrics.task_transitioned)
+    container.uow_factory.on_transition(metrics.task_transitioned)
     client = web_client(settings, metrics)
     dispatcher = container.attach_notifier(SlackNotifier(client))
     bolt = build_app(settings, container.service, client, metrics)

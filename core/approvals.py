@@ -70,8 +70,8 @@ def _when(at: datetime) -> str:
 
 
 class Approvals:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, policy: Policy) -> None:
-        self._uow = uow
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, policy: Policy) -> None:
+        self._uow_factory = uow_factory
         self._clock = clock
         self._policy = policy
 
@@ -93,7 +93,7 @@ class Approvals:
         the user belongs to another workspace or organisation.
         """
         now = self._clock.now()
-        async with self._uow(urgent=True) as uow:
+        async with self._uow_factory(urgent=True) as uow:
             approval = await uow.approvals.get(approval_id)
             if approval is None:
                 return DecisionOutcome(DecisionResult.NOT_FOUND)

@@ -39,8 +39,10 @@ class RetryOutcome:
 
 
 class Retrying:
-    def __init__(self, uow: UnitOfWorkFactory, registry: AgentRegistry, clock: Clock) -> None:
-        self._uow = uow
+    def __init__(
+        self, uow_factory: UnitOfWorkFactory, registry: AgentRegistry, clock: Clock
+    ) -> None:
+        self._uow_factory = uow_factory
         self._registry = registry
         self._clock = clock
 
@@ -56,7 +58,7 @@ class Retrying:
             )
 
     async def _retry(self, requester: str, task_id: int) -> RetryOutcome:
-        async with self._uow(urgent=True) as uow:
+        async with self._uow_factory(urgent=True) as uow:
             task = await uow.tasks.get(task_id)
             if task is None or task.requester != requester:
                 return RetryOutcome(

@@ -6,13 +6,13 @@ import hashlib
 import os
 import socket
 import uuid
+from collections.abc import Coroutine
+from typing import Any
 
-from core.agents.registry import AgentRegistry
 from core.approvals import Approvals, Decision, DecisionOutcome
 from core.background import Background
 from core.cancellation import Cancellation, CancelOutcome
 from core.clock import Clock
-from core.executor import Sleep, has_effects
 from core.history import History
 from core.orchestrator import Orchestrator, Outcome, Request, Submission
 from core.policy import Policy
@@ -22,36 +22,57 @@ from core.retry import Retrying, RetryOutcome
 
 
 class TaskService:
+    """Verbs only: bot/container.py builds every collaborator and injects it."""
+
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
-        registry: AgentRegistry,
+        *,
+        uow_factory: UnitOfWorkFactory,
+        orchestrator: Orchestrator,
+        approvals: Approvals,
+        history: History,
+        cancellation: Cancellation,
+        retrying: Retrying,
+        background: Background,
         policy: Policy,
         clock: Clock,
-        background: Background | None = None,
-        worker: str | None = None,
-        sleep: Sleep | None = None,
+        worker: str,
     ) -> None:
         #: this process, as named in task claims and its liveness lease
-        self.worker = worker or new_worker_id()
-        self.uow = uow
+        self.worker = worker
+        self.uow_factory = uow_factory
         self.policy = policy
         self.clock = clock
-        self.registry = registry
-        self.orchestrator = Orchestrator(
-            uow, registry, policy, clock, background, self.worker, sleep=sleep
-        )
-        self.background = self.orchestrator.background
-        self.approvals = Approvals(uow, clock, policy)
-        self.history = History(uow, policy, clock)
-        self.cancellation = Cancellation(uow, self.approvals, clock, policy, self._has_effects)
-        self.retrying = Retrying(uow, registry, clock)
+        self.orchestrator = orchestrator
+        self.approvals = approvals
+        self.history = history
+        self.cancellation = cancellation
+        self.retrying = retrying
+        self._background = background
 
-    def _has_effects(self, agent: str) -> bool:
-        try:
-            return has_effects(self.registry.get(agent))
-        except KeyError:
-            return True  # an agent no longer installed: assume the worst
+    def run_in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` after the front end has answered; close() waits for it."""
+        self._background.spawn(work, name)
+
+    def resume(self, root_id: int) -> None:
+        """Schedule a request to go on (after recovery or an approval expired)."""
+        self.orchestrator.schedule(root_id)
+
+    async def advance(self, root_id: int) -> None:
+        """Drive a request as far as it goes now (recovery and tests; start() schedules)."""
+        await self.orchestrator.advance(root_id)
+
+    @property
+    def busy(self) -> int:
+        """How many background tasks are still running."""
+        return self._background.busy
+
+    async def idle(self) -> None:
+        """Wait until no scheduled or background work is left."""
+        await self._background.idle()
+
+    async def close(self, grace: float) -> None:
+        await self._background.close(grace=grace)
 
     async def submit(self, request: Request) -> Submission:
         """Persist only; call start() once the front end has acknowledged."""
@@ -95,7 +116,7 @@ class TaskService:
     async def decidable_approvals(self, user: str, limit: int = 100) -> list[Approval]:
         """Pending approvals `user` may decide now (current configuration, not expired),
         oldest first."""
-        async with self.uow(read_only=True) as uow:
+        async with self.uow_factory(read_only=True) as uow:
             pending = await uow.approvals.pending(limit)
         now = self.clock.now()
         return [

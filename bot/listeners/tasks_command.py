@@ -131,7 +131,7 @@ def register(app: AsyncApp, service: TaskService) -> None:
         # the page is loaded and sent after, off the request path, so a slow Web API
         # never delays the ack past Slack's 3 seconds.
         await ack()
-        service.background.spawn(_turn_page(service, body, action, respond), "tasks-page")
+        service.run_in_background(_turn_page(service, body, action, respond), "tasks-page")
 
 
 async def _turn_page(

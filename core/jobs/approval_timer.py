@@ -16,9 +16,9 @@ from core.states import ApprovalStatus
 
 class ApprovalTimer:
     def __init__(
-        self, uow: UnitOfWorkFactory, approvals: Approvals, policy: Policy, clock: Clock
+        self, uow_factory: UnitOfWorkFactory, approvals: Approvals, policy: Policy, clock: Clock
     ) -> None:
-        self._uow = uow
+        self._uow_factory = uow_factory
         self._approvals = approvals
         self._policy = policy
         self._clock = clock
@@ -27,10 +27,10 @@ class ApprovalTimer:
         """Returns (reminders written, root ids whose approval expired and must advance)."""
         now = self._clock.now()
         reminded, expired_roots = 0, []
-        async with self._uow(read_only=True) as uow:
+        async with self._uow_factory(read_only=True) as uow:
             pending = await uow.approvals.pending(limit)
         for approval in pending:
-            async with self._uow() as uow:
+            async with self._uow_factory() as uow:
                 if approval.expires_at <= now:
                     hours = self._policy.approval_ttl_seconds // 3600
                     reason = f"No decision within {_span(hours)}; the approval expired."

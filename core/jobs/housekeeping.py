@@ -38,9 +38,14 @@ Prune = Callable[[UnitOfWork, datetime, int], Awaitable[int]]
 
 class Housekeeping:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, retention: Retention, *, batch: int = 500
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        retention: Retention,
+        *,
+        batch: int = 500,
     ) -> None:
-        self._uow = uow
+        self._uow_factory = uow_factory
         self._clock = clock
         self._retention = retention
         self._batch = batch
@@ -66,7 +71,7 @@ class Housekeeping:
     async def _in_batches(self, cutoff: datetime, prune: Prune) -> int:
         total = 0
         while True:
-            async with self._uow() as uow:
+            async with self._uow_factory() as uow:
                 deleted = await prune(uow, cutoff, self._batch)
             total += deleted
             if deleted < self._batch:

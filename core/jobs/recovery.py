@@ -33,13 +33,13 @@ def worker_lease(worker: str) -> str:
 class Recovery:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow_factory: UnitOfWorkFactory,
         registry: AgentRegistry,
         clock: Clock,
         worker: str | None = None,
         policy: Policy | None = None,
     ) -> None:
-        self._uow = uow
+        self._uow_factory = uow_factory
         self._registry = registry
         self._clock = clock
         self._policy = policy or Policy()
@@ -51,7 +51,7 @@ class Recovery:
         roots: list[int] = []
         after: TaskCursor | None = None
         while True:
-            async with self._uow(read_only=True) as uow:
+            async with self._uow_factory(read_only=True) as uow:
                 running = await uow.tasks.running_steps(page, after)
             for task in running:
                 try:
@@ -69,7 +69,7 @@ class Recovery:
         now = self._clock.now()
         if task.worker and task.worker == self._worker:
             return False  # this process: alive while it asks, whatever its lease says
-        async with self._uow() as uow:
+        async with self._uow_factory() as uow:
             if task.worker and await uow.leases.alive(worker_lease(task.worker), now):
                 return False
             if task.result is not None:
@@ -109,7 +109,7 @@ class Recovery:
             f"({type(error).__name__})."
         )
         try:
-            async with self._uow() as uow:
+            async with self._uow_factory() as uow:
                 return await flag_task(uow, task, reference, detail, approvers, self._clock)
         except Exception:
             log.exception("flagging task %s failed; trying again next run", task.id)

@@ -24,9 +24,13 @@ def escalation_step(age_seconds: float, stale_after: int) -> int:
 
 class StaleReporter:
     def __init__(
-        self, uow: UnitOfWorkFactory, policy: Policy, clock: Clock, report_channel: str | None
+        self,
+        uow_factory: UnitOfWorkFactory,
+        policy: Policy,
+        clock: Clock,
+        report_channel: str | None,
     ) -> None:
-        self._uow = uow
+        self._uow_factory = uow_factory
         self._policy = policy
         self._clock = clock
         self._channel = report_channel
@@ -35,7 +39,7 @@ class StaleReporter:
         """Write one digest of newly stale tasks to the outbox; returns how many it lists."""
         now = self._clock.now()
         cutoff = now - timedelta(seconds=self._policy.stale_after_seconds)
-        async with self._uow() as uow:
+        async with self._uow_factory() as uow:
             candidates = await uow.tasks.pending_created_before(cutoff, limit)
             stale: list[_Listed] = []
             escalated: set[int] = set()

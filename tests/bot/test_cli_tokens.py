@@ -29,13 +29,13 @@ def test_create_list_revoke(
     assert code == 0 and re.fullmatch(r"tb_1_[A-Za-z0-9_-]{40,}", token)
 
     async def stored() -> list[str]:
-        uow = SqlUnitOfWorkFactory.from_url(url)
+        uow_factory = SqlUnitOfWorkFactory.from_url(url)
         try:
-            async with uow(read_only=True) as u:
-                found = await u.api.live_token(1)
+            async with uow_factory(read_only=True) as uow:
+                found = await uow.api.live_token(1)
                 return list(found or ())
         finally:
-            await uow.dispose()
+            await uow_factory.dispose()
 
     secret = token.split("_", 2)[2]
     assert asyncio.run(stored()) == ["U0123ABCD", hashlib.sha256(secret.encode()).hexdigest()]

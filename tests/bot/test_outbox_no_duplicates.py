@@ -41,35 +41,37 @@ def notifier(slack: FakeSlack) -> SlackNotifier:
     )
 
 
-def dispatcher(uow: SqlUnitOfWorkFactory, slack: FakeSlack, clock: FakeClock) -> OutboxDispatcher:
-    return OutboxDispatcher(uow, notifier(slack), clock, lease_seconds=LEASE)
+def dispatcher(
+    uow_factory: SqlUnitOfWorkFactory, slack: FakeSlack, clock: FakeClock
+) -> OutboxDispatcher:
+    return OutboxDispatcher(uow_factory, notifier(slack), clock, lease_seconds=LEASE)
 
 
 def failed(dest: Destination, title: str = "order printer paper") -> TaskFailed:
     return TaskFailed(destination=dest, task_id=7, title=title, error="no stock")
 
 
-async def add(uow: SqlUnitOfWorkFactory, clock: FakeClock, notice: Notice) -> int:
-    async with uow() as u:
-        return await u.outbox.add(notice, clock.now())
+async def add(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, notice: Notice) -> int:
+    async with uow_factory() as uow:
+        return await uow.outbox.add(notice, clock.now())
 
 
-async def row(uow: SqlUnitOfWorkFactory, entry: int) -> OutboxRow:
-    async with uow() as u:
+async def row(uow_factory: SqlUnitOfWorkFactory, entry: int) -> OutboxRow:
+    async with uow_factory() as uow:
         found = (
-            await u.session.execute(select(OutboxRow).where(OutboxRow.id == entry))
+            await uow.session.execute(select(OutboxRow).where(OutboxRow.id == entry))
         ).scalar_one()
-        u.session.expunge(found)
+        uow.session.expunge(found)
         return found
 
 
 async def drain_until_sent(
-    uow: SqlUnitOfWorkFactory, slack: FakeSlack, clock: FakeClock, entry: int
+    uow_factory: SqlUnitOfWorkFactory, slack: FakeSlack, clock: FakeClock, entry: int
 ) -> OutboxRow:
-    sender = dispatcher(uow, slack, clock)
+    sender = dispatcher(uow_factory, slack, clock)
     for _ in range(6):
         await sender.drain()
-        current = await row(uow, entry)
+        current = await row(uow_factory, entry)
         if current.status != "PENDING":
             return current
         clock.advance(400)  # past any backoff or Retry-After
@@ -135,8 +137,8 @@ async def test_sender_killed_after_slack_took_the_post_is_adopted_not_reposted(
     dest = Destination(channel="D2", thread_ts=THREAD)
     entry = await add(uow_factory, clock, failed(dest))
     # A process claims the entry, Slack takes its post, and it dies before recording it.
-    async with uow_factory() as u:
-        (item,) = await u.outbox.claim_due(clock.now(), 10, LEASE)
+    async with uow_factory() as uow:
+        (item,) = await uow.outbox.claim_due(clock.now(), 10, LEASE)
     assert item.unconfirmed_since is None  # its first attempt: nothing to look for
     posted = await notifier(slack).deliver(item.notice, Attempt(item.id, item.unconfirmed_since))
     assert posted is not None and posted.channel == "D2"
@@ -160,8 +162,8 @@ async def test_several_entries_in_flight_when_killed_each_adopt_their_own_post(
     never_posted = await add(
         uow_factory, clock, failed(Destination(channel="D3", thread_ts="1795000000.000300"))
     )
-    async with uow_factory() as u:
-        items = await u.outbox.claim_due(clock.now(), 10, LEASE)
+    async with uow_factory() as uow:
+        items = await uow.outbox.claim_due(clock.now(), 10, LEASE)
     assert [i.id for i in items] == [first, second, never_posted]
     for item in items[:2]:
         await notifier(slack).deliver(item.notice, Attempt(item.id, item.unconfirmed_since))
@@ -239,17 +241,17 @@ async def test_unconfirmed_since_survives_a_retry_and_clears_on_a_refusal(
     """Storage: a claim marks the attempt; only a recorded refusal clears it."""
     entry = await add(uow_factory, clock, failed(Destination(channel="D7")))
     started = clock.now()
-    async with uow_factory() as u:
-        (item,) = await u.outbox.claim_due(clock.now(), 10, LEASE)
+    async with uow_factory() as uow:
+        (item,) = await uow.outbox.claim_due(clock.now(), 10, LEASE)
         assert item.unconfirmed_since is None
-        await u.outbox.retry_later(entry, "timeout", clock.now(), maybe_delivered=True)
+        await uow.outbox.retry_later(entry, "timeout", clock.now(), maybe_delivered=True)
     clock.advance(5)
-    async with uow_factory() as u:
-        (item,) = await u.outbox.claim_due(clock.now(), 10, LEASE)
+    async with uow_factory() as uow:
+        (item,) = await uow.outbox.claim_due(clock.now(), 10, LEASE)
         assert item.unconfirmed_since == started  # the earliest unconfirmed attempt
-        await u.outbox.retry_later(entry, "refused", clock.now(), maybe_delivered=False)
+        await uow.outbox.retry_later(entry, "refused", clock.now(), maybe_delivered=False)
     clock.advance(5)
-    async with uow_factory() as u:
-        (item,) = await u.outbox.claim_due(clock.now(), 10, LEASE)
+    async with uow_factory() as uow:
+        (item,) = await uow.outbox.claim_due(clock.now(), 10, LEASE)
         assert item.unconfirmed_since is None
     assert (await row(uow_factory, entry)).unconfirmed_since == started + timedelta(seconds=10)

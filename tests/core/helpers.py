@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bot.container import build_service
 from core.agents.base import AgentContext, AgentError, AgentResult, DependencyResult
 from core.agents.purchase import PurchaseAgent, amount_cents
 from core.agents.registry import AgentRegistry
@@ -131,10 +132,13 @@ def agent_registry(
 
 
 def make_service(
-    uow: SqlUnitOfWorkFactory, clock: Clock, registry: AgentRegistry, policy: Policy | None = None
+    uow_factory: SqlUnitOfWorkFactory,
+    clock: Clock,
+    registry: AgentRegistry,
+    policy: Policy | None = None,
 ) -> TaskService:
     # people approve their own requests unless a test configures approvers (as the console)
-    return TaskService(uow, registry, policy or Policy(allow_self_approval=True), clock)
+    return build_service(uow_factory, registry, policy or Policy(allow_self_approval=True), clock)
 
 
 async def submit(
@@ -152,55 +156,55 @@ async def submit_and_advance(service: TaskService, text: str, **kwargs: Any) -> 
     """Submit, drive the graph until it finishes or waits; returns the root as stored."""
     submission = await submit(service, text, **kwargs)
     assert submission.root is not None, submission
-    await service.orchestrator.advance(submission.root.id)
-    await service.background.idle()
-    return await task(service.uow, submission.root.id)
+    await service.advance(submission.root.id)
+    await service.idle()
+    return await task(service.uow_factory, submission.root.id)
 
 
 # --- probes (read the database through the ports or plain queries) -------------------------
 
 
-async def task(uow: UnitOfWorkFactory, task_id: int) -> Task:
-    async with uow() as u:
-        found = await u.tasks.get(task_id)
+async def task(uow_factory: UnitOfWorkFactory, task_id: int) -> Task:
+    async with uow_factory() as uow:
+        found = await uow.tasks.get(task_id)
     assert found is not None
     return found
 
 
-async def children(uow: UnitOfWorkFactory, parent_id: int) -> list[Task]:
-    async with uow() as u:
-        return await u.tasks.children(parent_id)
+async def children(uow_factory: UnitOfWorkFactory, parent_id: int) -> list[Task]:
+    async with uow_factory() as uow:
+        return await uow.tasks.children(parent_id)
 
 
-async def approval_for(uow: UnitOfWorkFactory, task_id: int) -> Approval | None:
-    async with uow() as u:
-        return await u.approvals.for_task(task_id)
+async def approval_for(uow_factory: UnitOfWorkFactory, task_id: int) -> Approval | None:
+    async with uow_factory() as uow:
+        return await uow.approvals.for_task(task_id)
 
 
-async def approval(uow: UnitOfWorkFactory, approval_id: int) -> Approval:
-    async with uow() as u:
-        found = await u.approvals.get(approval_id)
+async def approval(uow_factory: UnitOfWorkFactory, approval_id: int) -> Approval:
+    async with uow_factory() as uow:
+        found = await uow.approvals.get(approval_id)
     assert found is not None
     return found
 
 
-async def ledger(uow: UnitOfWorkFactory, task_id: int) -> list[LedgerEntry]:
-    async with uow() as u:
-        return await u.ledger.for_task(task_id)
+async def ledger(uow_factory: UnitOfWorkFactory, task_id: int) -> list[LedgerEntry]:
+    async with uow_factory() as uow:
+        return await uow.ledger.for_task(task_id)
 
 
 async def budget(
-    uow: UnitOfWorkFactory, clock: Clock, policy: Policy, requester: str = REQUESTER
+    uow_factory: UnitOfWorkFactory, clock: Clock, policy: Policy, requester: str = REQUESTER
 ) -> BudgetStatus:
-    async with uow() as u:
-        return await u.budgets.status(
+    async with uow_factory() as uow:
+        return await uow.budgets.status(
             requester, month_key(clock.now()), policy.monthly_budget_cents, policy.currency
         )
 
 
-async def task_count(uow: SqlUnitOfWorkFactory) -> int:
-    async with uow() as u:
-        return int(await u.session.scalar(select(func.count(TaskRow.id))) or 0)
+async def task_count(uow_factory: SqlUnitOfWorkFactory) -> int:
+    async with uow_factory() as uow:
+        return int(await uow.session.scalar(select(func.count(TaskRow.id))) or 0)
 
 
 @dataclass(frozen=True)
@@ -214,9 +218,11 @@ class OutboxEntry:
     next_attempt_at: Any
 
 
-async def outbox(uow: SqlUnitOfWorkFactory, kind: type[Notice] | None = None) -> list[OutboxEntry]:
-    async with uow() as u:
-        rows = (await u.session.scalars(select(OutboxRow).order_by(OutboxRow.id))).all()
+async def outbox(
+    uow_factory: SqlUnitOfWorkFactory, kind: type[Notice] | None = None
+) -> list[OutboxEntry]:
+    async with uow_factory() as uow:
+        rows = (await uow.session.scalars(select(OutboxRow).order_by(OutboxRow.id))).all()
         entries = [
             OutboxEntry(
                 r.id,
@@ -232,8 +238,8 @@ async def outbox(uow: SqlUnitOfWorkFactory, kind: type[Notice] | None = None) ->
     return [e for e in entries if kind is None or isinstance(e.notice, kind)]
 
 
-async def notices(uow: SqlUnitOfWorkFactory, kind: type[Notice]) -> list[Any]:
-    return [e.notice for e in await outbox(uow, kind)]
+async def notices(uow_factory: SqlUnitOfWorkFactory, kind: type[Notice]) -> list[Any]:
+    return [e.notice for e in await outbox(uow_factory, kind)]
 
 
 def dependency_ids(deps: Sequence[DependencyResult]) -> list[int]:

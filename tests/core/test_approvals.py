@@ -56,14 +56,14 @@ async def _pending_purchase(
     service: TaskService, text: str = "buy 2 monitors for $300"
 ) -> tuple[Task, Approval]:
     purchase = await submit_and_advance(service, text)
-    pending = await approval_for(service.uow, purchase.id)
+    pending = await approval_for(service.uow_factory, purchase.id)
     assert pending is not None and pending.status is ApprovalStatus.PENDING
     return purchase, pending
 
 
-async def _audit_actions(uow: SqlUnitOfWorkFactory, task_id: int) -> list[str]:
-    async with uow() as u:
-        return [e.action for e in await u.audit.for_task(task_id)]
+async def _audit_actions(uow_factory: SqlUnitOfWorkFactory, task_id: int) -> list[str]:
+    async with uow_factory() as uow:
+        return [e.action for e in await uow.audit.for_task(task_id)]
 
 
 async def test_approvers_come_from_the_policy(
@@ -139,7 +139,7 @@ async def test_rights_are_checked_against_the_configuration_at_click_time(
     assert (await approval(uow_factory, pending.id)).status is ApprovalStatus.PENDING
     added = await after.decide(pending.id, "UNEW", Decision.DENY)
     assert added.result is DecisionResult.DECIDED
-    await after.background.idle()
+    await after.idle()
     assert (await task(uow_factory, purchase.id)).status is S.REJECTED
 
 
@@ -157,7 +157,7 @@ async def test_another_organisation_counts_only_when_configured_by_id(
     )
     ok = await configured.decide(pending.id, "UEXT", Decision.APPROVE, external=True)
     assert ok.result is DecisionResult.DECIDED
-    await configured.background.idle()
+    await configured.idle()
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
 
 
@@ -171,7 +171,7 @@ async def test_an_expired_approval_is_refused_at_click_time(
     await _deliver_approval_message(uow_factory, clock)
     clock.advance(3601)
     outcome = await service.decide(pending.id, "UBOSS", Decision.APPROVE)
-    await service.background.idle()
+    await service.idle()
     assert outcome.result is DecisionResult.EXPIRED
     assert "expired" in outcome.message
     assert (await approval(uow_factory, pending.id)).status is ApprovalStatus.EXPIRED
@@ -194,7 +194,7 @@ async def test_wrong_approver_is_refused_and_nothing_changes(
 
     for user in ("U1", "UINTRUDER"):  # not even the requester, when approvers are configured
         outcome = await service.decide(pending.id, user, Decision.APPROVE)
-        await service.background.idle()
+        await service.idle()
         assert outcome.result is DecisionResult.NOT_ALLOWED
         assert "approvers" in outcome.message
 
@@ -226,7 +226,7 @@ async def test_approve_resumes_the_task_which_completes_with_a_ledger_transactio
     assert outcome.result is DecisionResult.DECIDED
     assert outcome.resume_root == purchase.id
     assert outcome.message == "Approved."
-    await service.background.idle()  # decide() scheduled the advance
+    await service.idle()  # decide() scheduled the advance
 
     done = await task(uow_factory, purchase.id)
     assert done.status is S.COMPLETED
@@ -253,7 +253,7 @@ async def test_approving_one_step_of_a_request_completes_the_request(
 
     outcome = await service.decide(pending.id, "U1", Decision.APPROVE)  # self-approval
     assert outcome.resume_root == root.id
-    await service.background.idle()
+    await service.idle()
 
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
     assert (await task(uow_factory, root.id)).status is S.COMPLETED
@@ -268,7 +268,7 @@ async def test_deny_rejects_the_task(uow_factory: SqlUnitOfWorkFactory, clock: F
     await _deliver_approval_message(uow_factory, clock)
 
     outcome = await service.decide(pending.id, "UCFO", Decision.DENY)
-    await service.background.idle()
+    await service.idle()
 
     assert outcome.result is DecisionResult.DECIDED
     assert outcome.message == "Denied."
@@ -295,7 +295,7 @@ async def test_denied_step_stops_the_rest_of_the_request(
     assert pending is not None
 
     await service.decide(pending.id, "U1", Decision.DENY)
-    await service.background.idle()
+    await service.idle()
 
     assert (await task(uow_factory, purchase.id)).status is S.REJECTED
     finished_root = await task(uow_factory, root.id)
@@ -309,12 +309,12 @@ async def test_second_decision_changes_nothing_and_names_the_first_decider(
     service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
     purchase, pending = await _pending_purchase(service)
     await service.decide(pending.id, "UBOSS", Decision.APPROVE)
-    await service.background.idle()
+    await service.idle()
     outbox_before = len(await outbox(uow_factory))
 
     for user, decision in (("UCFO", Decision.DENY), ("UBOSS", Decision.APPROVE)):
         late = await service.decide(pending.id, user, decision)
-        await service.background.idle()
+        await service.idle()
         assert late.result is DecisionResult.ALREADY_DECIDED
         assert late.approval is not None and late.approval.decided_by == "UBOSS"
         assert late.message == "This request was already approved by UBOSS."
@@ -341,7 +341,7 @@ async def test_two_approvers_at_once_give_exactly_one_outcome(
             service.decide(pending.id, "UBOSS", Decision.APPROVE),
             service.decide(pending.id, "UCFO", Decision.DENY),
         )
-        await service.background.idle()
+        await service.idle()
 
         results = sorted([approve.result.value, deny.result.value])
         assert results == ["already_decided", "decided"], (approve, deny)
@@ -387,8 +387,8 @@ async def test_two_workers_gating_one_purchase_ask_once(
         submission = await submit(replica_a, f"buy {i + 1} chairs for $10")
         assert submission.root is not None
         await asyncio.gather(
-            replica_a.orchestrator.advance(submission.root.id),
-            replica_b.orchestrator.advance(submission.root.id),
+            replica_a.advance(submission.root.id),
+            replica_b.advance(submission.root.id),
         )
         asked = [
             n for n in await notices(uow_factory, ApprovalNeeded) if n.task_id == submission.root.id
@@ -399,7 +399,7 @@ async def test_two_workers_gating_one_purchase_ask_once(
 
 
 async def _deliver_approval_message(
-    uow: SqlUnitOfWorkFactory, clock: FakeClock, ts: str | None = "1700000001.000200"
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, ts: str | None = "1700000001.000200"
 ) -> None:
     """Deliver the outbox as Slack would: a DM per user (D + user id); every message
     gets `ts`, or a ts of its own when None."""
@@ -410,7 +410,7 @@ async def _deliver_approval_message(
             where = notice.destination
             return Posted(where.channel or f"D{where.user}", ts or f"1700000100.{next(posted):06d}")
 
-    await OutboxDispatcher(uow, Slackish(), clock).drain()
+    await OutboxDispatcher(uow_factory, Slackish(), clock).drain()
 
 
 async def test_every_copy_is_recorded_and_replaced_when_decided(
@@ -419,8 +419,8 @@ async def test_every_copy_is_recorded_and_replaced_when_decided(
     service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
     purchase, pending = await _pending_purchase(service)
     await _deliver_approval_message(uow_factory, clock, "1700000001.000200")
-    async with uow_factory() as u:
-        copies = await u.approvals.messages(pending.id)
+    async with uow_factory() as uow:
+        copies = await uow.approvals.messages(pending.id)
     assert sorted(copies, key=lambda c: c.channel) == [
         ApprovalMessage(pending.id, "DUBOSS", "1700000001.000200", "UBOSS"),
         ApprovalMessage(pending.id, "DUCFO", "1700000001.000200", "UCFO"),
@@ -428,7 +428,7 @@ async def test_every_copy_is_recorded_and_replaced_when_decided(
     ok = await service.decide(
         pending.id, "UCFO", Decision.APPROVE, channel="DUCFO", message_ts="1700000001.000200"
     )
-    await service.background.idle()
+    await service.idle()
     assert ok.result is DecisionResult.DECIDED
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
     replaced = await notices(uow_factory, ApprovalDecided)
@@ -449,7 +449,7 @@ async def test_a_click_on_a_copy_never_recorded_counts_and_is_replaced_too(
     outcome = await service.decide(
         pending.id, "UBOSS", Decision.APPROVE, channel="DUBOSS", message_ts="1700000001.000100"
     )
-    await service.background.idle()
+    await service.idle()
     assert outcome.result is DecisionResult.DECIDED
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
     replaced = {
@@ -465,7 +465,7 @@ async def test_a_copy_posted_after_the_decision_is_replaced_at_once(
     service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
     _purchase, pending = await _pending_purchase(service)
     await service.decide(pending.id, "UBOSS", Decision.DENY)  # before any copy was posted
-    await service.background.idle()
+    await service.idle()
     await _deliver_approval_message(uow_factory, clock, "1700000003.000300")
     replaced = await notices(uow_factory, ApprovalDecided)
     assert sorted((n.destination.channel, n.outcome) for n in replaced) == [
@@ -492,7 +492,7 @@ async def test_cancelling_a_pending_purchase_releases_the_hold_and_closes_the_ap
     await _deliver_approval_message(uow_factory, clock)
 
     result = await service.cancellation.cancel("U1", target)
-    await service.background.idle()
+    await service.idle()
 
     assert result.cancelled, result.message
     cancelled = await task(uow_factory, purchase.id)
@@ -507,7 +507,7 @@ async def test_cancelling_a_pending_purchase_releases_the_hold_and_closes_the_ap
 
     # a click that arrives afterwards changes nothing
     late = await service.decide(pending.id, "UBOSS", Decision.APPROVE)
-    await service.background.idle()
+    await service.idle()
     assert late.result is DecisionResult.ALREADY_DECIDED
     assert (await task(uow_factory, purchase.id)).status is S.CANCELLED
     assert await ledger(uow_factory, purchase.id) == []
@@ -540,10 +540,10 @@ async def test_cancel_racing_a_worker_that_claims_the_task_does_not_report_succe
     decided = await service.approvals.decide(pending.id, "UBOSS", Decision.APPROVE)
     assert decided.result is DecisionResult.DECIDED  # approved, not yet run
 
-    async with uow_factory() as u:  # a worker claims the task …
-        claimed = await u.tasks.get(purchase.id)
+    async with uow_factory() as uow:  # a worker claims the task …
+        claimed = await uow.tasks.get(purchase.id)
         assert claimed is not None
-        assert await transition(u, claimed, S.IN_PROGRESS, actor="worker", clock=clock)
+        assert await transition(uow, claimed, S.IN_PROGRESS, actor="worker", clock=clock)
         cancelling = asyncio.create_task(service.cancellation.cancel("U1", purchase.id))
         await asyncio.sleep(0.5)  # … and commits only after the cancel has started
     result = await cancelling

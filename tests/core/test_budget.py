@@ -34,11 +34,11 @@ HUNDRED = Policy(monthly_budget_cents=10000, allow_self_approval=True)
 
 
 async def _approve(service: TaskService, task_id: int, user: str = "U1") -> None:
-    pending = await approval_for(service.uow, task_id)
+    pending = await approval_for(service.uow_factory, task_id)
     assert pending is not None
     outcome = await service.decide(pending.id, user, Decision.APPROVE)
     assert outcome.result is DecisionResult.DECIDED, outcome
-    await service.background.idle()
+    await service.idle()
 
 
 async def test_over_budget_purchase_is_refused_once_before_it_is_accepted(
@@ -70,8 +70,8 @@ async def test_a_purchase_over_budget_by_the_time_it_runs_fails_saying_what_is_l
     second = await submit(service, "buy 1 desk for $50")
     assert first.root is not None and second.root is not None
     for root in (first.root, second.root):
-        await service.orchestrator.advance(root.id)
-    await service.background.idle()
+        await service.advance(root.id)
+    await service.idle()
 
     failed_task = await task(uow_factory, second.root.id)
     assert failed_task.status is S.FAILED
@@ -110,7 +110,7 @@ async def test_hold_on_approval_request_and_release_on_deny(
     assert pending is not None
     outcome = await service.decide(pending.id, "U1", Decision.DENY)
     assert outcome.result is DecisionResult.DECIDED
-    await service.background.idle()
+    await service.idle()
 
     assert (await task(uow_factory, purchase.id)).status is S.REJECTED
     released = await budget(uow_factory, clock, HUNDRED)
@@ -181,7 +181,7 @@ async def test_concurrent_purchases_never_overspend(
     roots = [s.root.id for s in submissions if s.root is not None]
     assert len(roots) == 20
 
-    await asyncio.gather(*(service.orchestrator.advance(r) for r in roots))
+    await asyncio.gather(*(service.advance(r) for r in roots))
 
     tasks = [await task(uow_factory, r) for r in roots]
     waiting = [t for t in tasks if t.status is S.PENDING]
@@ -199,11 +199,11 @@ async def test_concurrent_purchases_never_overspend(
         if pending is not None:
             assert pending.status is ApprovalStatus.PENDING
             await service.decide(pending.id, "U1", Decision.APPROVE)
-    await service.background.idle()
+    await service.idle()
 
     final = await budget(uow_factory, clock, HUNDRED)
     assert (final.spent_cents, final.held_cents) == (6000, 0)
-    async with uow_factory() as u:
-        charged = await u.session.scalar(select(func.sum(TransactionRow.amount_cents)))
+    async with uow_factory() as uow:
+        charged = await uow.session.scalar(select(func.sum(TransactionRow.amount_cents)))
     assert charged == 6000 <= HUNDRED.monthly_budget_cents
     assert (await task(uow_factory, waiting[0].id)).status is S.COMPLETED

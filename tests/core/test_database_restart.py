@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy.engine import make_url
 
+from bot.container import build_service
 from core.agents.registry import AgentRegistry
 from core.notices import TaskFailed, TaskFinished
 from core.policy import Policy
@@ -50,14 +51,14 @@ async def rig(postgres_url: str, clock: FakeClock) -> AsyncIterator[Rig]:
     recorder, gate = Recorder(), Gate()
     registry: AgentRegistry = agent_registry(recorder)
     registry.register(GatedResearch(recorder, gate), replace=True)
-    service = TaskService(app, registry, Policy(), clock)
+    service = build_service(app, registry, Policy(), clock)
     service.orchestrator.executor.record_backoff_seconds = 0.05
     try:
         yield Rig(proxy, app, probe, service, gate)
     finally:
         gate.release.set()
         proxy.restore()
-        await service.background.close(5)
+        await service.close(5)
         await proxy.close()
         await app.dispose()
         await probe.dispose()
@@ -84,7 +85,7 @@ async def test_database_restart_mid_step_on_postgresql_completes_the_step(rig: R
     await until(lambda: rig.proxy.refused >= 3)  # recording was tried, and failed
     assert (await task(rig.probe, root.id)).status is TaskStatus.IN_PROGRESS
     rig.proxy.restore()
-    await rig.service.background.idle()
+    await rig.service.idle()
 
     done = await task(rig.probe, root.id)
     assert done.status is TaskStatus.COMPLETED
@@ -113,7 +114,7 @@ async def test_database_away_longer_than_the_retries_fails_the_step_once_it_is_b
     await until(lambda: rig.proxy.refused >= executor.record_attempts + 2)
     assert (await task(rig.probe, root.id)).status is TaskStatus.IN_PROGRESS
     rig.proxy.restore()
-    await rig.service.background.idle()
+    await rig.service.idle()
 
     failed = await task(rig.probe, root.id)
     assert failed.status is TaskStatus.FAILED

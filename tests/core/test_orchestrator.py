@@ -107,7 +107,7 @@ async def test_research_then_purchase_waits_for_approval(
     assert await notices(uow_factory, RequestFinished) == []
 
     # advancing again while the approval is open neither runs nor re-asks
-    await service.orchestrator.advance(root.id)
+    await service.advance(root.id)
     assert recorder.started() == [research.id]
     assert len(await notices(uow_factory, ApprovalNeeded)) == 1
 
@@ -295,7 +295,7 @@ async def test_request_completes_when_all_steps_have(
 
     # advancing a finished request again is harmless: no second run, no second notice
     events = list(recorder.events)
-    await service.orchestrator.advance(root.id)
+    await service.advance(root.id)
     assert recorder.events == events
     assert len(await notices(uow_factory, RequestFinished)) == 1
 
@@ -313,9 +313,9 @@ async def test_concurrent_advances_run_each_step_once(
     root_id = submission.root.id
 
     await asyncio.gather(
-        service.orchestrator.advance(root_id),
-        other.orchestrator.advance(root_id),
-        service.orchestrator.advance(root_id),
+        service.advance(root_id),
+        other.advance(root_id),
+        service.advance(root_id),
     )
 
     steps = await children(uow_factory, root_id)

@@ -62,10 +62,10 @@ def note(dest: Destination, title: str) -> TaskFailed:
     return TaskFailed(destination=dest, task_id=None, title=title, error="x")
 
 
-async def add(uow: SqlUnitOfWorkFactory, clock: FakeClock, *notices: Notice) -> None:
-    async with uow() as u:
+async def add(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, *notices: Notice) -> None:
+    async with uow_factory() as uow:
         for n in notices:
-            await u.outbox.add(n, clock.now())
+            await uow.outbox.add(n, clock.now())
             clock.advance(0.001)
 
 
@@ -102,8 +102,8 @@ async def test_transient_errors_are_retried_until_delivered_once(
     (entry,) = await outbox(uow_factory)
     assert (entry.status, entry.attempts) == ("SENT", 2)
     assert entry.message_ts == "1700000999.000001"
-    async with uow_factory() as u:
-        assert await u.outbox.backlog(clock.now()) == (0, None, 0)
+    async with uow_factory() as uow:
+        assert await uow.outbox.backlog(clock.now()) == (0, None, 0)
 
 
 async def test_retry_after_is_honoured(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> None:
@@ -153,9 +153,9 @@ async def test_permanent_error_marks_failed_without_retrying(
     doomed, nxt = await outbox(uow_factory)
     assert (doomed.status, doomed.attempts, doomed.last_error) == ("FAILED", 1, "channel_not_found")
     assert nxt.status == "SENT"
-    async with uow_factory() as u:
-        pending, oldest, failed = await u.outbox.backlog(clock.now())
-        failures = await u.outbox.recent_failures(10)
+    async with uow_factory() as uow:
+        pending, oldest, failed = await uow.outbox.backlog(clock.now())
+        failures = await uow.outbox.recent_failures(10)
     assert (pending, oldest, failed) == (0, None, 1)
     assert [(f["id"], f["kind"], f["error"]) for f in failures] == [
         (doomed.id, "task_failed", "channel_not_found")
@@ -227,8 +227,8 @@ async def test_approval_message_ts_is_stored_on_the_approval(
     await OutboxDispatcher(uow_factory, notifier, clock).drain()
 
     assert any(isinstance(n, ApprovalNeeded) for n in notifier.delivered)
-    async with uow_factory() as u:
-        copies = await u.approvals.messages(pending.id)
+    async with uow_factory() as uow:
+        copies = await uow.approvals.messages(pending.id)
     assert copies == [ApprovalMessage(pending.id, "CAPPROVALS", "1700000123.000456", None)]
     stored = await approval(uow_factory, pending.id)
     assert stored.channel == CHANNEL  # still the requester's conversation

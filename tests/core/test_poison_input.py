@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from bot.container import build_service
 from core.agents.registry import builtin_registry
 from core.orchestrator import Outcome, Submission
 from core.policy import Policy
@@ -24,15 +25,15 @@ from tests.fakes import FakeClock
 
 @pytest.fixture
 def service(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> TaskService:
-    return TaskService(uow_factory, builtin_registry(KnowledgeIndex()), _policy(), clock)
+    return build_service(uow_factory, builtin_registry(KnowledgeIndex()), _policy(), clock)
 
 
 def _policy() -> Policy:
     return Policy(approvers=("UAPPROVER",))
 
 
-async def _stored_text(uow: SqlUnitOfWorkFactory) -> str:
-    async with uow(read_only=True) as unit:
+async def _stored_text(uow_factory: SqlUnitOfWorkFactory) -> str:
+    async with uow_factory(read_only=True) as unit:
         tasks = (await unit.session.execute(select(TaskRow))).scalars().all()
         outbox = (await unit.session.execute(select(OutboxRow.payload))).scalars().all()
     return json.dumps(
@@ -92,7 +93,7 @@ async def test_a_purchase_up_to_the_maximum_is_accepted(
     # a budget that covers it: an amount the budget can't cover is refused before
     # it is accepted (tests/core/test_budget.py), which is not what this is about
     policy = Policy(approvers=("UAPPROVER",), monthly_budget_cents=MAX_AMOUNT_CENTS)
-    service = TaskService(uow_factory, builtin_registry(KnowledgeIndex()), policy, clock)
+    service = build_service(uow_factory, builtin_registry(KnowledgeIndex()), policy, clock)
     dollars = MAX_AMOUNT_CENTS // 100
     submission = await submit(service, f"buy 1 server for ${dollars:,}")
     assert submission.outcome is Outcome.ACCEPTED, submission

@@ -37,14 +37,14 @@ async def test_new_engine_on_the_same_database_resumes_an_approved_graph(
         submission = await submit(service_a, "research laptops then buy 1 laptop for $100")
         assert submission.root is not None
         root_id = submission.root.id
-        await service_a.orchestrator.advance(root_id)
-        await service_a.background.idle()
+        await service_a.advance(root_id)
+        await service_a.idle()
         research, purchase = await children(uow_a, root_id)
         assert (research.status, purchase.status) == (S.COMPLETED, S.PENDING)
         (asked,) = await notices(uow_a, ApprovalNeeded)
         assert asked.task_id == purchase.id
     finally:
-        await service_a.background.close(5)
+        await service_a.close(5)
         await uow_a.dispose()
 
     # --- process B: a new engine and service on the same database
@@ -56,8 +56,8 @@ async def test_new_engine_on_the_same_database_resumes_an_approved_graph(
         outcome = await service_b.decide(asked.approval_id, "U1", Decision.APPROVE)
         assert outcome.result is DecisionResult.DECIDED
         assert outcome.resume_root == root_id
-        await service_b.orchestrator.advance(root_id)
-        await service_b.background.idle()
+        await service_b.advance(root_id)
+        await service_b.idle()
 
         done = await task(uow_b, purchase.id)
         assert done.status is S.COMPLETED
@@ -71,11 +71,11 @@ async def test_new_engine_on_the_same_database_resumes_an_approved_graph(
         # B ran only what was left: the research finished in A is not repeated
         assert recorder_b.started() == [purchase.id]
         assert recorder_a.started() == [research.id]
-        async with uow_b() as u:
-            decided = await u.approvals.get(asked.approval_id)
+        async with uow_b() as uow:
+            decided = await uow.approvals.get(asked.approval_id)
         assert decided is not None and decided.status is ApprovalStatus.APPROVED
     finally:
-        await service_b.background.close(5)
+        await service_b.close(5)
         await uow_b.dispose()
 
 
@@ -98,9 +98,9 @@ async def test_resume_unfinished_after_restart_finishes_what_was_running(
     service_b = make_service(uow_b, clock, agent_registry(recorder_b))
     try:
         assert await service_b.resume_unfinished() >= 1
-        await service_b.background.idle()
+        await service_b.idle()
         assert (await task(uow_b, root_id)).status is S.COMPLETED
         assert len(recorder_b.started()) == 2
     finally:
-        await service_b.background.close(5)
+        await service_b.close(5)
         await uow_b.dispose()

@@ -101,14 +101,14 @@ def test_needs_attention_stops_the_engine_but_may_still_be_completed() -> None:
     assert ALLOWED[S.NEEDS_ATTENTION] == frozenset({S.COMPLETED})
 
 
-async def _audit_actions(uow: SqlUnitOfWorkFactory, task_id: int) -> list[str]:
-    async with uow() as u:
-        return [e.action for e in await u.audit.for_task(task_id)]
+async def _audit_actions(uow_factory: SqlUnitOfWorkFactory, task_id: int) -> list[str]:
+    async with uow_factory() as uow:
+        return [e.action for e in await uow.audit.for_task(task_id)]
 
 
-async def _get(uow: SqlUnitOfWorkFactory, task_id: int) -> Task:
-    async with uow() as u:
-        task = await u.tasks.get(task_id)
+async def _get(uow_factory: SqlUnitOfWorkFactory, task_id: int) -> Task:
+    async with uow_factory() as uow:
+        task = await uow.tasks.get(task_id)
     assert task is not None
     return task
 
@@ -117,21 +117,21 @@ async def test_illegal_transitions_raise_and_change_nothing_in_storage(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     for current, target in ILLEGAL:
-        async with uow_factory() as u:
-            task = await u.tasks.add(new_task(f"{current}->{target}"))
+        async with uow_factory() as uow:
+            task = await uow.tasks.add(new_task(f"{current}->{target}"))
         for step in ROUTE[current]:
-            async with uow_factory() as u:
-                fresh = await u.tasks.get(task.id)
+            async with uow_factory() as uow:
+                fresh = await uow.tasks.get(task.id)
                 assert fresh is not None
-                assert await transition(u, fresh, step, actor="test", clock=clock)
+                assert await transition(uow, fresh, step, actor="test", clock=clock)
         before = await _get(uow_factory, task.id)
         audit_before = await _audit_actions(uow_factory, task.id)
         assert before.status is current
 
         with pytest.raises(IllegalTransition):
-            async with uow_factory() as u:
+            async with uow_factory() as uow:
                 await transition(
-                    u,
+                    uow,
                     before,
                     target,
                     actor="test",
@@ -155,11 +155,11 @@ class Boom(Exception):
 async def test_successful_transition_writes_exactly_one_audit_row(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    async with uow_factory() as u:
-        task = await u.tasks.add(new_task())
-    async with uow_factory() as u:
+    async with uow_factory() as uow:
+        task = await uow.tasks.add(new_task())
+    async with uow_factory() as uow:
         won = await transition(
-            u,
+            uow,
             task,
             S.IN_PROGRESS,
             actor="alice",
@@ -171,8 +171,8 @@ async def test_successful_transition_writes_exactly_one_audit_row(
     stored = await _get(uow_factory, task.id)
     assert stored.status is S.IN_PROGRESS
     assert stored.started_at == clock.now()
-    async with uow_factory() as u:
-        entries = await u.audit.for_task(task.id)
+    async with uow_factory() as uow:
+        entries = await uow.audit.for_task(task.id)
     assert [(e.actor, e.action, dict(e.detail)) for e in entries] == [
         ("alice", "PENDING->IN_PROGRESS", {"why": "test"})
     ]
@@ -181,15 +181,15 @@ async def test_successful_transition_writes_exactly_one_audit_row(
 async def test_rolled_back_transition_leaves_neither_status_nor_audit_row(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    async with uow_factory() as u:
-        task = await u.tasks.add(new_task())
+    async with uow_factory() as uow:
+        task = await uow.tasks.add(new_task())
     with pytest.raises(Boom):
-        async with uow_factory() as u:
-            assert await transition(u, task, S.IN_PROGRESS, actor="alice", clock=clock)
+        async with uow_factory() as uow:
+            assert await transition(uow, task, S.IN_PROGRESS, actor="alice", clock=clock)
             # visible inside the transaction …
-            inside = await u.tasks.get(task.id)
+            inside = await uow.tasks.get(task.id)
             assert inside is not None and inside.status is S.IN_PROGRESS
-            assert len(await u.audit.for_task(task.id)) == 1
+            assert len(await uow.audit.for_task(task.id)) == 1
             raise Boom
     # … and gone together after the rollback
     assert (await _get(uow_factory, task.id)).status is S.PENDING
@@ -199,13 +199,13 @@ async def test_rolled_back_transition_leaves_neither_status_nor_audit_row(
 async def test_lost_conditional_update_writes_no_audit_row(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    async with uow_factory() as u:
-        task = await u.tasks.add(new_task())
-    async with uow_factory() as u:
-        assert await transition(u, task, S.CANCELLED, actor="alice", clock=clock)
+    async with uow_factory() as uow:
+        task = await uow.tasks.add(new_task())
+    async with uow_factory() as uow:
+        assert await transition(uow, task, S.CANCELLED, actor="alice", clock=clock)
     # `task` still says PENDING: a second writer acting on that stale read loses
-    async with uow_factory() as u:
-        assert not await transition(u, task, S.IN_PROGRESS, actor="bob", clock=clock)
+    async with uow_factory() as uow:
+        assert not await transition(uow, task, S.IN_PROGRESS, actor="bob", clock=clock)
     assert (await _get(uow_factory, task.id)).status is S.CANCELLED
     assert await _audit_actions(uow_factory, task.id) == ["PENDING->CANCELLED"]
 
@@ -213,12 +213,12 @@ async def test_lost_conditional_update_writes_no_audit_row(
 async def test_racing_transitions_have_one_winner(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    async with uow_factory() as u:
-        task = await u.tasks.add(new_task())
+    async with uow_factory() as uow:
+        task = await uow.tasks.add(new_task())
 
     async def claim(actor: str) -> bool:
-        async with uow_factory() as u:
-            return await transition(u, task, S.IN_PROGRESS, actor=actor, clock=clock)
+        async with uow_factory() as uow:
+            return await transition(uow, task, S.IN_PROGRESS, actor=actor, clock=clock)
 
     results = await asyncio.gather(*(claim(f"w{i}") for i in range(8)))
     assert sum(results) == 1
@@ -238,7 +238,7 @@ class TaskStateMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.clock = FakeClock()
         self.engine = create_engine(self.url)
-        self.uow = SqlUnitOfWorkFactory(self.engine, self.clock)
+        self.uow_factory = SqlUnitOfWorkFactory(self.engine, self.clock)
         self.task_id = self.run(self._add()).id
         self.model = S.PENDING
         self.expected_audit: list[str] = []
@@ -247,18 +247,18 @@ class TaskStateMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     async def _add(self) -> Task:
-        async with self.uow() as u:
-            return await u.tasks.add(new_task("walk"))
+        async with self.uow_factory() as uow:
+            return await uow.tasks.add(new_task("walk"))
 
     async def _move(
         self, target: TaskStatus, *, read_as: TaskStatus | None = None, rollback: bool = False
     ) -> bool:
-        async with self.uow() as u:
-            task = await u.tasks.get(self.task_id)
+        async with self.uow_factory() as uow:
+            task = await uow.tasks.get(self.task_id)
             assert task is not None
             if read_as is not None:
                 task = dataclasses.replace(task, status=read_as)
-            won = await transition(u, task, target, actor="walker", clock=self.clock)
+            won = await transition(uow, task, target, actor="walker", clock=self.clock)
             if rollback:
                 raise Boom(won)
             return won
@@ -294,9 +294,9 @@ class TaskStateMachine(RuleBasedStateMachine):
 
     @invariant()
     def database_follows_the_model(self) -> None:
-        stored = self.run(_get(self.uow, self.task_id))
+        stored = self.run(_get(self.uow_factory, self.task_id))
         assert stored.status is self.model
-        assert self.run(_audit_actions(self.uow, self.task_id)) == self.expected_audit
+        assert self.run(_audit_actions(self.uow_factory, self.task_id)) == self.expected_audit
 
     def teardown(self) -> None:
         try:

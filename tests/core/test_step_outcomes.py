@@ -13,6 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from bot.container import build_service
 from core.agents.base import AgentContext, AgentResult
 from core.agents.registry import AgentRegistry
 from core.approvals import Decision, DecisionResult
@@ -84,7 +85,7 @@ async def test_a_decimal_result_is_stored_json_safe_and_the_task_completes(
         recorder,
         research=ScriptedAgent("research", recorder, money_result),  # type: ignore[arg-type]
     )
-    service = TaskService(uow_factory, registry, POLICY, clock)
+    service = build_service(uow_factory, registry, POLICY, clock)
     root = await submit_and_advance(service, "research standing desks")
 
     assert root.status is S.COMPLETED, root.error
@@ -117,7 +118,7 @@ async def test_an_unserialisable_result_fails_that_step_only(
         recorder,
         compare=ScriptedAgent("compare", recorder, broken),  # type: ignore[arg-type]
     )
-    service = TaskService(uow_factory, registry, POLICY, clock)
+    service = build_service(uow_factory, registry, POLICY, clock)
     root = await submit_and_advance(service, "compare prices of desks and research chairs")
 
     compare, research = await children(uow_factory, root.id)
@@ -142,14 +143,14 @@ async def test_a_sibling_still_completing_when_one_step_fails(
     faults = Faults(uow_factory)
     sleep = RecordedSleep()
     registry = agent_registry(recorder, research=RecordingAgent("research", recorder, delay=0.3))
-    service = TaskService(faults, registry, POLICY, clock, sleep=sleep)  # type: ignore[arg-type]
+    service = build_service(faults, registry, POLICY, clock, sleep=sleep)  # type: ignore[arg-type]
     submission = await submit(service, "compare prices of desks and research chairs")
     assert submission.root is not None
     compare_id, research_id = (c.id for c in await children(uow_factory, submission.root.id))
     faults.broken_for.add(compare_id)
 
-    await service.orchestrator.advance(submission.root.id)
-    await service.background.idle()
+    await service.advance(submission.root.id)
+    await service.idle()
 
     compare, research = await task(uow_factory, compare_id), await task(uow_factory, research_id)
     assert faults.breaks == service.orchestrator.executor.record_attempts  # retried, then gave up
@@ -170,12 +171,12 @@ async def test_a_sibling_still_completing_when_one_step_fails(
 # --- money: an order placed is never failed with its hold released ---------------------------
 
 
-async def approve_purchase(service: TaskService, uow: SqlUnitOfWorkFactory) -> int:
+async def approve_purchase(service: TaskService, uow_factory: SqlUnitOfWorkFactory) -> int:
     submission = await submit(service, "buy 2 monitors for $300")
     assert submission.root is not None
     buy_id = submission.root.id
-    await service.orchestrator.advance(buy_id)
-    asked = await approval_for(uow, buy_id)
+    await service.advance(buy_id)
+    asked = await approval_for(uow_factory, buy_id)
     assert asked is not None
     outcome = await service.decide(asked.id, "UAPPROVER", Decision.APPROVE)
     assert outcome.result is DecisionResult.DECIDED
@@ -187,7 +188,7 @@ async def test_purchase_order_placed_then_recording_fails_needs_attention_not_fa
 ) -> None:
     recorder = Recorder()
     faults = Faults(uow_factory)
-    service = TaskService(
+    service = build_service(
         faults,  # type: ignore[arg-type]
         agent_registry(recorder),
         POLICY,
@@ -199,11 +200,11 @@ async def test_purchase_order_placed_then_recording_fails_needs_attention_not_fa
     assert submission.root is not None
     buy_id = submission.root.id
     faults.broken_for.add(buy_id)
-    await service.orchestrator.advance(buy_id)
+    await service.advance(buy_id)
     asked = await approval_for(uow_factory, buy_id)
     assert asked is not None
     await service.decide(asked.id, "UAPPROVER", Decision.APPROVE)
-    await service.background.idle()
+    await service.idle()
 
     flagged = await task(uow_factory, buy_id)
     assert flagged.status is S.NEEDS_ATTENTION
@@ -221,10 +222,10 @@ async def test_purchase_order_placed_then_recording_fails_needs_attention_not_fa
     clock.advance(3600)
     survivor_recorder = Recorder()
     registry: AgentRegistry = agent_registry(survivor_recorder)
-    survivor = TaskService(uow_factory, registry, POLICY, clock, worker="worker-2")
+    survivor = build_service(uow_factory, registry, POLICY, clock, worker="worker-2")
     assert await Recovery(uow_factory, registry, clock, policy=POLICY).run() == []
     await survivor.resume_unfinished()
-    await survivor.background.idle()
+    await survivor.idle()
     after = await task(uow_factory, buy_id)
     assert after.status is S.NEEDS_ATTENTION
     assert survivor_recorder.started() == []  # never ordered twice
@@ -240,25 +241,25 @@ async def test_purchase_order_placed_then_process_dies_is_finished_by_recovery(
     finishes it from the stored result (spent, on the ledger), never fails it."""
     recorder = Recorder()
     faults = Faults(uow_factory)
-    worker = TaskService(
+    worker = build_service(
         faults,  # type: ignore[arg-type]
         agent_registry(recorder),
         POLICY,
         clock,
         worker="worker-1",
     )
-    async with uow_factory() as u:
-        await u.leases.acquire(worker_lease("worker-1"), "worker-1", clock.now(), 30)
+    async with uow_factory() as uow:
+        await uow.leases.acquire(worker_lease("worker-1"), "worker-1", clock.now(), 30)
     submission = await submit(worker, "buy 2 monitors for $300")
     assert submission.root is not None
     buy_id = submission.root.id
     faults.hang_for.add(buy_id)
-    await worker.orchestrator.advance(buy_id)
+    await worker.advance(buy_id)
     asked = await approval_for(uow_factory, buy_id)
     assert asked is not None
     await worker.decide(asked.id, "UAPPROVER", Decision.APPROVE)
     await faults.hanging.wait()  # order placed, its recording under way…
-    await worker.background.close(grace=0)  # …when the process dies
+    await worker.close(grace=0)  # …when the process dies
     placed = await task(uow_factory, buy_id)
     assert placed.status is S.IN_PROGRESS and placed.result is not None
 
@@ -290,9 +291,9 @@ async def test_an_unstorable_purchase_result_needs_attention_with_its_reference(
     buyer.estimate_cost_cents = lambda params: int(params["amount_cents"])  # type: ignore[method-assign]
     registry = agent_registry(recorder)
     registry.register(buyer, replace=True)  # type: ignore[arg-type]
-    service = TaskService(uow_factory, registry, POLICY, clock)
+    service = build_service(uow_factory, registry, POLICY, clock)
     buy_id = await approve_purchase(service, uow_factory)
-    await service.background.idle()
+    await service.idle()
 
     flagged = await task(uow_factory, buy_id)
     assert flagged.status is S.NEEDS_ATTENTION
@@ -318,9 +319,9 @@ async def test_a_purchase_stopped_by_its_timeout_needs_attention_not_failure(
     registry = agent_registry(recorder)
     registry.register(buyer, replace=True)  # type: ignore[arg-type]
     policy = Policy(approvers=("UAPPROVER",), agent_timeout_seconds=0.2)
-    service = TaskService(uow_factory, registry, policy, clock, sleep=RecordedSleep())
+    service = build_service(uow_factory, registry, policy, clock, sleep=RecordedSleep())
     buy_id = await approve_purchase(service, uow_factory)
-    await service.background.idle()
+    await service.idle()
 
     flagged = await task(uow_factory, buy_id)
     assert flagged.status is S.NEEDS_ATTENTION
@@ -339,20 +340,20 @@ async def test_an_order_placed_after_its_step_was_failed_elsewhere_is_not_lost(
     recorder, gate = Recorder(), Gate()
     registry = agent_registry(recorder)
     registry.register(GatedPurchase(recorder, gate), replace=True)
-    service = TaskService(uow_factory, registry, POLICY, clock)
+    service = build_service(uow_factory, registry, POLICY, clock)
     buy_id = await approve_purchase(service, uow_factory)
     await gate.wait_started()
-    async with uow_factory() as u:
-        running = await u.tasks.get(buy_id)
+    async with uow_factory() as uow:
+        running = await uow.tasks.get(buy_id)
         assert running is not None
-        assert await fail_task(u, running, "Interrupted by a restart", clock)
+        assert await fail_task(uow, running, "Interrupted by a restart", clock)
 
     gate.release.set()
-    await service.background.idle()
+    await service.idle()
     assert (await task(uow_factory, buy_id)).status is S.FAILED
     (told,) = await notices(uow_factory, TaskNeedsAttention)
     assert told.reference == f"PO-{buy_id}" and told.approvers == ("UAPPROVER",)
     assert "not on the ledger" in told.detail
-    async with uow_factory() as u:
-        actions = [e.action for e in await u.audit.for_task(buy_id)]
+    async with uow_factory() as uow:
+        actions = [e.action for e in await uow.audit.for_task(buy_id)]
     assert "outcome_after_end" in actions

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.container import build_service
 from core.agents.base import AgentContext, AgentError, AgentResult, TransientAgentError
 from core.notices import TaskFailed, TaskFinished
 from core.policy import Policy
-from core.service import TaskService
 from core.states import TaskStatus
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.faults import RecordedSleep, ScriptedAgent
@@ -22,9 +22,11 @@ S = TaskStatus
 POLICY = Policy(approvers=("UAPPROVER",), step_retry_base_seconds=4.0)
 
 
-async def audit_of(uow: SqlUnitOfWorkFactory, task_id: int) -> list[tuple[str, dict[str, object]]]:
-    async with uow() as u:
-        return [(e.action, dict(e.detail)) for e in await u.audit.for_task(task_id)]
+async def audit_of(
+    uow_factory: SqlUnitOfWorkFactory, task_id: int
+) -> list[tuple[str, dict[str, object]]]:
+    async with uow_factory() as uow:
+        return [(e.action, dict(e.detail)) for e in await uow.audit.for_task(task_id)]
 
 
 def research(
@@ -44,7 +46,7 @@ async def test_transient_failure_retried_then_succeeds_with_each_attempt_audited
     recorder = Recorder()
     agent = research(recorder, fails=2)
     sleep = RecordedSleep()
-    service = TaskService(
+    service = build_service(
         uow_factory,
         agent_registry(recorder, research=agent),  # type: ignore[arg-type]
         POLICY,
@@ -83,7 +85,7 @@ async def test_permanent_failure_after_max_attempts(
     recorder = Recorder()
     agent = research(recorder, fails=99)
     sleep = RecordedSleep()
-    service = TaskService(
+    service = build_service(
         uow_factory,
         agent_registry(recorder, research=agent),  # type: ignore[arg-type]
         POLICY,
@@ -117,7 +119,7 @@ async def test_a_timeout_counts_as_transient_for_an_agent_safe_to_rerun(
 
     agent = ScriptedAgent("research", recorder, slow_then_fast)
     policy = Policy(agent_timeout_seconds=0.2)
-    service = TaskService(
+    service = build_service(
         uow_factory,
         agent_registry(recorder, research=agent),  # type: ignore[arg-type]
         policy,
@@ -140,7 +142,7 @@ async def test_a_plain_agent_error_is_not_retried(
     recorder = Recorder()
     agent = research(recorder, fails=1, error=AgentError)
     sleep = RecordedSleep()
-    service = TaskService(
+    service = build_service(
         uow_factory,
         agent_registry(recorder, research=agent),  # type: ignore[arg-type]
         POLICY,
@@ -166,14 +168,14 @@ async def test_purchase_never_auto_retried(
     registry = agent_registry(recorder)
     registry.register(buyer, replace=True)  # type: ignore[arg-type]
     sleep = RecordedSleep()
-    service = TaskService(uow_factory, registry, POLICY, clock, sleep=sleep)
+    service = build_service(uow_factory, registry, POLICY, clock, sleep=sleep)
     buy_id = await approve_purchase(service, uow_factory)
-    await service.background.idle()
+    await service.idle()
 
     assert buyer.attempts == {buy_id: 1}
     assert sleep.delays == []
-    async with uow_factory() as u:
-        done = await u.tasks.get(buy_id)
+    async with uow_factory() as uow:
+        done = await uow.tasks.get(buy_id)
     assert done is not None and done.status is S.FAILED and done.error == "supplier API busy"
     actions = [action for action, _ in await audit_of(uow_factory, buy_id)]
     assert "attempt_failed" not in actions

@@ -35,9 +35,9 @@ class Harness:
         dispatcher = self.running.container.dispatcher
         assert dispatcher is not None
         while True:
-            await service.background.idle()
+            await service.idle()
             await dispatcher.drain()
-            if not service.background.busy:
+            if not service.busy:
                 return
 
     def posts(self, where: Callable[[Call], bool] = lambda c: True) -> list[Call]:

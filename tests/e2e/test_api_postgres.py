@@ -20,7 +20,7 @@ def settings_overrides(postgres_url: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def api(harness: Harness) -> AsyncIterator[Api]:
-    _id, token = await create_token(harness.running.container.uow, "U1", "test")
+    _id, token = await create_token(harness.running.container.uow_factory, "U1", "test")
     async with aiohttp.ClientSession() as session:
         yield Api(harness, session, token)
 

@@ -51,7 +51,7 @@ async def test_database_restart_mid_step_the_requester_still_gets_the_answer(
             proxy.restore()
             await h.settle()
 
-            async with container.uow() as uow:
+            async with container.uow_factory() as uow:
                 done = await uow.tasks.by_source_event(envelope["event_id"])
             assert done is not None and done.status is TaskStatus.COMPLETED
             answers = await fake_slack.wait_for(

@@ -93,13 +93,13 @@ async def test_a_63_character_hostname_starts_and_works(
             timeout=30,
             where=lambda c: c.ok and str(c.params.get("text", "")).startswith("Done:"),
         )
-        uow = SqlUnitOfWorkFactory.from_url(database)
+        uow_factory = SqlUnitOfWorkFactory.from_url(database)
         try:
-            async with uow(read_only=True) as unit:
+            async with uow_factory(read_only=True) as unit:
                 leases = (await unit.session.execute(select(LeaseRow))).scalars().all()
                 workers = (await unit.session.execute(select(TaskRow.worker))).scalars().all()
         finally:
-            await uow.dispose()
+            await uow_factory.dispose()
         assert bot.proc is not None and bot.proc.poll() is None, bot.log_tail()
     finally:
         code = bot.stop()

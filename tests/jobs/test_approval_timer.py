@@ -58,13 +58,13 @@ def service(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recor
 
 
 def timer(service: TaskService) -> ApprovalTimer:
-    return ApprovalTimer(service.uow, service.approvals, POLICY, service.clock)
+    return ApprovalTimer(service.uow_factory, service.approvals, POLICY, service.clock)
 
 
-async def budget_in(uow: SqlUnitOfWorkFactory, month_of: datetime) -> BudgetStatus:
+async def budget_in(uow_factory: SqlUnitOfWorkFactory, month_of: datetime) -> BudgetStatus:
     """The budget of the month the hold was taken in (the clock may have moved on)."""
-    async with uow() as u:
-        return await u.budgets.status(
+    async with uow_factory() as uow:
+        return await uow.budgets.status(
             "U1", month_key(month_of), POLICY.monthly_budget_cents, POLICY.currency
         )
 
@@ -111,15 +111,15 @@ async def test_a_reminder_goes_under_each_posted_copy_of_the_approval(
     buy = await submit_and_advance(service, "buy 2 monitors for $300")
     approval = await approval_for(uow_factory, buy.id)
     assert approval is not None
-    async with uow_factory() as u:  # as the outbox sender records after posting them
-        await u.approvals.add_message(
+    async with uow_factory() as uow:  # as the outbox sender records after posting them
+        await uow.approvals.add_message(
             ApprovalMessage(approval.id, "DUA1", "1.1", "UA1"), clock.now()
         )
-        await u.approvals.add_message(
+        await uow.approvals.add_message(
             ApprovalMessage(approval.id, "DUA2", "1.2", "UA2"), clock.now()
         )
     clock.advance(REMIND)
-    job = ApprovalTimer(service.uow, service.approvals, policy, service.clock)
+    job = ApprovalTimer(service.uow_factory, service.approvals, policy, service.clock)
     assert await job.run() == (1, [])
     reminders = await notices(uow_factory, ApprovalReminder)
     assert sorted((r.destination for r in reminders), key=lambda d: d.key) == [
@@ -140,8 +140,8 @@ async def test_an_undecided_approval_expires_cancels_the_task_and_frees_the_budg
     approval = await approval_for(uow_factory, buy.id)
     assert approval is not None
     copy = ApprovalMessage(approval.id, "DUAPPROVER", MESSAGE_TS, "UAPPROVER")
-    async with uow_factory() as u:  # as the outbox sender records after posting it
-        await u.approvals.add_message(copy, clock.now())
+    async with uow_factory() as uow:  # as the outbox sender records after posting it
+        await uow.approvals.add_message(copy, clock.now())
     assert (await budget_in(uow_factory, started)).held_cents == 300_00
     job = timer(service)
 
@@ -173,8 +173,8 @@ async def test_an_undecided_approval_expires_cancels_the_task_and_frees_the_budg
     # a click after expiry changes nothing
     late = await service.decide(approval.id, "UAPPROVER", Decision.APPROVE)
     assert late.result is DecisionResult.ALREADY_DECIDED
-    await service.orchestrator.advance(buy.root_id)
-    await service.background.idle()
+    await service.advance(buy.root_id)
+    await service.idle()
     assert (await approval_for(uow_factory, buy.id)).status is ApprovalStatus.EXPIRED  # type: ignore[union-attr]
     assert (await task(uow_factory, buy.id)).status is TaskStatus.CANCELLED
     assert recorder.started() == []  # the purchase never ran

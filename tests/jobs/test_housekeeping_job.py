@@ -28,7 +28,7 @@ async def test_housekeeping_job_prunes_after_the_configured_retention(
     scheduler = h.running.scheduler
 
     async def table(model: type) -> int:
-        async with h.running.container.uow() as uow:
+        async with h.running.container.uow_factory() as uow:
             return int(await uow.session.scalar(select(func.count()).select_from(model)) or 0)
 
     clock.advance(1 * DAY)  # past the inbox retention, within the records'
@@ -43,6 +43,6 @@ async def test_housekeeping_job_prunes_after_the_configured_retention(
     assert second["outbox"] == 2 and second["inbox"] == 0
     assert await table(OutboxRow) == await table(InboxRow) == 0
     assert await table(TaskRow) >= 1 and await table(AuditRow) >= 1
-    async with h.running.container.uow() as uow:
+    async with h.running.container.uow_factory() as uow:
         leases = Counter((await uow.session.execute(select(LeaseRow.name))).scalars().all())
     assert worker_lease(scheduler.worker) in leases

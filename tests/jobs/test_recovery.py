@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.container import build_service
 from core.agents.registry import AgentRegistry
 from core.approvals import Decision, DecisionResult
 from core.clock import month_key
@@ -38,37 +39,42 @@ POLICY = Policy(approvers=("UAPPROVER",))
 LEASE_TTL = 30
 
 
-async def heartbeat(uow: SqlUnitOfWorkFactory, clock: FakeClock, worker: str) -> None:
+async def heartbeat(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, worker: str) -> None:
     """What JobScheduler.heartbeat does for a live process."""
-    async with uow() as u:
-        assert await u.leases.acquire(worker_lease(worker), worker, clock.now(), LEASE_TTL)
+    async with uow_factory() as uow:
+        assert await uow.leases.acquire(worker_lease(worker), worker, clock.now(), LEASE_TTL)
 
 
-def first_worker(
-    uow: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recorder, gate: Gate
-) -> TaskService:
+def gated_registry(recorder: Recorder, gate: Gate) -> AgentRegistry:
     registry = AgentRegistry()
     registry.register(GatedResearch(recorder, gate))
     registry.register(RecordingAgent("communication", recorder))
     registry.register(RecordingAgent("compare", recorder))
     registry.register(GatedPurchase(recorder, gate))
-    return TaskService(uow, registry, POLICY, clock, worker="worker-1")
+    return registry
+
+
+def first_worker(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recorder, gate: Gate
+) -> TaskService:
+    registry = gated_registry(recorder, gate)
+    return build_service(uow_factory, registry, POLICY, clock, worker="worker-1")
 
 
 class Survivor:
     """The process that runs the recovery job, with well-behaved agents."""
 
-    def __init__(self, uow: SqlUnitOfWorkFactory, clock: FakeClock) -> None:
+    def __init__(self, uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> None:
         self.recorder = Recorder()
         self.registry = agent_registry(self.recorder)
-        self.service = TaskService(uow, self.registry, POLICY, clock, worker="worker-2")
-        self.recovery = Recovery(uow, self.registry, clock, policy=POLICY)
+        self.service = build_service(uow_factory, self.registry, POLICY, clock, worker="worker-2")
+        self.recovery = Recovery(uow_factory, self.registry, clock, policy=POLICY)
 
     async def recover(self) -> list[int]:
         roots = await self.recovery.run()
         for root in roots:
             self.service.orchestrator.schedule(root)
-        await self.service.background.idle()
+        await self.service.idle()
         return roots
 
 
@@ -85,14 +91,14 @@ async def gate() -> AsyncIterator[Gate]:
 
 
 async def start_research(
-    worker: TaskService, uow: SqlUnitOfWorkFactory, clock: FakeClock, gate: Gate
+    worker: TaskService, uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, gate: Gate
 ) -> int:
-    await heartbeat(uow, clock, worker.worker)
+    await heartbeat(uow_factory, clock, worker.worker)
     submission = await submit(worker, "research standing desks")
     assert submission.root is not None
     worker.start(submission)
     await gate.wait_started()
-    running = await task(uow, submission.root.id)
+    running = await task(uow_factory, submission.root.id)
     assert (running.status, running.worker) == (TaskStatus.IN_PROGRESS, "worker-1")
     return running.id
 
@@ -102,7 +108,7 @@ async def test_a_research_step_of_a_dead_worker_is_run_again(
 ) -> None:
     worker = first_worker(uow_factory, clock, recorder, gate)
     task_id = await start_research(worker, uow_factory, clock, gate)
-    await worker.background.close(grace=0)  # the process dies mid-step
+    await worker.close(grace=0)  # the process dies mid-step
     assert (await task(uow_factory, task_id)).status is TaskStatus.IN_PROGRESS
     clock.advance(LEASE_TTL + 1)  # and stops renewing its lease
 
@@ -112,7 +118,7 @@ async def test_a_research_step_of_a_dead_worker_is_run_again(
     assert (await task(uow_factory, task_id)).status is TaskStatus.PENDING
     assert await recovery.run() == []  # nothing IN_PROGRESS any more
 
-    await survivor.service.orchestrator.advance(task_id)
+    await survivor.service.advance(task_id)
     done = await task(uow_factory, task_id)
     assert done.status is TaskStatus.COMPLETED
     assert done.worker == "worker-2"
@@ -139,7 +145,7 @@ async def test_a_step_whose_worker_lease_is_alive_is_left_alone(
     assert survivor.recorder.started() == []
 
     gate.release.set()  # the live worker finishes its own step
-    await worker.background.idle()
+    await worker.idle()
     done = await task(uow_factory, task_id)
     assert (done.status, done.worker) == (TaskStatus.COMPLETED, "worker-1")
     assert survivor.recorder.started() == []
@@ -155,17 +161,17 @@ async def test_a_purchase_cut_off_mid_order_needs_attention_and_keeps_its_hold(
     submission = await submit(worker, "buy 2 monitors for $300")
     assert submission.root is not None
     buy_id = submission.root.id
-    await worker.orchestrator.advance(buy_id)  # asks for approval, holds the money
-    async with uow_factory() as u:
-        held = await u.budgets.status("U1", month, POLICY.monthly_budget_cents, POLICY.currency)
+    await worker.advance(buy_id)  # asks for approval, holds the money
+    async with uow_factory() as uow:
+        held = await uow.budgets.status("U1", month, POLICY.monthly_budget_cents, POLICY.currency)
     assert held.held_cents == 300_00
-    async with uow_factory() as u:
-        approval = await u.approvals.for_task(buy_id)
+    async with uow_factory() as uow:
+        approval = await uow.approvals.for_task(buy_id)
     assert approval is not None
     outcome = await worker.decide(approval.id, "UAPPROVER", Decision.APPROVE)
     assert outcome.result is DecisionResult.DECIDED
     await gate.wait_started()  # the purchase is being placed…
-    await worker.background.close(grace=0)  # …when the process dies
+    await worker.close(grace=0)  # …when the process dies
     assert (await task(uow_factory, buy_id)).status is TaskStatus.IN_PROGRESS
     clock.advance(LEASE_TTL + 1)
 
@@ -184,8 +190,8 @@ async def test_a_purchase_cut_off_mid_order_needs_attention_and_keeps_its_hold(
     assert notice.destination == Destination(CHANNEL, THREAD)
     assert await notices(uow_factory, TaskFinished) == []
     assert await notices(uow_factory, TaskFailed) == []
-    async with uow_factory() as u:
-        status = await u.budgets.status("U1", month, POLICY.monthly_budget_cents, POLICY.currency)
-        ledger = await u.ledger.for_task(buy_id)
+    async with uow_factory() as uow:
+        status = await uow.budgets.status("U1", month, POLICY.monthly_budget_cents, POLICY.currency)
+        ledger = await uow.ledger.for_task(buy_id)
     assert (status.held_cents, status.spent_cents) == (300_00, 0)
     assert ledger == []

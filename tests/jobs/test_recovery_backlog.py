@@ -10,12 +10,12 @@ from typing import Any
 
 from sqlalchemy import insert, update
 
+from bot.container import build_service
 from core.agents.registry import AgentRegistry
 from core.jobs.recovery import Recovery
 from core.orchestrator import GRAPH_AGENT
 from core.policy import Policy
 from core.records import NewTask, TaskChanges
-from core.service import TaskService
 from core.states import TaskStatus, transition
 from storage.models import ApprovalRow, TaskRow
 from storage.uow import SqlUnitOfWorkFactory
@@ -26,7 +26,7 @@ POLICY = Policy(approvers=("UAPPROVER",))
 WAITING = 1000
 
 
-async def waiting_backlog(uow: SqlUnitOfWorkFactory, clock: FakeClock, count: int) -> None:
+async def waiting_backlog(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, count: int) -> None:
     """`count` requests as the engine leaves them while a purchase step awaits approval:
     root IN_PROGRESS, purchase step PENDING with a pending approval (bulk-inserted)."""
     now = clock.now()
@@ -45,9 +45,9 @@ async def waiting_backlog(uow: SqlUnitOfWorkFactory, clock: FakeClock, count: in
         }
         return {**base, **values}
 
-    async with uow() as u:
+    async with uow_factory() as uow:
         roots = (
-            await u.session.scalars(
+            await uow.session.scalars(
                 insert(TaskRow).returning(TaskRow.id, sort_by_parameter_order=True),
                 [
                     row(n, agent=GRAPH_AGENT, title=f"request {n}", params={}, status="IN_PROGRESS")
@@ -55,11 +55,11 @@ async def waiting_backlog(uow: SqlUnitOfWorkFactory, clock: FakeClock, count: in
                 ],
             )
         ).all()
-        await u.session.execute(
+        await uow.session.execute(
             update(TaskRow).where(TaskRow.id.in_(roots)).values(root_id=TaskRow.id)
         )
         steps = (
-            await u.session.scalars(
+            await uow.session.scalars(
                 insert(TaskRow).returning(TaskRow.id, sort_by_parameter_order=True),
                 [
                     row(
@@ -75,7 +75,7 @@ async def waiting_backlog(uow: SqlUnitOfWorkFactory, clock: FakeClock, count: in
                 ],
             )
         ).all()
-        await u.session.execute(
+        await uow.session.execute(
             insert(ApprovalRow),
             [
                 {
@@ -101,12 +101,12 @@ async def test_recovery_behind_1000_waiting_requests(
     await waiting_backlog(uow_factory, clock, WAITING)
 
     # an orphan: a research step claimed by a worker that has died (no lease)
-    async with uow_factory() as u:
-        orphan = await u.tasks.add(
+    async with uow_factory() as uow:
+        orphan = await uow.tasks.add(
             NewTask(conversation(), "research", "research desks", {"topic": "desks"}, "USD")
         )
         assert await transition(
-            u,
+            uow,
             orphan,
             TaskStatus.IN_PROGRESS,
             actor="test",
@@ -117,7 +117,7 @@ async def test_recovery_behind_1000_waiting_requests(
 
     recorder = Recorder()
     registry: AgentRegistry = agent_registry(recorder)
-    service = TaskService(uow_factory, registry, POLICY, clock, worker="survivor")
+    service = build_service(uow_factory, registry, POLICY, clock, worker="survivor")
     # a request acked just before the crash: persisted, never advanced
     acked = await submit(service, "research office chairs", event_id="Ev-acked")
     assert acked.root is not None
@@ -132,7 +132,7 @@ async def test_recovery_behind_1000_waiting_requests(
     assert scheduled[-2:] == [orphan.id, acked.root.id]  # oldest first, none left out
 
     for root_id in (orphan.id, acked.root.id):
-        await service.orchestrator.advance(root_id)
+        await service.advance(root_id)
         assert (await task(uow_factory, root_id)).status is TaskStatus.COMPLETED
     assert sorted(recorder.started()) == sorted([orphan.id, acked.root.id])
 
@@ -142,12 +142,12 @@ async def test_recovery_pages_through_more_orphans_than_a_page(
 ) -> None:
     orphans = []
     for n in range(5):
-        async with uow_factory() as u:
-            orphan = await u.tasks.add(
+        async with uow_factory() as uow:
+            orphan = await uow.tasks.add(
                 NewTask(conversation(), "research", f"research {n}", {"topic": "x"}, "USD")
             )
             assert await transition(
-                u,
+                uow,
                 orphan,
                 TaskStatus.IN_PROGRESS,
                 actor="test",

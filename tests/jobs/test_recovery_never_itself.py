@@ -14,7 +14,7 @@ from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import Recorder, task
 from tests.fakes import FakeClock
 from tests.jobs.conftest import Gate
-from tests.jobs.test_recovery import LEASE_TTL, first_worker, start_research
+from tests.jobs.test_recovery import LEASE_TTL, first_worker, gated_registry, start_research
 
 
 @pytest.fixture
@@ -32,11 +32,11 @@ async def test_a_lapsed_lease_does_not_make_a_process_rerun_its_own_running_step
     task_id = await start_research(worker, uow_factory, clock, gate)
     clock.advance(LEASE_TTL * 3)  # the heartbeat stalled: the lease has expired
 
-    own = Recovery(uow_factory, worker.registry, clock, worker.worker)
+    own = Recovery(uow_factory, gated_registry(recorder, gate), clock, worker.worker)
     assert await own.run() == []
     assert (await task(uow_factory, task_id)).status is TaskStatus.IN_PROGRESS
 
-    other = Recovery(uow_factory, worker.registry, clock, "another-process")
+    other = Recovery(uow_factory, gated_registry(recorder, gate), clock, "another-process")
     assert await other.run() == [task_id]  # to anyone else it does look dead
     gate.release.set()
-    await worker.background.idle()
+    await worker.idle()

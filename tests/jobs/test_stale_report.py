@@ -77,8 +77,8 @@ def test_escalation_step_with_a_one_second_threshold() -> None:
 
 
 class Scenario:
-    def __init__(self, uow: SqlUnitOfWorkFactory, clock: FakeClock, policy: Policy) -> None:
-        self.uow = uow
+    def __init__(self, uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, policy: Policy) -> None:
+        self.uow_factory = uow_factory
         self.clock = clock
         self.recorder = Recorder()
         self.gate = Gate()
@@ -86,7 +86,7 @@ class Scenario:
             self.recorder,
             research=GatedResearch(self.recorder, self.gate),  # type: ignore[arg-type]
         )
-        self.service: TaskService = make_service(uow, clock, registry, policy)
+        self.service: TaskService = make_service(uow_factory, clock, registry, policy)
 
     async def build(self) -> None:
         s = self.service
@@ -109,17 +109,17 @@ class Scenario:
         self.root = graph.root
         s.start(graph)
         await self.gate.wait_started()
-        self.research, self.email = await children(self.uow, self.root.id)
+        self.research, self.email = await children(self.uow_factory, self.root.id)
         assert self.research.status is TaskStatus.IN_PROGRESS
         assert self.email.status is TaskStatus.PENDING
 
     async def finish_research(self) -> None:
         self.gate.release.set()
-        await self.service.background.idle()
+        await self.service.idle()
 
     async def close(self) -> None:
         self.gate.release.set()
-        await self.service.background.idle()
+        await self.service.idle()
 
 
 @pytest.fixture
@@ -130,8 +130,8 @@ async def scenario(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> Async
     await sc.close()
 
 
-async def reports(uow: SqlUnitOfWorkFactory) -> list[StaleReport]:
-    return list(await notices(uow, StaleReport))
+async def reports(uow_factory: SqlUnitOfWorkFactory) -> list[StaleReport]:
+    return list(await notices(uow_factory, StaleReport))
 
 
 def by_id(report: StaleReport) -> dict[int, StaleTask]:
@@ -193,9 +193,9 @@ async def test_one_digest_to_the_report_channel_once_per_escalation_step(
     assert list(by_id(third)) == [sc.buy_a.id]
 
 
-async def _approval_id(uow: SqlUnitOfWorkFactory, task_id: int) -> int:
-    async with uow() as u:
-        approval = await u.approvals.for_task(task_id)
+async def _approval_id(uow_factory: SqlUnitOfWorkFactory, task_id: int) -> int:
+    async with uow_factory() as uow:
+        approval = await uow.approvals.for_task(task_id)
     assert approval is not None
     return approval.id
 
@@ -248,9 +248,11 @@ async def test_with_no_approvers_configured_each_requester_hears_of_their_own(
 # --- through the Slack notifier to the fake Slack ------------------------------------------
 
 
-async def deliver_all(uow: SqlUnitOfWorkFactory, clock: FakeClock, fake_slack: FakeSlack) -> None:
+async def deliver_all(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, fake_slack: FakeSlack
+) -> None:
     client = AsyncWebClient(base_url=fake_slack.base_url, token="xoxb-x")
-    await OutboxDispatcher(uow, SlackNotifier(client), clock).drain()
+    await OutboxDispatcher(uow_factory, SlackNotifier(client), clock).drain()
 
 
 async def test_the_digest_in_slack_links_each_thread(

@@ -9,11 +9,11 @@ from typing import Any
 
 import aiohttp
 
+from bot.container import build_service
 from core.approvals import Decision
 from core.notices import TaskCancelled, TaskNeedsAttention
 from core.policy import Policy
 from core.records import Conversation, NewTask, TaskChanges
-from core.service import TaskService
 from core.states import TaskStatus, transition
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import (
@@ -52,12 +52,12 @@ async def test_healthz_is_503_with_a_step_running_past_the_timeout_and_margin(
     container = h.running.container
     policy = container.service.policy
     assert policy.stuck_after_seconds == 5 + 60
-    async with container.uow() as u:
-        step = await u.tasks.add(
+    async with container.uow_factory() as uow:
+        step = await uow.tasks.add(
             NewTask(Conversation("U1", "D1"), "research", "research desks", {}, "USD")
         )
         assert await transition(
-            u,
+            uow,
             step,
             TaskStatus.IN_PROGRESS,
             actor="test",
@@ -80,10 +80,10 @@ async def test_healthz_is_503_with_a_step_running_past_the_timeout_and_margin(
     assert stuck["id"] == step.id and stuck["agent"] == "research"
     assert stuck["running_seconds"] == int(policy.stuck_after_seconds) + 1
 
-    async with container.uow() as u:
-        running = await u.tasks.get(step.id)
+    async with container.uow_factory() as uow:
+        running = await uow.tasks.get(step.id)
         assert running is not None
-        assert await transition(u, running, TaskStatus.COMPLETED, actor="test", clock=clock)
+        assert await transition(uow, running, TaskStatus.COMPLETED, actor="test", clock=clock)
     status, body = await get_health(h.running.port)
     assert status == 200 and body["stuck_steps"]["count"] == 0, body
 
@@ -94,7 +94,7 @@ async def test_cancel_does_not_refuse_forever_when_a_step_is_wedged(
     recorder, gate = Recorder(), Gate()
     registry = agent_registry(recorder)
     registry.register(GatedResearch(recorder, gate), replace=True)
-    service = TaskService(uow_factory, registry, POLICY, clock)
+    service = build_service(uow_factory, registry, POLICY, clock)
     submission = await submit(service, "research standing desks")
     assert submission.root is not None
     service.start(submission)
@@ -110,7 +110,7 @@ async def test_cancel_does_not_refuse_forever_when_a_step_is_wedged(
     assert cancelled.status is TaskStatus.CANCELLED
     assert [n.task_id for n in await notices(uow_factory, TaskCancelled)] == [cancelled.id]
     gate.release.set()
-    await service.background.idle()
+    await service.idle()
     assert (await task(uow_factory, cancelled.id)).status is TaskStatus.CANCELLED
 
 
@@ -120,11 +120,11 @@ async def test_cancelling_a_wedged_purchase_flags_it_and_keeps_the_money_held(
     recorder, gate = Recorder(), Gate()
     registry = agent_registry(recorder)
     registry.register(GatedPurchase(recorder, gate), replace=True)
-    service = TaskService(uow_factory, registry, POLICY, clock)
+    service = build_service(uow_factory, registry, POLICY, clock)
     submission = await submit(service, "buy 2 monitors for $300")
     assert submission.root is not None
     buy_id = submission.root.id
-    await service.orchestrator.advance(buy_id)
+    await service.advance(buy_id)
     asked = await approval_for(uow_factory, buy_id)
     assert asked is not None
     await service.decide(asked.id, "UAPPROVER", Decision.APPROVE)
@@ -143,7 +143,7 @@ async def test_cancelling_a_wedged_purchase_flags_it_and_keeps_the_money_held(
 
     # the wedged agent finishes after all: its order is recorded, not lost
     gate.release.set()
-    await service.background.idle()
+    await service.idle()
     done = await task(uow_factory, buy_id)
     assert done.status is TaskStatus.COMPLETED
     spent = await budget(uow_factory, clock, POLICY)

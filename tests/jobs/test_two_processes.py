@@ -50,7 +50,7 @@ async def stale_purchases(h: Harness, users: list[str]) -> list[int]:
         envelope = payloads.im_message("buy a monitor for $100", user=user, channel=f"D{user}")
         assert (await h.sender.event(envelope)).status == 200
         await h.settle()
-        async with h.running.container.uow() as uow:
+        async with h.running.container.uow_factory() as uow:
             task = await uow.tasks.by_source_event(envelope["event_id"])
         assert task is not None and task.status is TaskStatus.PENDING
         ids.append(task.id)
@@ -69,7 +69,7 @@ async def test_two_instances_post_one_digest_per_escalation_step(
     }
     one = await clocked_app(clock, **env)
     two = await clocked_app(clock, **env)
-    assert one.running.container.uow.engine is not two.running.container.uow.engine
+    assert one.running.container.uow_factory.engine is not two.running.container.uow_factory.engine
     assert one.running.scheduler.worker != two.running.scheduler.worker
     counters = [TickCounter(h.running.scheduler, JOB) for h in (one, two)]
 

@@ -36,8 +36,8 @@ async def test_critical_waiter_goes_before_queued_urgent_and_normal_writers() ->
     assert not lock.locked()
 
 
-async def _expiry(uow: SqlUnitOfWorkFactory, name: str) -> object:
-    async with uow(read_only=True) as unit:
+async def _expiry(uow_factory: SqlUnitOfWorkFactory, name: str) -> object:
+    async with uow_factory(read_only=True) as unit:
         return await unit.session.scalar(select(LeaseRow.expires_at).where(LeaseRow.name == name))
 
 

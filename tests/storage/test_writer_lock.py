@@ -72,24 +72,24 @@ async def test_a_cancelled_waiter_does_not_keep_the_lock() -> None:
 async def test_read_only_unit_of_work_does_not_wait_for_the_writer(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ro.db'}")
     await upgrade_engine(engine)
-    uow = SqlUnitOfWorkFactory(engine, FakeClock())
+    uow_factory = SqlUnitOfWorkFactory(engine, FakeClock())
     try:
         writer_inside = asyncio.Event()
         release_writer = asyncio.Event()
 
         async def long_writer() -> None:
-            async with uow() as u:
-                await u.inbox.add("evt-1", FakeClock().now())
+            async with uow_factory() as uow:
+                await uow.inbox.add("evt-1", FakeClock().now())
                 writer_inside.set()
                 await release_writer.wait()
 
         task = asyncio.create_task(long_writer())
         await writer_inside.wait()
-        async with asyncio.timeout(5), uow(read_only=True) as reader:
+        async with asyncio.timeout(5), uow_factory(read_only=True) as reader:
             assert await reader.tasks.get(1) is None  # answered while the writer holds the lock
         release_writer.set()
         await task
-        async with uow() as u:
-            assert not await u.inbox.add("evt-1", FakeClock().now())  # the writer committed
+        async with uow_factory() as uow:
+            assert not await uow.inbox.add("evt-1", FakeClock().now())  # the writer committed
     finally:
         await engine.dispose()
