@@ -73,7 +73,7 @@ class Survivor:
     async def recover(self) -> list[int]:
         roots = await self.recovery.run()
         for root in roots:
-            self.service.orchestrator.schedule(root)
+            self.service.resume(root)
         await self.service.idle()
         return roots
 
