@@ -6,15 +6,15 @@ import asyncio
 import sys
 from typing import TextIO
 
-from bot.console_render import render_budget, render_history, render_notice, render_task_line
+from bot.console_render import render_notice, render_tasks_result
 from bot.container import Container
-from bot.tasks_command import parse_tasks_command
 from bot.views.status import folded_into_status
 from core.approvals import Decision
 from core.notices import ApprovalDecided, ApprovalNeeded, Notice, RequestStatus
 from core.orchestrator import Request
 from core.ports import Attempt
 from core.records import Conversation
+from core.tasks_command import parse_tasks_command
 
 HELP = """Type a request, for example:
   research best laptops and draft email to john@example.com
@@ -96,34 +96,8 @@ class Console:
         self.say(outcome.message)
 
     async def _tasks(self, args: str) -> None:
-        cmd = parse_tasks_command(args)
-        service = self._c.service
-        now = self._c.clock.now()
-        if cmd.action == "list":
-            page = await service.history.page(self._user, cmd.filter_name, cmd.page)
-            self.say(render_history(page, now))
-        elif cmd.action == "detail" and cmd.task_id is not None:
-            found = await service.history.detail(self._user, cmd.task_id)
-            if found is None:
-                self.say(f"I can't find request {cmd.task_id} among your requests.")
-                return
-            task, children = found
-            lines = [render_task_line(t, now) for t in (task, *children)]
-            if task.result:
-                lines.append(task.result.summary)
-            if task.error:
-                lines.append(f"Error: {task.error}")
-            self.say("\n".join(lines))
-        elif cmd.action == "cancel" and cmd.task_id is not None:
-            self.say((await service.cancel(self._user, cmd.task_id)).message)
-        elif cmd.action == "retry" and cmd.task_id is not None:
-            self.say((await service.retry(self._user, cmd.task_id)).message)
-        elif cmd.action == "budget":
-            self.say(render_budget(await service.history.budget(self._user)))
-        elif cmd.action == "help":
-            self.say(HELP)
-        else:
-            self.say(cmd.error or HELP)
+        result = await self._c.service.tasks(self._user, parse_tasks_command(args))
+        self.say(render_tasks_result(result, self._c.clock.now(), HELP))
 
 
 async def run_console(container: Container, user: str, stdin: TextIO = sys.stdin) -> None:

@@ -28,6 +28,7 @@ from core.notices import (
 )
 from core.records import BudgetStatus, Task
 from core.states import TaskStatus
+from core.tasks_command import Done, Help, Invalid, TaskDetail, TaskNotFound, TasksResult
 
 STATUS_MARK = {
     "PENDING": "⏳",
@@ -186,3 +187,26 @@ def _age(seconds: int) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit}"
     return f"{max(seconds, 0)} s"
+
+
+def render_tasks_result(result: TasksResult, now: datetime, help_text: str) -> str:
+    """A /tasks answer as console text; core.tasks_command decided what it says."""
+    match result:
+        case HistoryPage():
+            return render_history(result, now)
+        case TaskDetail():
+            task = result.task
+            lines = [render_task_line(t, now) for t in (task, *result.children)]
+            if task.result:
+                lines.append(task.result.summary)
+            if task.error:
+                lines.append(f"Error: {task.error}")
+            return "\n".join(lines)
+        case BudgetStatus():
+            return render_budget(result)
+        case Help():
+            return help_text
+        case Invalid():
+            return result.message or help_text
+        case TaskNotFound() | Done():
+            return result.message

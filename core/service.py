@@ -19,6 +19,8 @@ from core.policy import Policy
 from core.ports import UnitOfWorkFactory
 from core.records import Approval
 from core.retry import Retrying, RetryOutcome
+from core.tasks_command import TasksCommand, TasksResult
+from core.tasks_command import answer as answer_tasks
 
 
 class TaskService:
@@ -45,7 +47,7 @@ class TaskService:
         self.clock = clock
         self.orchestrator = orchestrator
         self.approvals = approvals
-        self.history = history
+        self._history = history
         self.cancellation = cancellation
         self.retrying = retrying
         self._background = background
@@ -112,6 +114,19 @@ class TaskService:
         if outcome.retried and outcome.root_id is not None:
             self.orchestrator.schedule(outcome.root_id)
         return outcome
+
+    async def tasks(
+        self, requester: str, command: TasksCommand, page_size: int = 10
+    ) -> TasksResult:
+        """/tasks, for every front end: see core.tasks_command."""
+        return await answer_tasks(
+            command,
+            requester,
+            history=self._history,
+            cancel=self.cancel,
+            retry=self.retry,
+            page_size=page_size,
+        )
 
     async def decidable_approvals(self, user: str, limit: int = 100) -> list[Approval]:
         """Pending approvals `user` may decide now (current configuration, not expired),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -11,7 +12,6 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.tasks_command import TasksCommand, parse_tasks_command
 from bot.views import (
     render_budget,
     render_help,
@@ -22,7 +22,20 @@ from bot.views import (
 from bot.views.blocks import message, section
 from bot.views.escape import link
 from bot.views.history import ROW_ACTION, ROW_VERBS
+from core.history import HistoryPage
+from core.records import BudgetStatus
 from core.service import TaskService
+from core.tasks_command import (
+    Action,
+    Done,
+    Help,
+    Invalid,
+    TaskDetail,
+    TaskNotFound,
+    TasksCommand,
+    TasksResult,
+    parse_tasks_command,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,42 +43,39 @@ PAGE_SIZE = 10
 
 
 async def answer(service: TaskService, user: str, cmd: TasksCommand) -> dict[str, Any]:
-    now = service.clock.now()
-    if cmd.action == "list":
-        page = await service.history.page(user, cmd.filter_name, cmd.page, PAGE_SIZE)
-        return render_history(
-            page.tasks,
-            page=page.page + 1,
-            total=page.total,
-            page_size=page.page_size,
-            filter_name=page.filter_name,
-            now=now,
-        )
-    if cmd.action == "detail" and cmd.task_id is not None:
-        found = await service.history.detail(user, cmd.task_id)
-        if found is None:
-            return render_text(f"I can't find request {cmd.task_id} among your requests.")
-        task, children = found
-        return render_task_detail(task, children, now)
-    if cmd.action == "cancel" and cmd.task_id is not None:
-        return render_text((await service.cancel(user, cmd.task_id)).message)
-    if cmd.action == "retry" and cmd.task_id is not None:
-        return render_text((await service.retry(user, cmd.task_id)).message)
-    if cmd.action == "budget":
-        return render_budget(await service.history.budget(user))
-    if cmd.action == "help":
-        return render_help()
-    return render_text(cmd.error or "Try `/tasks help`.")
+    return render(await service.tasks(user, cmd, PAGE_SIZE), service.clock.now())
+
+
+def render(result: TasksResult, now: datetime) -> dict[str, Any]:
+    """Block Kit for a /tasks answer; core.tasks_command decided what it says."""
+    match result:
+        case HistoryPage():
+            return render_history(
+                result.tasks,
+                page=result.page + 1,
+                total=result.total,
+                page_size=result.page_size,
+                filter_name=result.filter_name,
+                now=now,
+            )
+        case TaskDetail():
+            return render_task_detail(result.task, result.children, now)
+        case BudgetStatus():
+            return render_budget(result)
+        case Help():
+            return render_help()
+        case TaskNotFound() | Done() | Invalid():
+            return render_text(result.message)
 
 
 async def thread_link(
     service: TaskService, client: AsyncWebClient, user: str, task_id: int
 ) -> dict[str, Any]:
     """A link to the thread a request of the user's was asked in."""
-    found = await service.history.detail(user, task_id)
-    if found is None:
-        return render_text(f"I can't find request {task_id} among your requests.")
-    conversation = found[0].conversation
+    found = await service.tasks(user, TasksCommand("detail", task_id=task_id))
+    if not isinstance(found, TaskDetail):
+        return render_text(TaskNotFound(task_id).message)
+    conversation = found.task.conversation
     if not conversation.thread_ts:
         return render_text(f"Request {task_id} has no thread.")
     try:
@@ -88,7 +98,7 @@ async def row_action(
     task_id = int(raw)
     if verb == "thread":
         return await thread_link(service, client, user, task_id)
-    action = "detail" if verb == "view" else "cancel"
+    action: Action = "detail" if verb == "view" else "cancel"
     return await answer(service, user, TasksCommand(action, task_id=task_id))
 
 

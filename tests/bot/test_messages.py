@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from bot.tasks_command import parse_tasks_command
 from bot.views import render, render_help
 from bot.views.history import HELP_COMMANDS, HELP_REQUESTS
 from core.agents.base import AgentContext
@@ -27,6 +26,7 @@ from core.notices import (
     TaskRejected,
 )
 from core.planner import plan
+from core.tasks_command import parse_tasks_command
 from storage.knowledge_index import KnowledgeIndex
 from tests.bot.test_views import assert_valid, every_notice
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.tasks_command import MAX_TASK_ID, parse_tasks_command
+from core.tasks_command import MAX_TASK_ID, parse_tasks_command
 
 
 @pytest.mark.parametrize(
