@@ -144,15 +144,6 @@ _AFTER_AMOUNT = re.compile(
     re.I,
 )
 
-_SLACK_MARKUP = (
-    (re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>"), r"\1"),
-    (re.compile(r"<[@!][^>]*>"), ""),
-    (re.compile(r"<#[A-Z0-9]+\|([^>]*)>"), r"#\1"),
-    (re.compile(r"<(?:https?://)[^|>]+\|([^>]+)>"), r"\1"),
-    (re.compile(r"<((?:https?://)[^>]+)>"), r"\1"),
-    (re.compile(r":[a-z0-9_+'-]*[a-z][a-z0-9_+'-]*:"), " "),
-)
-
 
 class IntentParser:
     """Splits a request into clauses at conjunctions that start a new action, then reads each."""
@@ -265,9 +256,8 @@ class IntentParser:
 
 
 def _normalize(text: str) -> str:
-    for pattern, replacement in _SLACK_MARKUP:
-        text = pattern.sub(replacement, text)
-    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    """Curly apostrophes as straight ones. Slack markup never gets here: bot/slack_text.py
+    turned it into plain text before core saw it."""
     return text.replace("\u2019", "'").replace("\u2018", "'")
 
 

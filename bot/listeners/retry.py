@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners.later import answer_later
@@ -16,12 +17,14 @@ from core.service import TaskService
 def register(app: AsyncApp, service: TaskService) -> None:
     @app.action(RETRY_ACTION)
     async def on_retry(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         user = body["user"]["id"]
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+        channel = context.channel_id
         value = str(action.get("value", ""))
         # core checks the requester (from the signed payload's user, never the button)
         outcome = (
@@ -34,5 +37,5 @@ def register(app: AsyncApp, service: TaskService) -> None:
             text = outcome.message if outcome is not None else "That button is not valid any more."
             if outcome is not None and outcome.reason == "not_found":
                 text = "Only the person who asked for this task can retry it."
-            thread_ts = message.get("thread_ts") or message.get("ts")
+            thread_ts = context.thread_ts or (body.get("message") or {}).get("ts")
             answer_later(service, client, channel, user, escape(text), thread_ts)

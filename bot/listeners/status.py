@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.views import escape
@@ -15,13 +16,15 @@ from core.service import TaskService
 def register(app: AsyncApp, service: TaskService) -> None:
     @app.action(CANCEL_ACTION)
     async def on_cancel(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         await ack()
         user = body["user"]["id"]
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+        channel = context.channel_id
         value = str(action.get("value", ""))
         if not value.isdigit():
             text = "That button is not valid any more."
@@ -36,5 +39,5 @@ def register(app: AsyncApp, service: TaskService) -> None:
                 channel=channel,
                 user=user,
                 text=text,
-                thread_ts=message.get("thread_ts") or container.get("message_ts"),
+                thread_ts=context.thread_ts or (body.get("container") or {}).get("message_ts"),
             )
