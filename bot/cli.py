@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     _logging(settings)
 
     if args.command == "console":
-        from bot.console import run_console
+        from bot.console.repl import run_console
         from bot.container import build
 
         if not settings.approvers:

@@ -6,7 +6,7 @@ import asyncio
 import sys
 from typing import TextIO
 
-from bot.console_render import render_notice, render_tasks_result
+from bot.console.render import render_notice, render_tasks_result
 from bot.container import Container
 from bot.views.status import folded_into_status
 from core.approvals import Decision

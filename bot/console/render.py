@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from bot.views.results import key_points
 from bot.views.status import headline, step_line
@@ -42,71 +44,98 @@ STATUS_MARK = {
 
 
 def render_notice(notice: Notice) -> str:
-    if isinstance(notice, RequestAccepted):
-        lines = [f"Got it — task #{notice.task_id}: {notice.title}"]
-        for step in notice.steps:
-            after = f" (after #{', #'.join(map(str, step.depends_on))})" if step.depends_on else ""
-            gate = " [needs approval]" if step.needs_approval else ""
-            lines.append(f"  #{step.task_id} {step.agent}: {step.title}{after}{gate}")
-        return "\n".join(lines)
-    if isinstance(notice, RequestStatus):
-        return _status(notice)
-    if isinstance(notice, RequestRefused):
-        return f"Not accepted: {notice.reason}"
-    if isinstance(notice, ApprovalNeeded):
-        return (
-            f"Approval needed for #{notice.task_id} {notice.title}: "
-            f"{format_money(notice.amount_cents, notice.currency)} requested by {notice.requester}"
-            f" ({format_money(notice.remaining_cents, notice.currency)} left this month). "
-            f"Approvers: {', '.join(notice.approvers)}.\n  [a]pprove / [d]eny"
-        )
-    if isinstance(notice, ApprovalAsked):
-        who = ", ".join(notice.approvers)
-        return f"#{notice.task_id} {notice.title} waits for approval from {who}."
-    if isinstance(notice, ApprovalDecided):
-        by = f" by {notice.decided_by}" if notice.decided_by else ""
-        return f"Approval for #{notice.task_id} {notice.outcome}{by}."
-    if isinstance(notice, ApprovalReminder):
-        return f"Reminder: #{notice.task_id} {notice.title} still waits for approval."
-    if isinstance(notice, TaskFinished):
-        return _finished(notice)
-    if isinstance(notice, TaskFailed):
-        request = notice.request_id if notice.request_id is not None else notice.task_id
-        return (
-            f"❌ Failed: {notice.title} — {notice.error}\n"
-            f"  You can ask again; if it keeps failing, tell your admin. Request {request}"
-        )
-    if isinstance(notice, TaskNeedsAttention):
-        return (
-            f"#{notice.task_id} {notice.title} needs attention ({notice.reference}): "
-            f"{notice.detail} Approvers: {', '.join(notice.approvers)}."
-        )
-    if isinstance(notice, TaskRejected):
-        return (
-            f"🚫 Denied by {notice.decided_by}: {notice.title}\n"
-            f"  You can ask again with a different amount or item. Request {notice.task_id}"
-        )
-    if isinstance(notice, TaskCancelled):
-        word = "⌛ Expired" if "expired" in notice.reason.lower() else "⏹ Cancelled"
-        return (
-            f"{word}: {notice.title} — {notice.reason}\n"
-            f"  Nothing more will happen; you can ask again. Request {notice.task_id}"
-        )
-    if isinstance(notice, RequestFinished):
-        tail = f" {notice.detail}" if notice.detail else ""
-        return (
-            f"Request #{notice.task_id} {notice.status.lower()}: "
-            f"{notice.completed}/{notice.total} steps done.{tail}"
-        )
-    if isinstance(notice, StaleReport):
-        rows = [
-            f"  #{t.task_id} {t.title} ({t.requester}, waiting for {t.waiting_for})"
-            for t in notice.tasks
-        ]
-        return "\n".join([f"{len(notice.tasks)} task(s) waiting too long:", *rows])
-    if isinstance(notice, TaskRetried):
-        return f"Retrying #{notice.task_id} {notice.title}: {', '.join(notice.step_titles)}"
+    renderer = RENDERERS.get(type(notice))
+    return renderer(notice) if renderer else _generic(notice)
+
+
+def _generic(notice: Notice) -> str:
     return f"{notice.kind}: task #{notice.task_id}"
+
+
+def _request_accepted(notice: RequestAccepted) -> str:
+    lines = [f"Got it — task #{notice.task_id}: {notice.title}"]
+    for step in notice.steps:
+        after = f" (after #{', #'.join(map(str, step.depends_on))})" if step.depends_on else ""
+        gate = " [needs approval]" if step.needs_approval else ""
+        lines.append(f"  #{step.task_id} {step.agent}: {step.title}{after}{gate}")
+    return "\n".join(lines)
+
+
+def _request_refused(notice: RequestRefused) -> str:
+    return f"Not accepted: {notice.reason}"
+
+
+def _approval_needed(notice: ApprovalNeeded) -> str:
+    return (
+        f"Approval needed for #{notice.task_id} {notice.title}: "
+        f"{format_money(notice.amount_cents, notice.currency)} requested by {notice.requester}"
+        f" ({format_money(notice.remaining_cents, notice.currency)} left this month). "
+        f"Approvers: {', '.join(notice.approvers)}.\n  [a]pprove / [d]eny"
+    )
+
+
+def _approval_asked(notice: ApprovalAsked) -> str:
+    who = ", ".join(notice.approvers)
+    return f"#{notice.task_id} {notice.title} waits for approval from {who}."
+
+
+def _approval_decided(notice: ApprovalDecided) -> str:
+    by = f" by {notice.decided_by}" if notice.decided_by else ""
+    return f"Approval for #{notice.task_id} {notice.outcome}{by}."
+
+
+def _approval_reminder(notice: ApprovalReminder) -> str:
+    return f"Reminder: #{notice.task_id} {notice.title} still waits for approval."
+
+
+def _task_failed(notice: TaskFailed) -> str:
+    request = notice.request_id if notice.request_id is not None else notice.task_id
+    return (
+        f"❌ Failed: {notice.title} — {notice.error}\n"
+        f"  You can ask again; if it keeps failing, tell your admin. Request {request}"
+    )
+
+
+def _task_needs_attention(notice: TaskNeedsAttention) -> str:
+    return (
+        f"#{notice.task_id} {notice.title} needs attention ({notice.reference}): "
+        f"{notice.detail} Approvers: {', '.join(notice.approvers)}."
+    )
+
+
+def _task_rejected(notice: TaskRejected) -> str:
+    return (
+        f"🚫 Denied by {notice.decided_by}: {notice.title}\n"
+        f"  You can ask again with a different amount or item. Request {notice.task_id}"
+    )
+
+
+def _task_cancelled(notice: TaskCancelled) -> str:
+    word = "⌛ Expired" if "expired" in notice.reason.lower() else "⏹ Cancelled"
+    return (
+        f"{word}: {notice.title} — {notice.reason}\n"
+        f"  Nothing more will happen; you can ask again. Request {notice.task_id}"
+    )
+
+
+def _request_finished(notice: RequestFinished) -> str:
+    tail = f" {notice.detail}" if notice.detail else ""
+    return (
+        f"Request #{notice.task_id} {notice.status.lower()}: "
+        f"{notice.completed}/{notice.total} steps done.{tail}"
+    )
+
+
+def _stale_report(notice: StaleReport) -> str:
+    rows = [
+        f"  #{t.task_id} {t.title} ({t.requester}, waiting for {t.waiting_for})"
+        for t in notice.tasks
+    ]
+    return "\n".join([f"{len(notice.tasks)} task(s) waiting too long:", *rows])
+
+
+def _task_retried(notice: TaskRetried) -> str:
+    return f"Retrying #{notice.task_id} {notice.title}: {', '.join(notice.step_titles)}"
 
 
 def _status(notice: RequestStatus) -> str:
@@ -210,3 +239,23 @@ def render_tasks_result(result: TasksResult, now: datetime, help_text: str) -> s
             return result.message or help_text
         case TaskNotFound() | Done():
             return result.message
+
+
+#: notice type → its console line(s); the renderer-completeness test checks every Notice has one
+RENDERERS: dict[type[Notice], Callable[[Any], str]] = {
+    RequestAccepted: _request_accepted,
+    RequestStatus: _status,
+    RequestRefused: _request_refused,
+    ApprovalNeeded: _approval_needed,
+    ApprovalAsked: _approval_asked,
+    ApprovalDecided: _approval_decided,
+    ApprovalReminder: _approval_reminder,
+    TaskFinished: _finished,
+    TaskFailed: _task_failed,
+    TaskNeedsAttention: _task_needs_attention,
+    TaskRejected: _task_rejected,
+    TaskCancelled: _task_cancelled,
+    RequestFinished: _request_finished,
+    StaleReport: _stale_report,
+    TaskRetried: _task_retried,
+}
