@@ -10,12 +10,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners.later import answer_later
 from bot.views import escape
-from bot.views.notices import RETRY_ACTION
+from bot.views.buttons import RetryButton
 from core.service import TaskService
 
 
 def register(app: AsyncApp, service: TaskService) -> None:
-    @app.action(RETRY_ACTION)
+    @app.action(RetryButton.action_id)
     async def on_retry(
         ack: AsyncAck,
         body: dict[str, Any],
@@ -25,11 +25,9 @@ def register(app: AsyncApp, service: TaskService) -> None:
     ) -> None:
         user = body["user"]["id"]
         channel = context.channel_id
-        value = str(action.get("value", ""))
+        button = RetryButton.unpack(str(action.get("value", "")))
         # core checks the requester (from the signed payload's user, never the button)
-        outcome = (
-            await service.retry(user, int(value)) if value.isdigit() and len(value) <= 9 else None
-        )
+        outcome = await service.retry(user, button.task_id) if button is not None else None
         await ack()
         if outcome is not None and outcome.retried:
             return  # the thread hears about it from the TaskRetried notice

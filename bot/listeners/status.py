@@ -9,12 +9,12 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.views import escape
-from bot.views.status import CANCEL_ACTION
+from bot.views.buttons import CancelButton
 from core.service import TaskService
 
 
 def register(app: AsyncApp, service: TaskService) -> None:
-    @app.action(CANCEL_ACTION)
+    @app.action(CancelButton.action_id)
     async def on_cancel(
         ack: AsyncAck,
         body: dict[str, Any],
@@ -25,11 +25,11 @@ def register(app: AsyncApp, service: TaskService) -> None:
         await ack()
         user = body["user"]["id"]
         channel = context.channel_id
-        value = str(action.get("value", ""))
-        if not value.isdigit():
+        button = CancelButton.unpack(str(action.get("value", "")))
+        if button is None:
             text = "That button is not valid any more."
         else:
-            outcome = await service.cancel(user, int(value))
+            outcome = await service.cancel(user, button.task_id)
             # the status message itself shows the cancellation; say nothing more then
             text = "" if outcome.cancelled else escape(outcome.message)
             if outcome.not_yours:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -20,8 +19,8 @@ from bot.views import (
     render_text,
 )
 from bot.views.blocks import message, section
+from bot.views.buttons import PageButton, RowMenu
 from bot.views.escape import link
-from bot.views.history import ROW_ACTION, ROW_VERBS
 from core.history import HistoryPage
 from core.records import BudgetStatus
 from core.service import TaskService
@@ -92,14 +91,13 @@ async def thread_link(
 async def row_action(
     service: TaskService, client: AsyncWebClient, user: str, value: str
 ) -> dict[str, Any]:
-    verb, _, raw = value.partition(":")
-    if verb not in ROW_VERBS or not raw.isdigit():
+    choice = RowMenu.unpack(value)
+    if choice is None:
         return render_text("That menu is not valid any more.")
-    task_id = int(raw)
-    if verb == "thread":
-        return await thread_link(service, client, user, task_id)
-    action: Action = "detail" if verb == "view" else "cancel"
-    return await answer(service, user, TasksCommand(action, task_id=task_id))
+    if choice.verb == "thread":
+        return await thread_link(service, client, user, choice.task_id)
+    action: Action = "detail" if choice.verb == "view" else "cancel"
+    return await answer(service, user, TasksCommand(action, task_id=choice.task_id))
 
 
 def register(app: AsyncApp, service: TaskService) -> None:
@@ -116,7 +114,7 @@ def register(app: AsyncApp, service: TaskService) -> None:
             message = render_text("Sorry, I couldn't load your tasks just now. Please try again.")
         await ack(response_type="ephemeral", **message)
 
-    @app.action(ROW_ACTION)
+    @app.action(RowMenu.action_id)
     async def on_row(
         ack: AsyncAck,
         body: dict[str, Any],
@@ -133,7 +131,7 @@ def register(app: AsyncApp, service: TaskService) -> None:
             message = render_text("Sorry, that didn't work just now. Please try again.")
         await respond(replace_original=False, **message)
 
-    @app.action("tasks:page")
+    @app.action(PageButton.action_id)
     async def on_page(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
@@ -147,15 +145,10 @@ def register(app: AsyncApp, service: TaskService) -> None:
 async def _turn_page(
     service: TaskService, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
 ) -> None:
-    try:
-        value = json.loads(action.get("value") or "{}")
-        page = max(1, int(value.get("page", 1))) - 1  # buttons count pages from 1
-        filter_name = value.get("filter")
-        if filter_name is not None and not isinstance(filter_name, str):
-            raise ValueError(filter_name)
-    except (ValueError, TypeError, AttributeError):
+    button = PageButton.unpack(str(action.get("value") or ""))
+    if button is None:
         await respond(replace_original=False, **render_text("That button is not valid."))
         return
-    cmd = TasksCommand("list", filter_name=filter_name, page=page)
+    cmd = TasksCommand("list", filter_name=button.filter_name, page=button.page - 1)
     message = await answer(service, body["user"]["id"], cmd)
     await respond(replace_original=True, **message)

@@ -21,6 +21,7 @@ from bot.views.blocks import (
     section,
     split_sections,
 )
+from bot.views.buttons import RetryButton
 from bot.views.escape import (
     escape,
     is_user_id,
@@ -57,7 +58,6 @@ from core.notices import (
 APPROVE_ACTION = "approval:approve"
 DENY_ACTION = "approval:deny"
 APPROVAL_BLOCK_PREFIX = "approval:"
-RETRY_ACTION = "task:retry"
 
 #: titles in headings: long enough to read, short enough for one line
 _TITLE = 150
@@ -306,7 +306,12 @@ def _retry_button(task_id: int | None) -> list[Block]:
     """Re-run the failed steps (the listener lets only the requester do it)."""
     if task_id is None:
         return []
-    return [actions([button("Retry", RETRY_ACTION, str(task_id))], block_id=f"retry:{task_id}")]
+    return [
+        actions(
+            [button("Retry", RetryButton.action_id, RetryButton(task_id).pack())],
+            block_id=f"retry:{task_id}",
+        )
+    ]
 
 
 def _task_retried(n: TaskRetried) -> Message:

@@ -23,7 +23,8 @@ from bot.views import (
     render_text,
 )
 from bot.views.escape import link, mention, truncate
-from bot.views.history import EMPTY, PAGE_ACTION
+from bot.views.buttons import PageButton
+from bot.views.history import EMPTY
 from bot.views.limits import chunk_text, fit_blocks, split_sections
 from bot.views.notices import APPROVE_ACTION, DENY_ACTION
 from core.agents.base import AgentResult
@@ -733,7 +734,7 @@ def test_history_pagination_buttons() -> None:
     assert_valid(first)
     (nxt,) = actions_blocks(first)
     (button,) = nxt["elements"]
-    assert button["action_id"] == PAGE_ACTION == "tasks:page"
+    assert button["action_id"] == PageButton.action_id == "tasks:page"
     assert json.loads(button["value"]) == {"page": 2, "filter": "pending"}
     assert button["text"]["text"].startswith("Next")
 
