@@ -216,7 +216,7 @@ def render_budget(status: BudgetStatus) -> Message:
     return message(f"Budget {status.month}: {money(left, cur)} left of {money(limit, cur)}", blocks)
 
 
-#: every "• " example below is run through the parsers by tests/bot/test_messages.py
+#: every "• " example below is run through the parsers by tests/unit/bot/test_messages.py
 HELP_REQUESTS = (
     "research best laptops",
     "research standing desks and draft an email about them to team@example.com",

@@ -4,24 +4,12 @@ idempotency, cancel, retry, approvals, pagination, validation and the OpenAPI do
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
-import aiohttp
-import pytest
 from openapi_spec_validator import validate
 
-from bot.api.auth import create_token
 from tests.e2e.api_helpers import Api, make_flaky
-from tests.e2e.conftest import Harness
-from tests.e2e.test_approvals import ask_to_buy
+from tests.e2e.test_approval_buttons import ask_to_buy
 from tests.e2e.test_tasks_command import tasks
-
-
-@pytest.fixture
-async def api(harness: Harness) -> AsyncIterator[Api]:
-    _id, token = await create_token(harness.running.container.uow_factory, "U1", "test")
-    async with aiohttp.ClientSession() as session:
-        yield Api(harness, session, token)
 
 
 def actions(task: dict[str, object]) -> list[str]:

@@ -17,7 +17,7 @@ from bot.server import Running, start
 from core.states import TaskStatus
 from storage.models import AuditRow
 from tests.e2e.conftest import SECRET, Harness, make_settings
-from tests.e2e.test_approvals import click
+from tests.e2e.test_approval_buttons import click
 from tests.slackfake import payloads
 from tests.slackfake.server import ApiError, Fail, FakeSlack
 from tests.slackfake.signing import SignedSender
