@@ -7,6 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from core.approvals import Approvals, Decision, DecisionOutcome
@@ -23,38 +24,26 @@ from core.tasks_command import TasksCommand, TasksResult
 from core.tasks_command import answer as answer_tasks
 
 
+@dataclass(frozen=True, kw_only=True)
 class TaskService:
-    """Verbs only: bot/container.py builds every collaborator and injects it."""
+    """Verbs only: bot/container.py builds every collaborator and injects it. Front ends
+    call the methods below; the fields are there for the composition root and tests."""
 
-    def __init__(
-        self,
-        *,
-        uow_factory: UnitOfWorkFactory,
-        orchestrator: Orchestrator,
-        approvals: Approvals,
-        history: History,
-        cancellation: Cancellation,
-        retrying: Retrying,
-        background: Background,
-        policy: Policy,
-        clock: Clock,
-        worker: str,
-    ) -> None:
-        #: this process, as named in task claims and its liveness lease
-        self.worker = worker
-        self.uow_factory = uow_factory
-        self.policy = policy
-        self.clock = clock
-        self.orchestrator = orchestrator
-        self.approvals = approvals
-        self._history = history
-        self.cancellation = cancellation
-        self.retrying = retrying
-        self._background = background
+    uow_factory: UnitOfWorkFactory
+    orchestrator: Orchestrator
+    approvals: Approvals
+    history: History
+    cancellation: Cancellation
+    retrying: Retrying
+    background: Background
+    policy: Policy
+    clock: Clock
+    #: this process, as named in task claims and its liveness lease
+    worker: str
 
     def run_in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run `work` after the front end has answered; close() waits for it."""
-        self._background.spawn(work, name)
+        self.background.spawn(work, name)
 
     def resume(self, root_id: int) -> None:
         """Schedule a request to go on (after recovery or an approval expired)."""
@@ -67,14 +56,14 @@ class TaskService:
     @property
     def busy(self) -> int:
         """How many background tasks are still running."""
-        return self._background.busy
+        return self.background.busy
 
     async def idle(self) -> None:
         """Wait until no scheduled or background work is left."""
-        await self._background.idle()
+        await self.background.idle()
 
     async def close(self, grace: float) -> None:
-        await self._background.close(grace=grace)
+        await self.background.close(grace=grace)
 
     async def submit(self, request: Request) -> Submission:
         """Persist only; call start() once the front end has acknowledged."""
@@ -122,7 +111,7 @@ class TaskService:
         return await answer_tasks(
             command,
             requester,
-            history=self._history,
+            history=self.history,
             cancel=self.cancel,
             retry=self.retry,
             page_size=page_size,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
 from core.tasks_command import MAX_TASK_ID
 
@@ -21,35 +21,32 @@ def _task_id(raw: str) -> int | None:
 
 
 @dataclass(frozen=True)
-class CancelButton:
-    """Cancel request, on a request's status message."""
+class _TaskButton:
+    """A button whose value is the id of the task it acts on."""
 
-    action_id: ClassVar[str] = "status:cancel"
     task_id: int
 
     def pack(self) -> str:
         return str(self.task_id)
 
     @classmethod
-    def unpack(cls, value: str) -> CancelButton | None:
+    def unpack(cls, value: str) -> Self | None:
         task_id = _task_id(value)
         return None if task_id is None else cls(task_id)
 
 
 @dataclass(frozen=True)
-class RetryButton:
+class CancelButton(_TaskButton):
+    """Cancel request, on a request's status message."""
+
+    action_id: ClassVar[str] = "status:cancel"
+
+
+@dataclass(frozen=True)
+class RetryButton(_TaskButton):
     """Retry, on a failure message."""
 
     action_id: ClassVar[str] = "task:retry"
-    task_id: int
-
-    def pack(self) -> str:
-        return str(self.task_id)
-
-    @classmethod
-    def unpack(cls, value: str) -> RetryButton | None:
-        task_id = _task_id(value)
-        return None if task_id is None else cls(task_id)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from bot.container import build_service
 from core.agents.base import AgentContext, AgentError, AgentResult, TransientAgentError
 from core.notices import TaskFailed, TaskFinished
 from core.policy import Policy
+from core.service import TaskService
 from core.states import TaskStatus
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
@@ -27,6 +28,25 @@ async def audit_of(
 ) -> list[tuple[str, dict[str, object]]]:
     async with uow_factory() as uow:
         return [(e.action, dict(e.detail)) for e in await uow.audit.for_task(task_id)]
+
+
+async def failed_attempts(
+    uow_factory: SqlUnitOfWorkFactory, task_id: int
+) -> list[dict[str, object]]:
+    return [d for action, d in await audit_of(uow_factory, task_id) if action == "attempt_failed"]
+
+
+def with_research(
+    uow_factory: SqlUnitOfWorkFactory,
+    clock: FakeClock,
+    recorder: Recorder,
+    agent: ScriptedAgent,
+    policy: Policy,
+    sleep: RecordedSleep,
+) -> TaskService:
+    """A service whose research agent is `agent`, the others recording."""
+    registry = agent_registry(recorder, research=agent)  # type: ignore[arg-type]
+    return build_service(uow_factory, registry, policy, clock, sleep=sleep)
 
 
 def research(
@@ -46,13 +66,7 @@ async def test_transient_failure_retried_then_succeeds_with_each_attempt_audited
     recorder = Recorder()
     agent = research(recorder, fails=2)
     sleep = RecordedSleep()
-    service = build_service(
-        uow_factory,
-        agent_registry(recorder, research=agent),  # type: ignore[arg-type]
-        POLICY,
-        clock,
-        sleep=sleep,
-    )
+    service = with_research(uow_factory, clock, recorder, agent, POLICY, sleep)
     root = await submit_and_advance(service, "research standing desks")
 
     assert root.status is S.COMPLETED
@@ -60,9 +74,7 @@ async def test_transient_failure_retried_then_succeeds_with_each_attempt_audited
     assert agent.attempts == {root.id: 3}
     first, second = sleep.delays
     assert 2.0 <= first <= 4.0 and 4.0 <= second <= 8.0  # base 4 s, doubled, half jitter
-    attempts = [
-        d for action, d in await audit_of(uow_factory, root.id) if action == "attempt_failed"
-    ]
+    attempts = await failed_attempts(uow_factory, root.id)
     assert attempts == [
         {
             "attempt": 1,
@@ -85,22 +97,14 @@ async def test_permanent_failure_after_max_attempts(
     recorder = Recorder()
     agent = research(recorder, fails=99)
     sleep = RecordedSleep()
-    service = build_service(
-        uow_factory,
-        agent_registry(recorder, research=agent),  # type: ignore[arg-type]
-        POLICY,
-        clock,
-        sleep=sleep,
-    )
+    service = with_research(uow_factory, clock, recorder, agent, POLICY, sleep)
     root = await submit_and_advance(service, "research standing desks")
 
     assert root.status is S.FAILED
     assert root.error == "search service busy (try 3) (gave up after 3 attempts)"
     assert agent.attempts == {root.id: POLICY.step_max_attempts}
     assert len(sleep.delays) == 2
-    attempts = [
-        d for action, d in await audit_of(uow_factory, root.id) if action == "attempt_failed"
-    ]
+    attempts = await failed_attempts(uow_factory, root.id)
     assert [a["attempt"] for a in attempts] == [1, 2, 3]
     assert attempts[-1] == {"attempt": 3, "reason": "search service busy (try 3)", "final": True}
     (failed,) = await notices(uow_factory, TaskFailed)
@@ -119,20 +123,12 @@ async def test_a_timeout_counts_as_transient_for_an_agent_safe_to_rerun(
 
     agent = ScriptedAgent("research", recorder, slow_then_fast)
     policy = Policy(agent_timeout_seconds=0.2)
-    service = build_service(
-        uow_factory,
-        agent_registry(recorder, research=agent),  # type: ignore[arg-type]
-        policy,
-        clock,
-        sleep=RecordedSleep(),
-    )
+    service = with_research(uow_factory, clock, recorder, agent, policy, RecordedSleep())
     root = await submit_and_advance(service, "research standing desks")
 
     assert root.status is S.COMPLETED
     assert agent.attempts == {root.id: 2}
-    (attempt,) = [
-        d for action, d in await audit_of(uow_factory, root.id) if action == "attempt_failed"
-    ]
+    (attempt,) = await failed_attempts(uow_factory, root.id)
     assert attempt["reason"] == "The research agent took longer than 0.2 s and was stopped."
 
 
@@ -142,13 +138,7 @@ async def test_a_plain_agent_error_is_not_retried(
     recorder = Recorder()
     agent = research(recorder, fails=1, error=AgentError)
     sleep = RecordedSleep()
-    service = build_service(
-        uow_factory,
-        agent_registry(recorder, research=agent),  # type: ignore[arg-type]
-        POLICY,
-        clock,
-        sleep=sleep,
-    )
+    service = with_research(uow_factory, clock, recorder, agent, POLICY, sleep)
     root = await submit_and_advance(service, "research standing desks")
 
     assert root.status is S.FAILED and root.error == "search service busy (try 1)"
