@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from core.agents.base import AgentContext, AgentResult
@@ -60,26 +61,18 @@ class Faults:
             yield uow
 
 
+@dataclass(eq=False)
 class ScriptedAgent:
     """Returns (or raises) what `script(ctx, attempt)` says; counts attempts per task."""
 
-    def __init__(
-        self,
-        name: str,
-        recorder: Recorder,
-        script: Callable[[AgentContext, int], Any],
-        *,
-        safe_to_rerun: bool = True,
-        requires_approval: bool = False,
-        delay: float = 0.0,
-    ) -> None:
-        self.name = name
-        self.recorder = recorder
-        self.script = script
-        self.safe_to_rerun = safe_to_rerun
-        self.requires_approval = requires_approval
-        self.delay = delay
-        self.attempts: dict[int, int] = {}
+    name: str
+    recorder: Recorder
+    script: Callable[[AgentContext, int], Any]
+    _: KW_ONLY
+    safe_to_rerun: bool = True
+    requires_approval: bool = False
+    delay: float = 0.0
+    attempts: dict[int, int] = field(default_factory=dict, init=False)
 
     def estimate_cost_cents(self, params: Mapping[str, Any]) -> int:
         return 0

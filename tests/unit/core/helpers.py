@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -60,27 +60,18 @@ class Recorder:
         return [e.task_id for e in self.events if e.kind == "start"]
 
 
+@dataclass(eq=False)
 class RecordingAgent:
     """A test agent: records start/finish, optionally sleeps, fails, or crashes."""
 
-    def __init__(
-        self,
-        name: str,
-        recorder: Recorder,
-        *,
-        delay: float = 0.0,
-        fail: str | None = None,
-        crash: bool = False,
-        requires_approval: bool = False,
-        safe_to_rerun: bool = True,
-    ) -> None:
-        self.name = name
-        self.recorder = recorder
-        self.delay = delay
-        self.fail = fail
-        self.crash = crash
-        self.requires_approval = requires_approval
-        self.safe_to_rerun = safe_to_rerun
+    name: str
+    recorder: Recorder
+    _: KW_ONLY
+    delay: float = 0.0
+    fail: str | None = None
+    crash: bool = False
+    requires_approval: bool = False
+    safe_to_rerun: bool = True
 
     def estimate_cost_cents(self, params: Mapping[str, Any]) -> int:
         return amount_cents(params) if "amount_cents" in params else 0
