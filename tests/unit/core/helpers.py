@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
@@ -155,11 +155,17 @@ async def submit_and_advance(service: TaskService, text: str, **kwargs: Any) -> 
 # --- probes (read the database through the ports or plain queries) -------------------------
 
 
+T = TypeVar("T")
+
+
+def found(value: T | None) -> T:
+    assert value is not None
+    return value
+
+
 async def task(uow_factory: UnitOfWorkFactory, task_id: int) -> Task:
     async with uow_factory() as uow:
-        found = await uow.tasks.get(task_id)
-    assert found is not None
-    return found
+        return found(await uow.tasks.get(task_id))
 
 
 async def children(uow_factory: UnitOfWorkFactory, parent_id: int) -> list[Task]:
@@ -174,9 +180,7 @@ async def approval_for(uow_factory: UnitOfWorkFactory, task_id: int) -> Approval
 
 async def approval(uow_factory: UnitOfWorkFactory, approval_id: int) -> Approval:
     async with uow_factory() as uow:
-        found = await uow.approvals.get(approval_id)
-    assert found is not None
-    return found
+        return found(await uow.approvals.get(approval_id))
 
 
 async def ledger(uow_factory: UnitOfWorkFactory, task_id: int) -> list[LedgerEntry]:

@@ -171,6 +171,14 @@ async def test_a_sibling_still_completing_when_one_step_fails(
 # --- money: an order placed is never failed with its hold released ---------------------------
 
 
+def faulty_worker(
+    faults: Faults, recorder: Recorder, clock: FakeClock, sleep: RecordedSleep | None = None
+) -> TaskService:
+    """worker-1, on a database whose ledger writes fail as `faults` says."""
+    registry = agent_registry(recorder)
+    return build_service(faults, registry, POLICY, clock, worker="worker-1", sleep=sleep)  # type: ignore[arg-type]
+
+
 async def approve_purchase(service: TaskService, uow_factory: SqlUnitOfWorkFactory) -> int:
     submission = await submit(service, "buy 2 monitors for $300")
     assert submission.root is not None
@@ -188,14 +196,7 @@ async def test_purchase_order_placed_then_recording_fails_needs_attention_not_fa
 ) -> None:
     recorder = Recorder()
     faults = Faults(uow_factory)
-    service = build_service(
-        faults,  # type: ignore[arg-type]
-        agent_registry(recorder),
-        POLICY,
-        clock,
-        worker="worker-1",
-        sleep=RecordedSleep(),
-    )
+    service = faulty_worker(faults, recorder, clock, RecordedSleep())
     submission = await submit(service, "buy 2 monitors for $300")
     assert submission.root is not None
     buy_id = submission.root.id
@@ -241,13 +242,7 @@ async def test_purchase_order_placed_then_process_dies_is_finished_by_recovery(
     finishes it from the stored result (spent, on the ledger), never fails it."""
     recorder = Recorder()
     faults = Faults(uow_factory)
-    worker = build_service(
-        faults,  # type: ignore[arg-type]
-        agent_registry(recorder),
-        POLICY,
-        clock,
-        worker="worker-1",
-    )
+    worker = faulty_worker(faults, recorder, clock)
     async with uow_factory() as uow:
         await uow.leases.acquire(worker_lease("worker-1"), "worker-1", clock.now(), 30)
     submission = await submit(worker, "buy 2 monitors for $300")

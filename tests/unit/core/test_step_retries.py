@@ -11,6 +11,7 @@ from bot.container import build_service
 from core.agents.base import AgentContext, AgentError, AgentResult, TransientAgentError
 from core.notices import TaskFailed, TaskFinished
 from core.policy import Policy
+from core.records import Task
 from core.service import TaskService
 from core.states import TaskStatus
 from storage.uow import SqlUnitOfWorkFactory
@@ -49,6 +50,20 @@ def with_research(
     return build_service(uow_factory, registry, policy, clock, sleep=sleep)
 
 
+async def run_research(
+    uow_factory: SqlUnitOfWorkFactory,
+    clock: FakeClock,
+    fails: int,
+    error: type[Exception] = TransientAgentError,
+) -> tuple[Task, ScriptedAgent, RecordedSleep]:
+    """Research standing desks with an agent that fails `fails` times first."""
+    recorder = Recorder()
+    agent = research(recorder, fails=fails, error=error)
+    sleep = RecordedSleep()
+    service = with_research(uow_factory, clock, recorder, agent, POLICY, sleep)
+    return await submit_and_advance(service, "research standing desks"), agent, sleep
+
+
 def research(
     recorder: Recorder, fails: int, error: type[Exception] = TransientAgentError
 ) -> ScriptedAgent:
@@ -63,11 +78,7 @@ def research(
 async def test_transient_failure_retried_then_succeeds_with_each_attempt_audited(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    recorder = Recorder()
-    agent = research(recorder, fails=2)
-    sleep = RecordedSleep()
-    service = with_research(uow_factory, clock, recorder, agent, POLICY, sleep)
-    root = await submit_and_advance(service, "research standing desks")
+    root, agent, sleep = await run_research(uow_factory, clock, fails=2)
 
     assert root.status is S.COMPLETED
     assert root.result is not None and root.result.summary == "found it on try 3"
@@ -94,11 +105,7 @@ async def test_transient_failure_retried_then_succeeds_with_each_attempt_audited
 async def test_permanent_failure_after_max_attempts(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    recorder = Recorder()
-    agent = research(recorder, fails=99)
-    sleep = RecordedSleep()
-    service = with_research(uow_factory, clock, recorder, agent, POLICY, sleep)
-    root = await submit_and_advance(service, "research standing desks")
+    root, agent, sleep = await run_research(uow_factory, clock, fails=99)
 
     assert root.status is S.FAILED
     assert root.error == "search service busy (try 3) (gave up after 3 attempts)"
@@ -135,11 +142,7 @@ async def test_a_timeout_counts_as_transient_for_an_agent_safe_to_rerun(
 async def test_a_plain_agent_error_is_not_retried(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    recorder = Recorder()
-    agent = research(recorder, fails=1, error=AgentError)
-    sleep = RecordedSleep()
-    service = with_research(uow_factory, clock, recorder, agent, POLICY, sleep)
-    root = await submit_and_advance(service, "research standing desks")
+    root, agent, sleep = await run_research(uow_factory, clock, fails=1, error=AgentError)
 
     assert root.status is S.FAILED and root.error == "search service busy (try 1)"
     assert agent.attempts == {root.id: 1} and sleep.delays == []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,8 +14,11 @@ from storage.migrate import upgrade_engine
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
 
+Take = Callable[[str, bool], Coroutine[Any, Any, None]]
 
-async def test_urgent_waiters_go_before_earlier_normal_ones() -> None:
+
+async def held_lock() -> tuple[WriterLock, list[str], Take]:
+    """A held WriterLock, the order waiters got it in, and `take(name, urgent)` to wait."""
     lock = WriterLock()
     order: list[str] = []
     await lock.acquire()
@@ -22,6 +27,12 @@ async def test_urgent_waiters_go_before_earlier_normal_ones() -> None:
         await lock.acquire(urgent)
         order.append(name)
         lock.release()
+
+    return lock, order, take
+
+
+async def test_urgent_waiters_go_before_earlier_normal_ones() -> None:
+    lock, order, take = await held_lock()
 
     waiters = [
         asyncio.create_task(take("normal-1", False)),
@@ -37,14 +48,7 @@ async def test_urgent_waiters_go_before_earlier_normal_ones() -> None:
 
 
 async def test_a_flood_of_urgent_writers_cannot_starve_background_work() -> None:
-    lock = WriterLock()
-    order: list[str] = []
-    await lock.acquire()
-
-    async def take(name: str, urgent: bool) -> None:
-        await lock.acquire(urgent)
-        order.append(name)
-        lock.release()
+    lock, order, take = await held_lock()
 
     waiters = [asyncio.create_task(take("background", False))]
     await asyncio.sleep(0)

@@ -10,23 +10,23 @@ from typing import Any
 import aiohttp
 
 from bot.container import build_service
-from core.approvals import Decision
 from core.notices import TaskCancelled, TaskNeedsAttention
 from core.policy import Policy
 from core.records import Conversation, NewTask, TaskChanges
+from core.service import TaskService
 from core.states import TaskStatus, transition
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
 from tests.unit.core.helpers import (
     Recorder,
     agent_registry,
-    approval_for,
     budget,
     notices,
     submit,
     task,
 )
 from tests.unit.core.jobs.conftest import AppFactory, Gate, GatedPurchase, GatedResearch
+from tests.unit.core.test_step_outcomes import approve_purchase
 
 POLICY = Policy(approvers=("UAPPROVER",), agent_timeout_seconds=10, step_max_attempts=2)
 
@@ -88,13 +88,22 @@ async def test_healthz_is_503_with_a_step_running_past_the_timeout_and_margin(
     assert status == 200 and body["stuck_steps"]["count"] == 0, body
 
 
+def gated_service(
+    uow_factory: SqlUnitOfWorkFactory,
+    clock: FakeClock,
+    gated: type[GatedResearch] | type[GatedPurchase],
+) -> tuple[TaskService, Gate]:
+    """A service whose `gated` agent stops half way until the test opens its gate."""
+    recorder, gate = Recorder(), Gate()
+    registry = agent_registry(recorder)
+    registry.register(gated(recorder, gate), replace=True)
+    return build_service(uow_factory, registry, POLICY, clock), gate
+
+
 async def test_cancel_does_not_refuse_forever_when_a_step_is_wedged(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    recorder, gate = Recorder(), Gate()
-    registry = agent_registry(recorder)
-    registry.register(GatedResearch(recorder, gate), replace=True)
-    service = build_service(uow_factory, registry, POLICY, clock)
+    service, gate = gated_service(uow_factory, clock, GatedResearch)
     submission = await submit(service, "research standing desks")
     assert submission.root is not None
     service.start(submission)
@@ -117,17 +126,8 @@ async def test_cancel_does_not_refuse_forever_when_a_step_is_wedged(
 async def test_cancelling_a_wedged_purchase_flags_it_and_keeps_the_money_held(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    recorder, gate = Recorder(), Gate()
-    registry = agent_registry(recorder)
-    registry.register(GatedPurchase(recorder, gate), replace=True)
-    service = build_service(uow_factory, registry, POLICY, clock)
-    submission = await submit(service, "buy 2 monitors for $300")
-    assert submission.root is not None
-    buy_id = submission.root.id
-    await service.advance(buy_id)
-    asked = await approval_for(uow_factory, buy_id)
-    assert asked is not None
-    await service.decide(asked.id, "UAPPROVER", Decision.APPROVE)
+    service, gate = gated_service(uow_factory, clock, GatedPurchase)
+    buy_id = await approve_purchase(service, uow_factory)
     await gate.wait_started()
 
     clock.advance(POLICY.stuck_after_seconds + 1)
