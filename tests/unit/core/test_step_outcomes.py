@@ -16,7 +16,7 @@ from typing import Any
 from bot.container import build_service
 from core.agents.base import AgentContext, AgentResult
 from core.agents.registry import AgentRegistry
-from core.approvals import Decision, DecisionResult
+from core.approvals import Decision, DecisionOutcome, DecisionResult
 from core.executor import fail_task
 from core.jobs.recovery import Recovery, worker_lease
 from core.notices import RequestFinished, TaskFailed, TaskFinished, TaskNeedsAttention
@@ -179,14 +179,25 @@ def faulty_worker(
     return build_service(faults, registry, POLICY, clock, worker="worker-1", sleep=sleep)  # type: ignore[arg-type]
 
 
-async def approve_purchase(service: TaskService, uow_factory: SqlUnitOfWorkFactory) -> int:
+async def submit_purchase(service: TaskService) -> int:
     submission = await submit(service, "buy 2 monitors for $300")
     assert submission.root is not None
-    buy_id = submission.root.id
+    return submission.root.id
+
+
+async def approve(
+    service: TaskService, uow_factory: SqlUnitOfWorkFactory, buy_id: int
+) -> DecisionOutcome:
+    """Run the purchase up to its approval, then approve it as UAPPROVER."""
     await service.advance(buy_id)
     asked = await approval_for(uow_factory, buy_id)
     assert asked is not None
-    outcome = await service.decide(asked.id, "UAPPROVER", Decision.APPROVE)
+    return await service.decide(asked.id, "UAPPROVER", Decision.APPROVE)
+
+
+async def approve_purchase(service: TaskService, uow_factory: SqlUnitOfWorkFactory) -> int:
+    buy_id = await submit_purchase(service)
+    outcome = await approve(service, uow_factory, buy_id)
     assert outcome.result is DecisionResult.DECIDED
     return buy_id
 
@@ -197,14 +208,9 @@ async def test_purchase_order_placed_then_recording_fails_needs_attention_not_fa
     recorder = Recorder()
     faults = Faults(uow_factory)
     service = faulty_worker(faults, recorder, clock, RecordedSleep())
-    submission = await submit(service, "buy 2 monitors for $300")
-    assert submission.root is not None
-    buy_id = submission.root.id
+    buy_id = await submit_purchase(service)
     faults.broken_for.add(buy_id)
-    await service.advance(buy_id)
-    asked = await approval_for(uow_factory, buy_id)
-    assert asked is not None
-    await service.decide(asked.id, "UAPPROVER", Decision.APPROVE)
+    await approve(service, uow_factory, buy_id)
     await service.idle()
 
     flagged = await task(uow_factory, buy_id)
@@ -245,14 +251,9 @@ async def test_purchase_order_placed_then_process_dies_is_finished_by_recovery(
     worker = faulty_worker(faults, recorder, clock)
     async with uow_factory() as uow:
         await uow.leases.acquire(worker_lease("worker-1"), "worker-1", clock.now(), 30)
-    submission = await submit(worker, "buy 2 monitors for $300")
-    assert submission.root is not None
-    buy_id = submission.root.id
+    buy_id = await submit_purchase(worker)
     faults.hang_for.add(buy_id)
-    await worker.advance(buy_id)
-    asked = await approval_for(uow_factory, buy_id)
-    assert asked is not None
-    await worker.decide(asked.id, "UAPPROVER", Decision.APPROVE)
+    await approve(worker, uow_factory, buy_id)
     await faults.hanging.wait()  # order placed, its recording under way…
     await worker.close(grace=0)  # …when the process dies
     placed = await task(uow_factory, buy_id)

@@ -15,7 +15,7 @@ from core.agents.registry import AgentRegistry
 from core.jobs.recovery import Recovery
 from core.orchestrator import GRAPH_AGENT
 from core.policy import Policy
-from core.records import NewTask, TaskChanges
+from core.records import NewTask, Task, TaskChanges
 from core.states import TaskStatus, transition
 from storage.models import ApprovalRow, TaskRow
 from storage.uow import SqlUnitOfWorkFactory
@@ -24,6 +24,23 @@ from tests.unit.core.helpers import Recorder, agent_registry, conversation, subm
 
 POLICY = Policy(approvers=("UAPPROVER",))
 WAITING = 1000
+
+
+async def orphaned_step(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, topic: str) -> Task:
+    """A research step left IN_PROGRESS by a worker that is gone."""
+    async with uow_factory() as uow:
+        orphan = await uow.tasks.add(
+            NewTask(conversation(), "research", f"research {topic}", {"topic": topic}, "USD")
+        )
+        assert await transition(
+            uow,
+            orphan,
+            TaskStatus.IN_PROGRESS,
+            actor="test",
+            clock=clock,
+            changes=TaskChanges(started_at=clock.now(), worker="dead-worker"),
+        )
+    return orphan
 
 
 async def waiting_backlog(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, count: int) -> None:
@@ -101,18 +118,7 @@ async def test_recovery_behind_1000_waiting_requests(
     await waiting_backlog(uow_factory, clock, WAITING)
 
     # an orphan: a research step claimed by a worker that has died (no lease)
-    async with uow_factory() as uow:
-        orphan = await uow.tasks.add(
-            NewTask(conversation(), "research", "research desks", {"topic": "desks"}, "USD")
-        )
-        assert await transition(
-            uow,
-            orphan,
-            TaskStatus.IN_PROGRESS,
-            actor="test",
-            clock=clock,
-            changes=TaskChanges(started_at=clock.now(), worker="dead-worker"),
-        )
+    orphan = await orphaned_step(uow_factory, clock, "desks")
     clock.advance(1)
 
     recorder = Recorder()
@@ -142,18 +148,6 @@ async def test_recovery_pages_through_more_orphans_than_a_page(
 ) -> None:
     orphans = []
     for n in range(5):
-        async with uow_factory() as uow:
-            orphan = await uow.tasks.add(
-                NewTask(conversation(), "research", f"research {n}", {"topic": "x"}, "USD")
-            )
-            assert await transition(
-                uow,
-                orphan,
-                TaskStatus.IN_PROGRESS,
-                actor="test",
-                clock=clock,
-                changes=TaskChanges(started_at=clock.now(), worker="dead-worker"),
-            )
-        orphans.append(orphan.id)
+        orphans.append((await orphaned_step(uow_factory, clock, str(n))).id)
     registry: AgentRegistry = agent_registry(Recorder())
     assert await Recovery(uow_factory, registry, clock, policy=POLICY).run(page=2) == orphans

@@ -249,6 +249,19 @@ async def test_with_no_approvers_configured_each_requester_hears_of_their_own(
 # --- through the Slack notifier to the fake Slack ------------------------------------------
 
 
+async def report_three_stale(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, fake_slack: FakeSlack
+) -> None:
+    """The scenario's threads are real Slack threads, its approval DMs went out long ago,
+    and now its three requests are stale: the reporter reports them."""
+    for thread, user in ((THREAD_BUY_A, "U1"), (THREAD_BUY_B, "U3"), (THREAD_GRAPH, "U2")):
+        fake_slack.note_user_message(CHANNEL, thread, user)
+    await deliver_all(uow_factory, clock, fake_slack)
+    fake_slack.calls.clear()
+    clock.advance(STALE + 120)
+    assert await StaleReporter(uow_factory, POLICY, clock, REPORT).run() == 3
+
+
 async def deliver_all(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, fake_slack: FakeSlack
 ) -> None:
@@ -263,12 +276,7 @@ async def test_the_digest_in_slack_links_each_thread(
     fake_slack: FakeSlack,
 ) -> None:
     sc = scenario
-    for thread, user in ((THREAD_BUY_A, "U1"), (THREAD_BUY_B, "U3"), (THREAD_GRAPH, "U2")):
-        fake_slack.note_user_message(CHANNEL, thread, user)
-    await deliver_all(uow_factory, clock, fake_slack)  # the approval DMs went out long ago
-    fake_slack.calls.clear()
-    clock.advance(STALE + 120)
-    assert await StaleReporter(uow_factory, POLICY, clock, REPORT).run() == 3
+    await report_three_stale(uow_factory, clock, fake_slack)
     await deliver_all(uow_factory, clock, fake_slack)
 
     asked = sorted(
@@ -413,12 +421,7 @@ async def test_a_permalink_call_answering_502_with_html_leaves_out_that_link_not
     status: int,
     content_type: str,
 ) -> None:
-    for thread, user in ((THREAD_BUY_A, "U1"), (THREAD_BUY_B, "U3"), (THREAD_GRAPH, "U2")):
-        fake_slack.note_user_message(CHANNEL, thread, user)
-    await deliver_all(uow_factory, clock, fake_slack)  # the approval DMs went out long ago
-    fake_slack.calls.clear()
-    clock.advance(STALE + 120)
-    assert await StaleReporter(uow_factory, POLICY, clock, REPORT).run() == 3
+    await report_three_stale(uow_factory, clock, fake_slack)
     # the first link answers a proxy's error page instead of JSON; the others work
     fake_slack.script("chat.getPermalink", [NotJson(status=status, content_type=content_type)])
     await deliver_all(uow_factory, clock, fake_slack)
