@@ -13,44 +13,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import SECRET, running_bot
 from tests.slackfake import payloads
 from tests.slackfake.server import FakeSlack
 from tests.slackfake.signing import SignedSender
-
-SECRET = "bench-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_healthy(url: str, deadline: float) -> None:
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url + "/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("the bot did not become healthy")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -67,26 +42,9 @@ async def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         async with FakeSlack() as slack:
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            env = {
-                **os.environ,
-                "SLACK_BOT_TOKEN": "xoxb-bench",
-                "SLACK_SIGNING_SECRET": SECRET,
-                "SLACK_API_URL": slack.base_url,
-                "DATABASE_URL": args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db",
-                "HOST": "127.0.0.1",
-                "PORT": str(port),
-                "LOG_LEVEL": "WARNING",
-            }
-            env.pop("SLACK_APP_TOKEN", None)
-            bot = subprocess.Popen([sys.executable, "-m", "bot"], cwd=ROOT, env=env)
-            try:
-                await wait_healthy(url, time.monotonic() + 60)
+            database_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
+            async with running_bot(slack, database_url) as url:
                 await run(slack, url, args.events, args.concurrency)
-            finally:
-                bot.terminate()
-                bot.wait(timeout=30)
 
 
 async def run(slack: FakeSlack, url: str, events: int, concurrency: int) -> None:
