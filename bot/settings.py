@@ -1,4 +1,4 @@
-"""The configuration contract (../shared/design.md), read from the environment."""
+"""The configuration contract (README.md, Configuration), read from the environment."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def build_app(
         client=client,
         signing_secret=secret,
         # The listener persists the request before Bolt sends the ack, so an
-        # acknowledged event survives a crash (shared/reliability.md).
+        # acknowledged event survives a crash (docs/RELIABILITY.md).
         process_before_response=True,
         request_verification_enabled=not settings.socket_mode,
         logger=log_safety.bolt_logger(),

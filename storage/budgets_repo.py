@@ -1,7 +1,7 @@
 """Monthly budgets per requester: money is reserved (held) before a task runs and
 turned into spend (or released) when it ends.
 
-reliability.md: read-then-write overspent 350 of 300 under concurrency. So every
+docs/RELIABILITY.md: read-then-write overspent 350 of 300 under concurrency. So every
 change here is a conditional UPDATE whose WHERE carries the check, and a hold's
 state moves HELD → SPENT | RELEASED only through `WHERE status = 'HELD'`, which
 makes settle and release idempotent and mutually exclusive.

@@ -1,6 +1,6 @@
 """Engine setup: one place that knows SQLite and PostgreSQL differ.
 
-SQLite (reliability.md): aiosqlite's own transaction handling loses updates and
+SQLite (docs/RELIABILITY.md): aiosqlite's own transaction handling loses updates and
 a DEFERRED transaction that reads then writes fails at once with "database is
 locked". So SQLAlchemy's documented aiosqlite recipe is applied: the driver's
 BEGIN is switched off (`isolation_level = None`) and every transaction starts

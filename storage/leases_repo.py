@@ -1,6 +1,6 @@
 """Named leases so that one replica of several runs a scheduled job.
 
-APScheduler job stores must not be shared (reliability.md), so each process
+APScheduler job stores must not be shared (docs/RELIABILITY.md), so each process
 schedules in memory and gates each run here: the lease goes to whoever asks
 when it is free or expired, and is renewed only by its holder.
 """

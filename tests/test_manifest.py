@@ -21,7 +21,7 @@ MANIFEST = REPO / "manifest.yml"
 SCHEMA_FILE = "schemas/manifest.schema.1.0.0.json"
 EXAMPLE_FILE = "schemas/example.manifest.v1.valid.json"
 
-ENDPOINT_PATH = "/slack/events"  # design.md: POST /slack/events, Bolt's single endpoint
+ENDPOINT_PATH = "/slack/events"  # docs/ARCHITECTURE.md: POST /slack/events, Bolt's single endpoint
 # Adding a scope is a conscious change: extend this list with the reason.
 ALLOWED_BOT_SCOPES = {
     "app_mentions:read": "app_mention events",

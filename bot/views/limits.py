@@ -1,4 +1,4 @@
-"""Block Kit limits (shared/slack-reference/facts.md §5) and helpers that keep to them.
+"""Block Kit limits (docs/SLACK.md) and helpers that keep to them.
 
 Lengths are counted the way python-slack-sdk counts them (``len`` of the string
 sent), i.e. on escaped mrkdwn.

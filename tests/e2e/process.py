@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,10 +25,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
-    """A port nothing listens on right now (bound and released on 127.0.0.1)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on right now, for a bot started (and restarted) later.
+
+    Taken below Linux's ephemeral range (32768+), from a block of its own per
+    pytest-xdist worker: a port the kernel hands out for ``bind(0)`` (fake Slack,
+    in-process apps) or another worker picks can never be this one.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = 20000 + 1000 * (int(worker) % 12 if worker.isdigit() else 0)
+    for port in random.sample(range(base, base + 1000), 1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + 999}")
 
 
 def bot_env(

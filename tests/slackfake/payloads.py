@@ -1,8 +1,8 @@
 """Slack payload builders that start from Slack's real sample payloads.
 
-Every builder loads a sample from ``shared/slack-reference/samples/
-bolt-python-extracted/`` (next to the repo, or ``$TASKBOT_SLACK_REFERENCE``),
-keeps its structure and keys, and fills in our values.  Event ids, message
+Every builder loads a sample from ``tests/fixtures/slack/samples/
+bolt-python-extracted/`` (or ``$TASKBOT_SLACK_REFERENCE``), keeps its
+structure and keys, and fills in our values.  Event ids, message
 timestamps and trigger ids are unique per call.
 
 Defaults match ``FakeSlack``: team ``T0001``, app ``A0001``, bot user
@@ -50,11 +50,11 @@ SAMPLES = "samples/bolt-python-extracted"
 
 
 def reference_dir() -> Path:
-    """``shared/slack-reference`` (override with ``$TASKBOT_SLACK_REFERENCE``)."""
+    """``tests/fixtures/slack`` (override with ``$TASKBOT_SLACK_REFERENCE``)."""
     override = os.environ.get("TASKBOT_SLACK_REFERENCE")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[3] / "shared" / "slack-reference"
+    return Path(__file__).resolve().parents[1] / "fixtures" / "slack"
 
 
 @cache
@@ -572,7 +572,7 @@ def slash_command(
     else:
         form["enterprise_id"] = enterprise_id
         form["enterprise_name"] = enterprise_name or "Fake Org"
-    # Current Slack also sends these (facts.md §7); the older sample lacks them.
+    # Current Slack also sends these (docs/SLACK.md, slash commands); the older sample lacks them.
     form["api_app_id"] = api_app_id
     form["is_enterprise_install"] = "false"
     return form

@@ -1,6 +1,6 @@
 """Send requests to the bot exactly as Slack signs and delivers them.
 
-Signature (facts.md §1): ``"v0=" + hex(HMAC-SHA256(secret, f"v0:{ts}:{raw body}"))``
+Signature (docs/SLACK.md): ``"v0=" + hex(HMAC-SHA256(secret, f"v0:{ts}:{raw body}"))``
 in ``X-Slack-Signature``, with ``X-Slack-Request-Timestamp``; computed over the
 raw body bytes.  Events API bodies are JSON; slash commands are form fields;
 interactivity is a form with one field ``payload=<json>``.
