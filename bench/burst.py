@@ -11,6 +11,7 @@ figures move with the machine's load; the ratios from one run are what to compar
 
 --two-process additionally drives --two-process-events over two taskbot
 processes on one database and prints the slowest ack.
+--baseline-root DIR also runs the bot from another checkout (before/after in one run).
 --profile DIR records each taskbot run with py-spy (`pip install -e '.[bench]'`)
 into DIR/<db>.txt (collapsed stacks) and prints where the time went.
 
@@ -50,11 +51,10 @@ from sqlalchemy.pool import NullPool
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.storage_size import postgres_bytes, sqlite_bytes  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from tests.slackfake import payloads  # noqa: E402
-from tests.slackfake.server import FakeSlack  # noqa: E402
-from tests.slackfake.signing import SignedSender  # noqa: E402
+from bench.storage_size import postgres_bytes, sqlite_bytes
+from tests.slackfake import payloads
+from tests.slackfake.server import FakeSlack
+from tests.slackfake.signing import SignedSender
 
 SECRET = "bench-secret"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -76,7 +76,12 @@ class App:
     """One app process (bare Bolt or taskbot), optionally under `py-spy record`."""
 
     def __init__(
-        self, argv: list[str], env: dict[str, str], log: Path, profile: Path | None = None
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        log: Path,
+        profile: Path | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         self.port = int(env["PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
@@ -85,14 +90,14 @@ class App:
             argv = [spy, "record", "-f", "raw", "-r", "250", "-o", str(profile), "--", *argv]
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
             )
         self.log = log
         self.profiled = profile is not None
         self.pid = self.proc.pid
 
-    async def ready(self, health: bool, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
+    async def ready(self, health: bool, within: float = 60) -> None:
+        deadline = time.monotonic() + within
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -110,8 +115,11 @@ class App:
             else:
                 raise SystemExit(f"app not ready:\n{self.log.read_text()[-3000:]}")
         if self.profiled:  # measure the python child, not py-spy
-            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-            self.pid = int(children.split()[0])
+            self.pid = self._child()
+
+    def _child(self) -> int:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return int(children.split()[0])
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -243,7 +251,8 @@ async def run_bare(events: int, concurrency: int, tmp: str) -> Figures:
     figures = Figures()
     async with FakeSlack() as slack:
         env = app_env(slack, free_port())
-        app = App([sys.executable, str(ROOT / "bench" / "bare_bolt.py")], env, Path(tmp, "bare.log"))
+        argv = [sys.executable, str(ROOT / "bench" / "bare_bolt.py")]
+        app = App(argv, env, Path(tmp, "bare.log"))
         try:
             await app.ready(health=False)
             await burst(slack, [app], events, concurrency, figures)
@@ -253,23 +262,30 @@ async def run_bare(events: int, concurrency: int, tmp: str) -> Figures:
 
 
 async def run_taskbot(
-    url: str, processes: int, events: int, concurrency: int, tmp: str, profile: Path | None
+    url: str,
+    processes: int,
+    events: int,
+    concurrency: int,
+    tmp: str,
+    profile: Path | None,
+    root: Path = ROOT,
 ) -> Figures:
+    """`python -m bot` from the checkout at `root` (it migrates the database itself)."""
     figures = Figures()
-    await upgrade(url)
     async with FakeSlack() as slack:
-        apps = [
-            App(
-                [sys.executable, "-m", "bot"],
-                app_env(slack, free_port(), url),
-                Path(tmp, "taskbot.log"),
-                profile if i == 0 else None,
-            )
-            for i in range(processes)
-        ]
+        apps: list[App] = []
         try:
-            for a in apps:
-                await a.ready(health=True)
+            for i in range(processes):
+                apps.append(
+                    App(
+                        [sys.executable, "-m", "bot"],
+                        app_env(slack, free_port(), url),
+                        Path(tmp, "taskbot.log"),
+                        profile if i == 0 else None,
+                        cwd=root,
+                    )
+                )
+                await apps[-1].ready(health=True)
             before = await db_bytes(url)
             await burst(slack, apps, events, concurrency, figures)
         finally:
@@ -287,33 +303,50 @@ async def run_taskbot(
     return figures
 
 
-def report(title: str, bare: Figures | None, bot: Figures) -> None:
-    def row(name: str, b: float | None, t: float | None, fmt: str = "{:.1f}") -> None:
-        bs = fmt.format(b) if b is not None else "-"
-        ts = fmt.format(t) if t is not None else "-"
-        ratio = f"{t / b:.1f}x" if b and t is not None else ""
-        print(f"  {name:<28}{bs:>12}{ts:>12}{ratio:>9}")
+def report(title: str, bare: Figures | None, bots: list[tuple[str, Figures]]) -> None:
+    """One column per app, then each taskbot's ratio to bare Bolt."""
+    columns = ([("bare Bolt", bare)] if bare is not None else []) + bots
 
-    def stat(f: Figures | None, fn: str) -> float | None:
-        if f is None or not f.acks_ms:
-            return None
-        return {
-            "p50": statistics.median(f.acks_ms),
-            "p99": pct(f.acks_ms, 99),
-            "max": max(f.acks_ms),
-        }[fn]
+    def stat(f: Figures, fn: str) -> float | None:
+        if fn in ("p50", "p99", "max"):
+            if not f.acks_ms:
+                return None
+            return {
+                "p50": statistics.median(f.acks_ms),
+                "p99": pct(f.acks_ms, 99),
+                "max": max(f.acks_ms),
+            }[fn]
+        value: float | None = getattr(f, fn)
+        return value
 
+    rows = [
+        ("ack p50 ms", "p50", "{:.1f}"),
+        ("ack p99 ms", "p99", "{:.1f}"),
+        ("ack max ms", "max", "{:.1f}"),
+        ("acked events/s", "acked_per_s", "{:.0f}"),
+        ("all replies delivered s", "delivered_s", "{:.2f}"),
+        ("CPU ms/event", "cpu_ms_per_event", "{:.2f}"),
+        ("RSS MB after", "rss_mb", "{:.0f}"),
+        ("db bytes/request", "db_bytes_per_request", "{:.0f}"),
+    ]
     print(f"\n{title}")
-    print(f"  {'':<28}{'bare Bolt':>12}{'taskbot':>12}{'ratio':>9}")
-    for fn in ("p50", "p99", "max"):
-        row(f"ack {fn} ms", stat(bare, fn), stat(bot, fn))
-    row("acked events/s", bare and bare.acked_per_s, bot.acked_per_s, "{:.0f}")
-    row("all replies delivered s", bare and bare.delivered_s, bot.delivered_s, "{:.2f}")
-    row("CPU ms/event", bare and bare.cpu_ms_per_event, bot.cpu_ms_per_event, "{:.2f}")
-    row("RSS MB after", bare and bare.rss_mb, bot.rss_mb, "{:.0f}")
-    row("db bytes/request", None, bot.db_bytes_per_request, "{:.0f}")
-    for name, f in (("bare Bolt", bare), ("taskbot", bot)):
-        if f is not None and (f.failed or f.delivered < f.expected):
+    head = "".join(f"{name:>14}" for name, _ in columns)
+    ratios = "".join(f"{'/bare ' + name[-6:]:>14}" for name, _ in bots) if bare else ""
+    print(f"  {'':<26}{head}{ratios}")
+    for label, fn, fmt in rows:
+        cells = []
+        for _, f in columns:
+            v = stat(f, fn)
+            cells.append(f"{fmt.format(v) if v is not None else '-':>14}")
+        line = "".join(cells)
+        if bare is not None:
+            b = stat(bare, fn)
+            for _, f in bots:
+                t = stat(f, fn)
+                line += f"{f'{t / b:.1f}x' if b and t is not None else '':>14}"
+        print(f"  {label:<26}{line}")
+    for name, f in columns:
+        if f.failed or f.delivered < f.expected:
             print(
                 f"  !! {name}: {f.failed} not acked, {f.delivered}/{f.expected} replies delivered"
             )
@@ -367,6 +400,12 @@ async def main() -> None:
     parser.add_argument("--two-process-events", type=int, default=2000)
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument(
+        "--baseline-root",
+        type=Path,
+        default=None,
+        help="also run `python -m bot` from this checkout (e.g. a worktree of main)",
+    )
+    parser.add_argument(
         "--postgres-admin-url",
         default=os.environ.get(
             "TASKBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -381,10 +420,18 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for backend in backends:
             bare = None if args.no_bare else await run_bare(args.events, args.concurrency, tmp)
+            bots: list[tuple[str, Figures]] = []
+            if args.baseline_root:
+                async with database(backend, tmp, args.postgres_admin_url) as url:
+                    base = await run_taskbot(
+                        url, 1, args.events, args.concurrency, tmp, None, args.baseline_root
+                    )
+                bots.append(("taskbot base", base))
             profile = args.profile / f"{backend}.txt" if args.profile else None
             async with database(backend, tmp, args.postgres_admin_url) as url:
                 bot = await run_taskbot(url, 1, args.events, args.concurrency, tmp, profile)
-            report(f"{backend}: {args.events} events, {args.concurrency} in flight", bare, bot)
+            bots.append(("taskbot", bot))
+            report(f"{backend}: {args.events} events, {args.concurrency} in flight", bare, bots)
             if profile:
                 summarize_profile(profile)
             if args.two_process:
@@ -396,7 +443,7 @@ async def main() -> None:
                     f"{backend}: {args.two_process_events} events over two processes, "
                     f"{args.concurrency} in flight",
                     None,
-                    two,
+                    [("taskbot x2", two)],
                 )
         print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

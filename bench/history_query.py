@@ -3,7 +3,8 @@
 Fills a migrated database (SQLite file, or a throw-away PostgreSQL database from
 --postgres-admin-url, dropped afterwards) with --tasks tasks generated in SQL
 (half requests, half their steps; --requesters people; 85 % completed, the rest
-failed / cancelled / rejected / pending / running), then times what `/tasks
+failed / cancelled / rejected / pending / running; ANALYZE on PostgreSQL only, as
+in production unless --analyze), then times what `/tasks
 [filter]` runs — core.history.History.page: one page of the newest requests and
 their count — for random requesters, per filter, and prints p50/p99/max.
 
@@ -25,20 +26,21 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.burst import database, pct  # noqa: E402
-from core.history import FILTERS, History  # noqa: E402
-from core.policy import Policy  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.uow import SqlUnitOfWorkFactory  # noqa: E402
+from bench.burst import database, pct
+from core.history import FILTERS, History
+from core.policy import Policy
+from storage.migrate import upgrade
+from storage.uow import SqlUnitOfWorkFactory
 
-# status of request n: by (n * 7919) % 100
+# status of request k = (n + 1) / 2: by k * 7919 % 1009 % 100 (independent of the requester)
 _STATUS = (
     "CASE WHEN {h} < 85 THEN 'COMPLETED' WHEN {h} < 93 THEN 'FAILED' "
     "WHEN {h} < 96 THEN 'CANCELLED' WHEN {h} < 98 THEN 'REJECTED' "
     "WHEN {h} < 99 THEN 'PENDING' ELSE 'IN_PROGRESS' END"
 )
 
-SQLITE_FILL = """
+SQLITE_FILL = (
+    """
 WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < :tasks)
 INSERT INTO tasks (id, root_id, parent_id, requester, team, channel, thread_ts, agent, title,
                    params, status, cost_cents, currency, position, created_at, updated_at,
@@ -48,14 +50,18 @@ SELECT n,
        CASE WHEN n % 2 = 1 THEN NULL ELSE n - 1 END,
        'U' || (((n - 1) / 2) % :requesters), 'T0001', 'D' || (((n - 1) / 2) % :requesters),
        '1700000000.' || n, 'research', 'research laptops ' || n, '{}',
-       """ + _STATUS.format(h="(((n + 1) / 2) * 7919 % 100)") + """,
+       """
+    + _STATUS.format(h="(((n + 1) / 2) * 7919 % 1009 % 100)")
+    + """,
        0, 'USD', n % 2,
        datetime('2026-01-01', '+' || n || ' seconds') || '.000000',
        datetime('2026-01-01', '+' || n || ' seconds') || '.000000', 0
 FROM seq
 """
+)
 
-POSTGRES_FILL = """
+POSTGRES_FILL = (
+    """
 INSERT INTO tasks (id, root_id, parent_id, requester, team, channel, thread_ts, agent, title,
                    params, status, cost_cents, currency, position, created_at, updated_at,
                    stale_step)
@@ -64,15 +70,18 @@ SELECT n,
        CASE WHEN n % 2 = 1 THEN NULL ELSE n - 1 END,
        'U' || (((n - 1) / 2) % :requesters), 'T0001', 'D' || (((n - 1) / 2) % :requesters),
        '1700000000.' || n, 'research', 'research laptops ' || n, '{}',
-       """ + _STATUS.format(h="(((n + 1) / 2) * 7919 % 100)") + """,
+       """
+    + _STATUS.format(h="(((n + 1) / 2) * 7919 % 1009 % 100)")
+    + """,
        0, 'USD', n % 2,
        timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second',
        timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second', 0
-FROM generate_series(1, :tasks) AS n
+FROM generate_series(1::bigint, :tasks) AS n
 """
+)
 
 
-async def fill(url: str, tasks: int, requesters: int) -> None:
+async def fill(url: str, tasks: int, requesters: int, analyze: bool) -> None:
     uow = SqlUnitOfWorkFactory.from_url(url)
     try:
         async with uow.engine.begin() as connection:
@@ -80,12 +89,21 @@ async def fill(url: str, tasks: int, requesters: int) -> None:
             sql = POSTGRES_FILL if postgres else SQLITE_FILL
             await connection.execute(text(sql), {"tasks": tasks, "requesters": requesters})
             if postgres:
-                await connection.execute(
-                    text("SELECT setval('tasks_id_seq', :n)"), {"n": tasks}
-                )
-        async with uow.engine.connect() as connection:
-            await connection.execute(text("ANALYZE"))
-            await connection.commit()
+                await connection.execute(text("SELECT setval('tasks_id_seq', :n)"), {"n": tasks})
+        if postgres or analyze:  # autovacuum would; nothing runs ANALYZE on SQLite
+            async with uow.engine.connect() as connection:
+                await connection.execute(text("ANALYZE"))
+                await connection.commit()
+    finally:
+        await uow.dispose()
+
+
+async def drop_history_indexes(url: str) -> None:
+    uow = SqlUnitOfWorkFactory.from_url(url)
+    try:
+        async with uow.engine.begin() as connection:
+            for name in ("ix_tasks_history", "ix_tasks_history_status"):
+                await connection.execute(text(f"DROP INDEX IF EXISTS {name}"))
     finally:
         await uow.dispose()
 
@@ -117,6 +135,10 @@ async def main() -> None:
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--requesters", type=int, default=100)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--analyze", action="store_true", help="ANALYZE SQLite too")
+    parser.add_argument(
+        "--without-index", action="store_true", help="drop the history indexes (as before 0005)"
+    )
     parser.add_argument(
         "--postgres-admin-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test"
     )
@@ -129,11 +151,14 @@ async def main() -> None:
             async with database(backend, tmp, args.postgres_admin_url) as url:
                 await upgrade(url)
                 start = time.perf_counter()
-                await fill(url, args.tasks, args.requesters)
+                await fill(url, args.tasks, args.requesters, args.analyze)
                 print(
                     f"{backend}: {args.tasks} tasks, {args.requesters} requesters "
                     f"(filled in {time.perf_counter() - start:.0f} s)"
                 )
+                if args.without_index:
+                    await drop_history_indexes(url)
+                    print("  (without the 0005_history_index indexes)")
                 await measure(url, args.requesters, args.queries)
 
 

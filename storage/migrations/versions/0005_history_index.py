@@ -1,0 +1,46 @@
+"""Indexes that serve `/tasks [filter]`: a person's requests, newest first.
+
+Partial (requests only, `parent_id IS NULL`) so steps cost them nothing and the
+page and its count read the index alone: one with the status (a filter is an
+equality on it), one without (the unfiltered page is already in order).
+
+Revision ID: 0005_history_index
+Revises: 0004_outbox_unconfirmed
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005_history_index"
+down_revision: str | None = "0004_outbox_unconfirmed"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_ROOTS = sa.text("parent_id IS NULL")
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_tasks_history",
+        "tasks",
+        ["requester", "created_at", "id"],
+        postgresql_where=_ROOTS,
+        sqlite_where=_ROOTS,
+    )
+    op.create_index(
+        "ix_tasks_history_status",
+        "tasks",
+        ["requester", "status", "created_at", "id"],
+        postgresql_where=_ROOTS,
+        sqlite_where=_ROOTS,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_tasks_history_status", table_name="tasks")
+    op.drop_index("ix_tasks_history", table_name="tasks")
