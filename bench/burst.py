@@ -152,6 +152,7 @@ class Figures:
     cpu_ms_per_event: float = float("nan")
     rss_mb: float = float("nan")
     db_bytes_per_request: float | None = None
+    commits_per_event: float | None = None
 
 
 async def burst(
@@ -241,6 +242,23 @@ async def database(backend: str, tmp: str, admin_url: str) -> AsyncIterator[str]
         await admin.dispose()
 
 
+async def pg_commits(url: str) -> int | None:
+    """Transactions committed in the database so far (PostgreSQL's own statistics)."""
+    if not url.startswith("postgresql"):
+        return None
+    await asyncio.sleep(1.1)  # backends flush their statistics about once a second
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT pg_stat_force_next_flush()"))
+            value = await connection.scalar(
+                text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+            )
+            return int(value or 0)
+    finally:
+        await engine.dispose()
+
+
 async def db_bytes(url: str) -> int:
     if url.startswith("postgresql"):
         return await postgres_bytes(url, vacuum=False)
@@ -287,11 +305,15 @@ async def run_taskbot(
                 )
                 await apps[-1].ready(health=True)
             before = await db_bytes(url)
+            commits = await pg_commits(url)
             await burst(slack, apps, events, concurrency, figures)
+            commits_after = await pg_commits(url)
         finally:
             for a in apps:
                 a.stop()
         figures.db_bytes_per_request = (await db_bytes(url) - before) / events
+        if commits is not None and commits_after is not None:
+            figures.commits_per_event = (commits_after - commits) / events
         dupes = Counter(
             (c.params.get("thread_ts"), str(c.params.get("text"))[:6])
             for c in slack.calls_to("chat.postMessage")
@@ -328,6 +350,7 @@ def report(title: str, bare: Figures | None, bots: list[tuple[str, Figures]]) ->
         ("CPU ms/event", "cpu_ms_per_event", "{:.2f}"),
         ("RSS MB after", "rss_mb", "{:.0f}"),
         ("db bytes/request", "db_bytes_per_request", "{:.0f}"),
+        ("commits/event (PostgreSQL)", "commits_per_event", "{:.1f}"),
     ]
     print(f"\n{title}")
     head = "".join(f"{name:>14}" for name, _ in columns)

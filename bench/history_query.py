@@ -3,8 +3,8 @@
 Fills a migrated database (SQLite file, or a throw-away PostgreSQL database from
 --postgres-admin-url, dropped afterwards) with --tasks tasks generated in SQL
 (half requests, half their steps; --requesters people; 85 % completed, the rest
-failed / cancelled / rejected / pending / running; ANALYZE on PostgreSQL only, as
-in production unless --analyze), then times what `/tasks
+failed / cancelled / rejected / pending / running; VACUUM ANALYZE on PostgreSQL as
+autovacuum would, nothing on SQLite as in production unless --analyze), then times what `/tasks
 [filter]` runs — core.history.History.page: one page of the newest requests and
 their count — for random requesters, per filter, and prints p50/p99/max.
 
@@ -91,9 +91,9 @@ async def fill(url: str, tasks: int, requesters: int, analyze: bool) -> None:
             if postgres:
                 await connection.execute(text("SELECT setval('tasks_id_seq', :n)"), {"n": tasks})
         if postgres or analyze:  # autovacuum would; nothing runs ANALYZE on SQLite
-            async with uow.engine.connect() as connection:
-                await connection.execute(text("ANALYZE"))
-                await connection.commit()
+            autocommit = uow.engine.execution_options(isolation_level="AUTOCOMMIT")
+            async with autocommit.connect() as connection:
+                await connection.execute(text("VACUUM ANALYZE" if postgres else "ANALYZE"))
     finally:
         await uow.dispose()
 

@@ -1,8 +1,10 @@
 """Indexes that serve `/tasks [filter]`: a person's requests, newest first.
 
-Partial (requests only, `parent_id IS NULL`) so steps cost them nothing and the
-page and its count read the index alone: one with the status (a filter is an
-equality on it), one without (the unfiltered page is already in order).
+Partial (requests only, `parent_id IS NULL`) so steps cost them nothing: one led
+by the status (a filter is an equality on it), one without (the unfiltered page
+is already in order). The trailing status and parent_id make counts and the
+status check index-only (SQLite will not cover a query whose WHERE names a column
+the index lacks, even the one in its own predicate).
 
 Revision ID: 0005_history_index
 Revises: 0004_outbox_unconfirmed
@@ -28,14 +30,14 @@ def upgrade() -> None:
     op.create_index(
         "ix_tasks_history",
         "tasks",
-        ["requester", "created_at", "id"],
+        ["requester", "created_at", "id", "status", "parent_id"],
         postgresql_where=_ROOTS,
         sqlite_where=_ROOTS,
     )
     op.create_index(
         "ix_tasks_history_status",
         "tasks",
-        ["requester", "status", "created_at", "id"],
+        ["requester", "status", "created_at", "id", "parent_id"],
         postgresql_where=_ROOTS,
         sqlite_where=_ROOTS,
     )
