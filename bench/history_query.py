@@ -158,7 +158,7 @@ async def main() -> None:
                 )
                 if args.without_index:
                     await drop_history_indexes(url)
-                    print("  (without the 0005_history_index indexes)")
+                    print("  (without the 0006_history_index indexes)")
                 await measure(url, args.requesters, args.queries)
 
 

@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> None:
         from bot.console import run_console
         from bot.container import build
 
+        if not settings.approvers:
+            # one person at a terminal: with nobody else to ask, they approve their own
+            settings = settings.model_copy(update={"allow_self_approval": True})
+
         async def console_main() -> None:
             container = await build(settings)
             try:

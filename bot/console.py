@@ -10,7 +10,7 @@ from bot.console_render import render_budget, render_history, render_notice, ren
 from bot.container import Container
 from bot.tasks_command import parse_tasks_command
 from core.approvals import Decision
-from core.notices import ApprovalNeeded, Notice
+from core.notices import ApprovalDecided, ApprovalNeeded, Notice
 from core.orchestrator import Request
 from core.ports import Attempt
 from core.records import Conversation
@@ -28,9 +28,16 @@ class ConsoleNotifier:
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self.open_approvals: list[int] = []
+        self._shown: set[tuple[str, int]] = set()
         self._sent = 0
 
     async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None:
+        if isinstance(notice, ApprovalNeeded | ApprovalDecided):
+            # one line per approval, not one per approver's copy
+            seen = (notice.kind, notice.approval_id)
+            if seen in self._shown:
+                return None
+            self._shown.add(seen)
         if isinstance(notice, ApprovalNeeded):
             self.open_approvals.append(notice.approval_id)
         print(f"taskbot> {render_notice(notice)}", file=self._out, flush=True)
@@ -45,7 +52,7 @@ class Console:
         self._out = out
         self._notifier = ConsoleNotifier(out)
         self._dispatcher = container.attach_notifier(self._notifier)
-        self._approver = (container.settings.approvers or (user,))[0]
+        self._approver = (container.service.policy.approvers_for(user) or (user,))[0]
 
     def say(self, text: str) -> None:
         print(f"taskbot> {text}", file=self._out, flush=True)

@@ -7,6 +7,7 @@ from datetime import datetime
 from core.history import HistoryPage
 from core.money import format_money
 from core.notices import (
+    ApprovalAsked,
     ApprovalDecided,
     ApprovalNeeded,
     ApprovalReminder,
@@ -52,6 +53,9 @@ def render_notice(notice: Notice) -> str:
             f" ({format_money(notice.remaining_cents, notice.currency)} left this month). "
             f"Approvers: {', '.join(notice.approvers)}.\n  [a]pprove / [d]eny"
         )
+    if isinstance(notice, ApprovalAsked):
+        who = ", ".join(notice.approvers)
+        return f"#{notice.task_id} {notice.title} waits for approval from {who}."
     if isinstance(notice, ApprovalDecided):
         by = f" by {notice.decided_by}" if notice.decided_by else ""
         return f"Approval for #{notice.task_id} {notice.outcome}{by}."

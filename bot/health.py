@@ -3,6 +3,7 @@ is any step stuck (running longer than every attempt timing out plus a margin)."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -10,12 +11,18 @@ from aiohttp import web
 
 from bot.container import Container
 
+#: why the Slack link is down (None while it is up); absent in HTTP mode
+LinkProblem = Callable[[], Awaitable[str | None]]
+
 
 async def health_report(
-    container: Container, scheduler_running: bool
+    container: Container, scheduler_running: bool, link_problem: LinkProblem | None = None
 ) -> tuple[int, dict[str, Any]]:
     now = container.clock.now()
     report: dict[str, Any] = {"database": "ok", "scheduler": scheduler_running}
+    down = await link_problem() if link_problem is not None else None
+    if link_problem is not None:
+        report["slack_link"] = "ok" if down is None else f"down: {down}"
     try:
         async with container.uow(read_only=True) as uow:
             pending, oldest, failed = await uow.outbox.backlog(now)
@@ -57,6 +64,10 @@ async def health_report(
             for t in stuck
         ],
     }
+    if down is not None:
+        # Slack cannot reach us: nothing anyone says to the bot arrives
+        report["status"] = "down"
+        return 503, report
     if stuck:
         report["status"] = "stuck"
         return 503, report
@@ -64,9 +75,11 @@ async def health_report(
     return 200, report
 
 
-def health_route(container: Container, scheduler_running: Any) -> web.RouteDef:
+def health_route(
+    container: Container, scheduler_running: Any, link_problem: LinkProblem | None = None
+) -> web.RouteDef:
     async def healthz(_request: web.Request) -> web.Response:
-        status, body = await health_report(container, bool(scheduler_running()))
+        status, body = await health_report(container, bool(scheduler_running()), link_problem)
         return web.json_response(body, status=status)
 
     return web.get("/healthz", healthz)

@@ -7,10 +7,10 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.api import mount_api
@@ -19,8 +19,10 @@ from bot.health import health_route
 from bot.metrics import Metrics, metrics_route
 from bot.scheduler import JobScheduler
 from bot.settings import Settings
-from bot.slack_app import build_app, web_client
+from bot.slack_app import build_app, record_refused, web_client
+from bot.slack_gate import slack_events
 from bot.slack_notifier import SlackNotifier
+from bot.socket_link import SocketLink
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ class Running:
     metrics: Metrics
     webhook_sender: asyncio.Task[None] | None = None
     runner: web.AppRunner | None = None
-    socket_handler: object | None = None
+    socket_link: SocketLink | None = None
     http: aiohttp.ClientSession | None = None
 
     @property
@@ -52,8 +54,8 @@ class Running:
         """Stop taking requests, let in-flight work finish (or leave it resumable), close."""
         if self.runner is not None:
             await self.runner.cleanup()
-        if self.socket_handler is not None:
-            await self.socket_handler.close_async()  # type: ignore[attr-defined]
+        if self.socket_link is not None:
+            await self.socket_link.close()
         await self.container.service.background.close(grace=10)
         self.scheduler.shutdown()
         for task in (self.sender, self.webhook_sender):
@@ -71,20 +73,38 @@ class Running:
             await self.http.close()
 
 
-def web_application(
-    bolt: AsyncApp, container: Container, scheduler: JobScheduler, metrics: Metrics
-) -> web.Application:
-    async def slack_events(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+def routes(
+    settings: Settings,
+    bolt: AsyncApp,
+    container: Container,
+    scheduler: JobScheduler,
+    metrics: Metrics,
+    link: SocketLink | None,
+) -> list[web.RouteDef]:
+    """The port's own routes, by section (the HTTP API is mounted beside them, see
+    `web_application`):
 
+    1. read-only operator endpoints (GET /healthz, GET /metrics): both modes;
+    2. Slack's request URL, POST /slack/events: HTTP mode only, behind the signature
+       check. In Socket Mode Slack talks over the websocket: nothing here reaches Bolt.
+    """
+    served: list[web.RouteDef] = [
+        health_route(container, lambda: scheduler.running, link.problem if link else None),
+        metrics_route(metrics, container),
+    ]
+    if not settings.socket_mode:
+        if settings.slack_signing_secret is None:
+            raise ValueError("HTTP mode needs SLACK_SIGNING_SECRET to check requests")
+        secret = settings.slack_signing_secret.get_secret_value()
+        refused = partial(record_refused, metrics)
+        served.append(web.post("/slack/events", slack_events(bolt, secret, refused)))
+    return served
+
+
+def web_application(served: list[web.RouteDef], container: Container) -> web.Application:
     application = web.Application(client_max_size=MAX_BODY)
-    application.add_routes(
-        [
-            web.post("/slack/events", slack_events),
-            health_route(container, lambda: scheduler.running),
-            metrics_route(metrics, container),
-        ]
-    )
+    application.add_routes(served)
+    # the HTTP API under /api/v1/, with its own bearer auth: both modes
     mount_api(application, container)
     return application
 
@@ -109,23 +129,19 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
             webhooks.run_forever(), name="webhooks"
         )
     if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
         assert settings.slack_app_token is not None
-        handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        running.socket_handler = handler
-        log.info("taskbot connected over Socket Mode")
-    runner = web.AppRunner(web_application(bolt, container, scheduler, metrics), access_log=None)
+        running.socket_link = SocketLink(bolt, settings.slack_app_token.get_secret_value())
+    served = routes(settings, bolt, container, scheduler, metrics, running.socket_link)
+    runner = web.AppRunner(web_application(served, container), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     running.runner = runner
-    log.info(
-        "taskbot listening on %s:%s (POST /slack/events, GET /healthz, GET /metrics)",
-        settings.host,
-        running.port,
-    )
+    paths = ", ".join([*(f"{r.method} {r.path}" for r in served), "/api/v1/"])
+    log.info("taskbot listening on %s:%s (%s)", settings.host, running.port, paths)
+    if running.socket_link is not None:
+        # served from the start: /healthz says 503 with the reason while the link is down
+        running.socket_link.start()
     return running
 
 

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", alias="HOST")
     port: int = Field(3000, alias="PORT", ge=0, le=65535)
     approvers: Annotated[tuple[str, ...], NoDecode] = Field((), alias="TASKBOT_APPROVERS")
+    allow_self_approval: bool = Field(False, alias="TASKBOT_ALLOW_SELF_APPROVAL")
+    approval_channel: str | None = Field(None, alias="TASKBOT_APPROVAL_CHANNEL")
     default_budget: Decimal = Field(Decimal(500), alias="TASKBOT_DEFAULT_BUDGET", ge=0)
     currency: str = Field("USD", alias="TASKBOT_CURRENCY", pattern=r"^[A-Za-z]{3}$")
     stale_after_seconds: int = Field(86400, alias="TASKBOT_STALE_AFTER_SECONDS", gt=0)
@@ -90,13 +92,23 @@ class Settings(BaseSettings):
             raise ValueError("TASKBOT_WEBHOOK_URL needs TASKBOT_WEBHOOK_SECRET to sign with")
         return self
 
-    @field_validator("report_channel", "llm_url", "webhook_url", mode="before")
+    @field_validator(
+        "report_channel",
+        "llm_url",
+        "webhook_url",
+        "approval_channel",
+        "slack_app_token",
+        "slack_bot_token",
+        "slack_signing_secret",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def socket_mode(self) -> bool:
+        """A blank SLACK_APP_TOKEN is unset: HTTP mode, with signatures checked."""
         return self.slack_app_token is not None
 
     def missing_for_slack(self) -> list[str]:
@@ -114,6 +126,8 @@ class Settings(BaseSettings):
     def policy(self) -> Policy:
         return Policy(
             approvers=self.approvers,
+            allow_self_approval=self.allow_self_approval,
+            approval_channel=self.approval_channel,
             monthly_budget_cents=to_cents(self.default_budget),
             currency=self.currency,
             approval_ttl_seconds=self.approval_ttl_seconds,

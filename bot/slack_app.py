@@ -86,6 +86,23 @@ class ObservedApp(AsyncApp):
         return response
 
 
+def record_refused(metrics: Metrics, status: int, reason: str, seconds: float) -> None:
+    """A request refused before Bolt saw it (bot/slack_gate.py), counted and logged in
+    one line like every other request. Its body is anyone's text: nothing of it is used."""
+    kind = "unverified" if status == 401 else "malformed"
+    metrics.request(kind, status, None, seconds)
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "event_id": None,
+        "task_id": None,
+        "outcome": f"http_{status}",
+        "status": status,
+        "reason": reason,
+        "duration_ms": round(seconds * 1000, 1),
+    }
+    request_log.info("slack %s refused: status=%s reason=%s", kind, status, reason, extra=fields)
+
+
 def build_app(
     settings: Settings,
     service: TaskService,

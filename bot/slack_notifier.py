@@ -19,8 +19,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.views import render
-from core.notices import ApprovalDecided, Notice, StaleReport
-from core.ports import Attempt, DeliveryError
+from core.notices import ApprovalDecided, ApprovalNeeded, Notice, StaleReport
+from core.ports import Attempt, DeliveryError, Posted
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class SlackNotifier:
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
 
-    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None:
+    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> Posted | None:
         doubt = _Doubt(attempt is not None and attempt.unconfirmed_since is not None)
         try:
             return await self._deliver(notice, attempt, doubt)
@@ -90,7 +90,9 @@ class SlackNotifier:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise DeliveryError(f"network: {exc!r}", permanent=False) from exc
 
-    async def _deliver(self, notice: Notice, attempt: Attempt | None, doubt: _Doubt) -> str | None:
+    async def _deliver(
+        self, notice: Notice, attempt: Attempt | None, doubt: _Doubt
+    ) -> Posted | None:
         dest = notice.destination
         channel = dest.channel or await self._open_dm(dest.user)
         if isinstance(notice, ApprovalDecided) and notice.message_ts:
@@ -99,7 +101,7 @@ class SlackNotifier:
                 channel=channel, ts=notice.message_ts, **message
             )  # an edit in place: repeating it changes nothing
             ts = response.get("ts")
-            return str(ts) if ts else None
+            return Posted(channel, str(ts)) if ts else None
         if attempt is not None and attempt.unconfirmed_since is not None:
             found = await self._already_posted(channel, dest.thread_ts, notice, attempt)
             if found is not None:
@@ -108,9 +110,13 @@ class SlackNotifier:
                     attempt.entry,
                     found,
                 )
-                return found
+                return Posted(channel, found)
             doubt.open = False  # settled: not there (or not readable), so it is posted
-        permalinks = await self._permalinks(notice) if isinstance(notice, StaleReport) else None
+        permalinks: dict[int, str] | None = None
+        if isinstance(notice, StaleReport):
+            permalinks = await self._permalinks(notice, channel)
+        elif isinstance(notice, ApprovalNeeded):
+            permalinks = await self._request_link(notice)
         message = render(notice, permalinks=permalinks)
         options: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
         if attempt is not None:
@@ -119,7 +125,7 @@ class SlackNotifier:
             channel=channel, thread_ts=dest.thread_ts, **message, **options
         )
         ts = response.get("ts")
-        return str(ts) if ts else None
+        return Posted(str(response.get("channel") or channel), str(ts)) if ts else None
 
     async def _already_posted(
         self, channel: str, thread_ts: str | None, notice: Notice, attempt: Attempt
@@ -184,24 +190,39 @@ class SlackNotifier:
         channel = response.get("channel") or {}
         return str(channel["id"])
 
-    async def _permalinks(self, notice: StaleReport) -> dict[int, str]:
+    async def _permalinks(self, notice: StaleReport, reader_channel: str) -> dict[int, str]:
+        """Links its reader can open: a DM is linked only in that same DM (the
+        requester reading about their own request, an approver their own copy)."""
         links: dict[int, str] = {}
         for task in notice.tasks:
-            if not task.thread_ts:
+            if not task.thread_ts or (_is_dm(task.channel) and task.channel != reader_channel):
                 continue
-            try:
-                response = await self._client.chat_getPermalink(
-                    channel=task.channel, message_ts=task.thread_ts
-                )
-                link = response.get("permalink")
-            except Exception as exc:
-                # A link is a nicety: the digest goes out without it rather than not at all,
-                # whatever the answer was (slack_sdk raises AttributeError on a text body).
-                log.warning("no permalink for task %s: %s", task.task_id, _error_of(exc))
-                continue
-            if isinstance(link, str) and link:
+            if link := await self._permalink(task.task_id, task.channel, task.thread_ts):
                 links[task.task_id] = link
         return links
+
+    async def _request_link(self, notice: ApprovalNeeded) -> dict[int, str]:
+        """The requester's thread, unless it is their DM with the bot (no one else can open it)."""
+        channel, ts = notice.request_channel, notice.request_thread_ts
+        if notice.task_id is None or not channel or not ts or _is_dm(channel):
+            return {}
+        link = await self._permalink(notice.task_id, channel, ts)
+        return {notice.task_id: link} if link else {}
+
+    async def _permalink(self, task_id: int, channel: str, ts: str) -> str | None:
+        try:
+            response = await self._client.chat_getPermalink(channel=channel, message_ts=ts)
+            link = response.get("permalink")
+        except Exception as exc:
+            # A link is a nicety: the message goes out without it rather than not at all,
+            # whatever the answer was (slack_sdk raises AttributeError on a text body).
+            log.warning("no permalink for task %s: %s", task_id, _error_of(exc))
+            return None
+        return link if isinstance(link, str) and link else None
+
+
+def _is_dm(channel: str) -> bool:
+    return channel.startswith("D")
 
 
 def _metadata(notice: Notice, entry: int) -> dict[str, Any]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from core.approval_routing import approver_destinations
 from core.approvals import Approvals
 from core.clock import Clock
 from core.notices import ApprovalReminder, Destination
 from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
+from core.records import Approval
 from core.states import ApprovalStatus
 
 
@@ -43,19 +45,29 @@ class ApprovalTimer:
                 if approval.created_at > due:
                     continue
                 if await uow.approvals.remind(approval.id, now, due):
-                    await uow.outbox.add(
-                        ApprovalReminder(
-                            destination=Destination(approval.channel, approval.thread_ts),
-                            task_id=approval.task_id,
-                            approval_id=approval.id,
-                            title=await self._title(uow, approval.task_id),
-                            approvers=approval.approvers,
-                            waiting_seconds=int((now - approval.created_at).total_seconds()),
-                        ),
-                        now,
-                    )
+                    title = await self._title(uow, approval.task_id)
+                    for destination in await self._where(uow, approval):
+                        await uow.outbox.add(
+                            ApprovalReminder(
+                                destination=destination,
+                                task_id=approval.task_id,
+                                approval_id=approval.id,
+                                title=title,
+                                approvers=approval.approvers,
+                                waiting_seconds=int((now - approval.created_at).total_seconds()),
+                            ),
+                            now,
+                        )
                     reminded += 1
         return reminded, expired_roots
+
+    async def _where(self, uow: UnitOfWork, approval: Approval) -> list[Destination]:
+        """Under each posted copy of the approval message, where its buttons are;
+        to the approvers themselves if none is recorded yet."""
+        copies = await uow.approvals.messages(approval.id)
+        if copies:
+            return [Destination(c.channel, c.message_ts) for c in copies]
+        return approver_destinations(self._policy, approval.approvers)
 
     @staticmethod
     async def _title(uow: UnitOfWork, task_id: int) -> str:

@@ -1,16 +1,25 @@
-"""Human decisions on tasks that spend money or reach outside."""
+"""Human decisions on tasks that spend money or reach outside.
+
+Every front end (Slack buttons, the HTTP API, the console) decides through
+`Approvals.decide`, so the rules are the same everywhere: rights are checked
+against the current policy at decision time, an expired approval is refused,
+and the first decision wins.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
+from core.approval_routing import OUTCOME, copy_decided, record_copy
 from core.audit import audit
 from core.clock import Clock
 from core.executor import destination_of
 from core.notices import ApprovalDecided, Notice, TaskCancelled, TaskRejected
+from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
-from core.records import Approval, TaskChanges
+from core.records import Approval, ApprovalMessage, TaskChanges
 from core.states import ApprovalStatus, TaskStatus
 from core.transitions import transition
 
@@ -25,15 +34,19 @@ class DecisionResult(Enum):
     NOT_FOUND = "not_found"
     NOT_ALLOWED = "not_allowed"
     ALREADY_DECIDED = "already_decided"
-    WRONG_MESSAGE = "wrong_message"
+    EXPIRED = "expired"
 
 
 @dataclass(frozen=True)
 class DecisionOutcome:
     result: DecisionResult
     approval: Approval | None = None
-    #: the root task to advance after an approval
+    #: the root task to advance (after an approval, a denial or an expiry)
     resume_root: int | None = None
+    #: who may decide now, by the current configuration
+    approvers: tuple[str, ...] = ()
+    #: the refused user is the requester
+    own_request: bool = False
 
     @property
     def message(self) -> str:
@@ -41,27 +54,26 @@ class DecisionOutcome:
         if self.result is DecisionResult.NOT_FOUND or a is None:
             return "I can't find that approval any more."
         if self.result is DecisionResult.NOT_ALLOWED:
+            if self.own_request:
+                return "You can't approve your own request: the approvers have been asked."
             return "You can't approve this request: only the listed approvers can."
-        if self.result is DecisionResult.WRONG_MESSAGE:
-            return "That button doesn't belong to this approval."
+        if self.result is DecisionResult.EXPIRED:
+            return f"This request expired on {_when(a.expires_at)} without a decision."
         if self.result is DecisionResult.ALREADY_DECIDED:
             who = f" by {a.decided_by}" if a.decided_by else ""
             return f"This request was already {a.status.value.lower()}{who}."
         return f"{a.status.value.capitalize()}."
 
 
-_OUTCOME = {
-    ApprovalStatus.APPROVED: "approved",
-    ApprovalStatus.DENIED: "denied",
-    ApprovalStatus.EXPIRED: "expired",
-    ApprovalStatus.CANCELLED: "cancelled",
-}
+def _when(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC")
 
 
 class Approvals:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, policy: Policy) -> None:
         self._uow = uow
         self._clock = clock
+        self._policy = policy
 
     async def decide(
         self,
@@ -71,35 +83,60 @@ class Approvals:
         *,
         channel: str | None = None,
         message_ts: str | None = None,
+        external: bool = False,
     ) -> DecisionOutcome:
         """Record one person's decision. The first decision wins; later ones change nothing.
 
-        `channel`/`message_ts` name the message the click came from: a click from
-        any other message than the approval's own is refused.
+        `channel`/`message_ts` name the message a click came from. Any copy of the
+        approval's message counts, one posted before a crash (never recorded)
+        included: it is recorded now, so the outcome replaces it too. `external`:
+        the user belongs to another workspace or organisation.
         """
+        now = self._clock.now()
         async with self._uow(urgent=True) as uow:
             approval = await uow.approvals.get(approval_id)
             if approval is None:
                 return DecisionOutcome(DecisionResult.NOT_FOUND)
-            if message_ts is not None and (
-                approval.message_ts != message_ts or approval.channel != channel
-            ):
-                return DecisionOutcome(DecisionResult.WRONG_MESSAGE, approval)
-            if not approval.may_decide(user):
-                return DecisionOutcome(DecisionResult.NOT_ALLOWED, approval)
+            if channel and message_ts:
+                copy = ApprovalMessage(approval.id, channel, message_ts)
+                await record_copy(uow, self._clock, copy)
+            current = self._policy.approvers_for(approval.requester)
+            if approval.status is not ApprovalStatus.PENDING:
+                return DecisionOutcome(DecisionResult.ALREADY_DECIDED, approval, None, current)
+            if now >= approval.expires_at:
+                return await self._expire(uow, approval, current)
+            if not self._policy.may_approve(user, approval.requester, external=external):
+                return DecisionOutcome(
+                    DecisionResult.NOT_ALLOWED,
+                    approval,
+                    None,
+                    current,
+                    own_request=user == approval.requester,
+                )
             status = (
                 ApprovalStatus.APPROVED if decision is Decision.APPROVE else ApprovalStatus.DENIED
             )
             if not await self.close_approval(uow, approval, status, user):
-                current = await uow.approvals.get(approval_id)
-                return DecisionOutcome(DecisionResult.ALREADY_DECIDED, current)
+                latest = await uow.approvals.get(approval_id)
+                return DecisionOutcome(DecisionResult.ALREADY_DECIDED, latest, None, current)
             decided = await uow.approvals.get(approval_id)
             task = await uow.tasks.get(approval.task_id)
             assert decided is not None and task is not None
             if status is ApprovalStatus.DENIED:
                 await self._stop_task(uow, approval, TaskStatus.REJECTED, user, "")
-                return DecisionOutcome(DecisionResult.DECIDED, decided, task.root_id)
-        return DecisionOutcome(DecisionResult.DECIDED, decided, task.root_id)
+        return DecisionOutcome(DecisionResult.DECIDED, decided, task.root_id, current)
+
+    async def _expire(
+        self, uow: UnitOfWork, approval: Approval, current: tuple[str, ...]
+    ) -> DecisionOutcome:
+        """A click after the expiry time: expire it now instead of waiting for the job."""
+        reason = f"No decision by {_when(approval.expires_at)}; the approval expired."
+        root = None
+        if await self.close_and_stop(uow, approval, ApprovalStatus.EXPIRED, None, reason):
+            task = await uow.tasks.get(approval.task_id)
+            root = task.root_id if task is not None else None
+        latest = await uow.approvals.get(approval.id)
+        return DecisionOutcome(DecisionResult.EXPIRED, latest or approval, root, current)
 
     async def close_and_stop(
         self,
@@ -118,7 +155,8 @@ class Approvals:
     async def close_approval(
         self, uow: UnitOfWork, approval: Approval, status: ApprovalStatus, user: str | None
     ) -> bool:
-        """Record the approval's end and replace its message; False if it had ended already."""
+        """Record the approval's end and replace every copy of its message;
+        False if it had ended already."""
         now = self._clock.now()
         if not await uow.approvals.decide(approval.id, status, user, now):
             return False
@@ -127,25 +165,29 @@ class Approvals:
             self._clock,
             approval.task_id,
             user or "taskbot",
-            f"approval_{_OUTCOME[status]}",
+            f"approval_{OUTCOME[status]}",
             {"approval_id": approval.id},
         )
         task = await uow.tasks.get(approval.task_id)
-        assert task is not None
-        await uow.outbox.add(
-            ApprovalDecided(
-                destination=destination_of(task),
-                task_id=task.id,
-                approval_id=approval.id,
-                title=task.title,
-                outcome=_OUTCOME[status],
-                decided_by=user,
-                message_ts=approval.message_ts,
-                amount_cents=approval.amount_cents,
-                currency=approval.currency,
-            ),
-            now,
-        )
+        decided = await uow.approvals.get(approval.id)
+        assert task is not None and decided is not None
+        for copy in await uow.approvals.messages(approval.id):
+            await uow.outbox.add(copy_decided(decided, task.title, copy), now)
+        if status is ApprovalStatus.APPROVED:
+            # denial, expiry and cancellation are told by the task's own notice
+            await uow.outbox.add(
+                ApprovalDecided(
+                    destination=destination_of(task),
+                    task_id=task.id,
+                    approval_id=approval.id,
+                    title=task.title,
+                    outcome=OUTCOME[status],
+                    decided_by=user,
+                    amount_cents=approval.amount_cents,
+                    currency=approval.currency,
+                ),
+                now,
+            )
         return True
 
     async def _stop_task(

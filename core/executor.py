@@ -21,13 +21,14 @@ from core.agents.base import (
     TransientAgentError,
 )
 from core.agents.registry import AgentRegistry
+from core.approval_routing import approval_notices
 from core.audit import audit
 from core.budget import Budgets
 from core.clock import Clock
 from core.jsonsafe import NotStorable, storable_result
 from core.money import format_money
-from core.notices import ApprovalNeeded, Destination, TaskFailed, TaskFinished, TaskNeedsAttention
-from core.policy import Policy
+from core.notices import Destination, TaskFailed, TaskFinished, TaskNeedsAttention
+from core.policy import NO_APPROVERS, Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import LedgerEntry, Task, TaskChanges
 from core.states import ApprovalStatus, TaskStatus
@@ -221,11 +222,14 @@ class TaskExecutor:
         return Gate.READY
 
     async def _request_approval(self, uow: UnitOfWork, task: Task) -> Gate:
+        approvers = self._policy.approvers_for(task.requester)
+        if not approvers:
+            await fail_task(uow, task, NO_APPROVERS, self._clock)
+            return Gate.REFUSED
         if task.cost_cents > 0 and not await self._budgets.hold(uow, task):
             await self._refuse_over_budget(uow, task)
             return Gate.REFUSED
         now = self._clock.now()
-        approvers = self._policy.approvers_for(task.requester)
         approval = await uow.approvals.add(
             task,
             approvers,
@@ -236,20 +240,11 @@ class TaskExecutor:
         if approval is None:
             return Gate.WAITING  # another worker asked first
         budget = await self._budgets.status(uow, task.requester)
-        await uow.outbox.add(
-            ApprovalNeeded(
-                destination=destination_of(task),
-                task_id=task.id,
-                approval_id=approval.id,
-                requester=task.requester,
-                title=task.title,
-                amount_cents=task.cost_cents,
-                currency=task.currency,
-                approvers=approvers,
-                remaining_cents=budget.remaining_cents,
-            ),
-            now,
-        )
+        root = task if task.root_id == task.id else await uow.tasks.get(task.root_id)
+        params = (root or task).params
+        words = str(params.get("text") or task.params.get("request") or task.title)
+        for notice in approval_notices(self._policy, task, approval, words, budget.remaining_cents):
+            await uow.outbox.add(notice, now)
         await audit(
             uow,
             self._clock,

@@ -73,6 +73,25 @@ class ApprovalNeeded(Notice):
     currency: str = "USD"
     approvers: tuple[str, ...] = ()
     remaining_cents: int = 0
+    #: the request in the requester's own words
+    request_text: str = ""
+    #: the requester's thread, for a link to it
+    request_channel: str | None = None
+    request_thread_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalAsked(Notice):
+    """Tells the requester's thread who was asked to approve, and where."""
+
+    kind: ClassVar[str] = "approval_asked"
+    approval_id: int = 0
+    title: str = ""
+    amount_cents: int = 0
+    currency: str = "USD"
+    approvers: tuple[str, ...] = ()
+    #: the shared approval channel; None when each approver got a DM
+    approval_channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +221,7 @@ NOTICE_TYPES: dict[str, type[Notice]] = {
         RequestAccepted,
         RequestRefused,
         ApprovalNeeded,
+        ApprovalAsked,
         ApprovalDecided,
         ApprovalReminder,
         TaskFinished,

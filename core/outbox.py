@@ -9,9 +9,11 @@ import random
 from collections.abc import Callable
 from datetime import timedelta
 
+from core.approval_routing import record_copy
 from core.clock import Clock
 from core.notices import ApprovalNeeded
-from core.ports import Attempt, DeliveryError, Notifier, OutboxItem, UnitOfWorkFactory
+from core.ports import Attempt, DeliveryError, Notifier, OutboxItem, Posted, UnitOfWorkFactory
+from core.records import ApprovalMessage
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,9 @@ class OutboxDispatcher:
 
     async def _deliver(self, item: OutboxItem) -> bool:
         try:
-            ts = await self._notifier.deliver(item.notice, Attempt(item.id, item.unconfirmed_since))
+            posted = await self._notifier.deliver(
+                item.notice, Attempt(item.id, item.unconfirmed_since)
+            )
         except DeliveryError as exc:
             await self._failed(item, exc)
             return False
@@ -115,11 +119,14 @@ class OutboxDispatcher:
             return False
         # Posted but not yet marked is the window in which a crash makes the next attempt
         # look for the post (or, where it can't, repeat it): commit the mark at once.
+        ts = posted.ts if isinstance(posted, Posted) else posted
+        channel = posted.channel if isinstance(posted, Posted) else item.notice.destination.channel
         async with self._uow(urgent=True) as uow:
             await uow.outbox.mark_sent(item.id, ts, self._clock.now())
             notice = item.notice
-            if isinstance(notice, ApprovalNeeded) and ts and notice.destination.channel:
-                await uow.approvals.set_message(notice.approval_id, notice.destination.channel, ts)
+            if isinstance(notice, ApprovalNeeded) and ts and channel:
+                copy = ApprovalMessage(notice.approval_id, channel, ts, notice.destination.user)
+                await record_copy(uow, self._clock, copy)
         return True
 
     async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:

@@ -78,6 +78,7 @@ def _step(intent: Intent, text: str, deps: tuple[int, ...], currency: str) -> Pl
                 "quantity": intent.quantity,
                 "amount_cents": cents,
                 "currency": cur,
+                "request": text,
             },
             deps,
         )

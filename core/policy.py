@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: what a purchase is refused with when nobody may approve it
+NO_APPROVERS = (
+    "No one can approve purchases yet: an admin must set TASKBOT_APPROVERS "
+    "(comma-separated Slack user ids), or TASKBOT_ALLOW_SELF_APPROVAL=true to let "
+    "people approve their own."
+)
+
 
 @dataclass(frozen=True)
 class Policy:
     approvers: tuple[str, ...] = ()
+    #: with no other approver, people may approve their own requests (the console)
+    allow_self_approval: bool = False
+    #: one shared place for approval messages; None sends each approver a DM
+    approval_channel: str | None = None
     monthly_budget_cents: int = 500_00
     currency: str = "USD"
     approval_ttl_seconds: int = 7 * 24 * 3600
@@ -36,5 +47,21 @@ class Policy:
         )
 
     def approvers_for(self, requester: str) -> tuple[str, ...]:
-        """Configured approvers; with none configured people approve their own requests."""
-        return self.approvers or (requester,)
+        """Who may decide on `requester`'s spending; empty when nobody may.
+
+        The requester is never among them while anyone else is: only a sole
+        configured approver, or self-approval when it is allowed, approves their own.
+        """
+        others = tuple(a for a in self.approvers if a != requester)
+        if others:
+            return others
+        if requester in self.approvers or self.allow_self_approval:
+            return (requester,)
+        return ()
+
+    def may_approve(self, user: str, requester: str, *, external: bool = False) -> bool:
+        """Checked at click time against the current configuration. A user of another
+        workspace or organisation counts only when their id is configured by name."""
+        if external and user not in self.approvers:
+            return False
+        return user in self.approvers_for(requester)

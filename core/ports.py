@@ -12,6 +12,7 @@ from core.agents.base import AgentResult
 from core.notices import Notice
 from core.records import (
     Approval,
+    ApprovalMessage,
     AuditEntry,
     BudgetStatus,
     Conversation,
@@ -107,7 +108,11 @@ class ApprovalRepository(Protocol):
         """Conditional UPDATE … WHERE status = 'PENDING'; True when this call decided."""
         ...
 
-    async def set_message(self, approval_id: int, channel: str, message_ts: str) -> None: ...
+    async def add_message(self, message: ApprovalMessage, at: datetime) -> bool:
+        """Record a posted copy; False when that (channel, ts) was recorded already."""
+        ...
+
+    async def messages(self, approval_id: int) -> list[ApprovalMessage]: ...
     async def pending(self, limit: int) -> list[Approval]: ...
     async def remind(self, approval_id: int, at: datetime, due: datetime) -> bool:
         """Conditional: True when the approval was not reminded since `due`."""
@@ -242,14 +247,25 @@ class UnitOfWorkFactory(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Posted:
+    """Where a front end put a message: the conversation it resolved and the message id."""
+
+    channel: str
+    ts: str
+
+
 class Notifier(Protocol):
     """A front end that delivers notices (Slack, the console).
 
-    Returns the id of the message it posted (Slack's ts), if any. Raises
-    DeliveryError when it could not deliver.
+    Returns the id of the message it posted (Slack's ts, or `Posted` when the
+    conversation was resolved by the front end, e.g. a DM it opened), if any.
+    Raises DeliveryError when it could not deliver.
     """
 
-    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None: ...
+    async def deliver(
+        self, notice: Notice, attempt: Attempt | None = None
+    ) -> str | Posted | None: ...
 
 
 class DeliveryError(Exception):
@@ -283,6 +299,7 @@ __all__ = [
     "Notifier",
     "Outbox",
     "OutboxItem",
+    "Posted",
     "TaskCursor",
     "TaskRepository",
     "UnitOfWork",

@@ -100,8 +100,16 @@ class Approval:
     decided_at: datetime | None = None
     reminded_at: datetime | None = None
 
-    def may_decide(self, user: str) -> bool:
-        return user in self.approvers
+
+@dataclass(frozen=True)
+class ApprovalMessage:
+    """One posted copy of an approval's message: where its buttons are."""
+
+    approval_id: int
+    channel: str
+    message_ts: str
+    #: the approver whose DM holds it; None for a shared channel
+    recipient: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import socket
 import uuid
 
 from core.agents.registry import AgentRegistry
-from core.approvals import Approvals, Decision, DecisionOutcome, DecisionResult
+from core.approvals import Approvals, Decision, DecisionOutcome
 from core.background import Background
 from core.cancellation import Cancellation, CancelOutcome
 from core.clock import Clock
@@ -42,7 +42,7 @@ class TaskService:
             uow, registry, policy, clock, background, self.worker, sleep=sleep
         )
         self.background = self.orchestrator.background
-        self.approvals = Approvals(uow, clock)
+        self.approvals = Approvals(uow, clock, policy)
         self.history = History(uow, policy, clock)
         self.cancellation = Cancellation(uow, self.approvals, clock, policy, self._has_effects)
         self.retrying = Retrying(uow, registry, clock)
@@ -69,11 +69,13 @@ class TaskService:
         *,
         channel: str | None = None,
         message_ts: str | None = None,
+        external: bool = False,
     ) -> DecisionOutcome:
+        """The one way to decide an approval, for every front end (see core.approvals)."""
         outcome = await self.approvals.decide(
-            approval_id, user, decision, channel=channel, message_ts=message_ts
+            approval_id, user, decision, channel=channel, message_ts=message_ts, external=external
         )
-        if outcome.result is DecisionResult.DECIDED and outcome.resume_root is not None:
+        if outcome.resume_root is not None:
             self.orchestrator.schedule(outcome.resume_root)
         return outcome
 
@@ -91,10 +93,14 @@ class TaskService:
         return outcome
 
     async def decidable_approvals(self, user: str, limit: int = 100) -> list[Approval]:
-        """Pending approvals `user` may decide, oldest first."""
+        """Pending approvals `user` may decide now (current configuration, not expired),
+        oldest first."""
         async with self.uow(read_only=True) as uow:
             pending = await uow.approvals.pending(limit)
-        return [a for a in pending if a.may_decide(user)]
+        now = self.clock.now()
+        return [
+            a for a in pending if now < a.expires_at and self.policy.may_approve(user, a.requester)
+        ]
 
     async def resume_unfinished(self) -> int:
         return await self.orchestrator.resume_unfinished()

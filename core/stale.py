@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 from core.clock import Clock
 from core.notices import Destination, StaleReport, StaleTask
 from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
-from core.records import Task
+from core.records import ApprovalMessage, Task
 from core.states import ApprovalStatus, TaskStatus
 
 
@@ -35,7 +36,7 @@ class StaleReporter:
         cutoff = now - timedelta(seconds=self._policy.stale_after_seconds)
         async with self._uow() as uow:
             candidates = await uow.tasks.pending_created_before(cutoff, limit)
-            listed: list[tuple[StaleTask, tuple[str, ...]]] = []
+            listed: list[_Listed] = []
             for task in candidates:
                 age = (now - task.created_at).total_seconds()
                 step = escalation_step(age, self._policy.stale_after_seconds)
@@ -47,25 +48,27 @@ class StaleReporter:
                 )
         return len(listed)
 
-    def _digests(
-        self, listed: list[tuple[StaleTask, tuple[str, ...]]]
-    ) -> list[tuple[Destination, tuple[StaleTask, ...]]]:
+    def _digests(self, listed: list[_Listed]) -> list[tuple[Destination, tuple[StaleTask, ...]]]:
         """One digest to the report channel; without one, a DM to each approver listing
-        the tasks they approve (with no approvers configured, requesters approve their own)."""
+        the tasks they approve. Each task links to a message its reader can open."""
         if not listed:
             return []
         if self._channel:
-            return [(Destination(channel=self._channel), tuple(t for t, _ in listed))]
+            return [
+                (
+                    Destination(channel=self._channel),
+                    tuple(_linked(t, copies, None) for t, _, copies in listed),
+                )
+            ]
         by_user: dict[str, list[StaleTask]] = {}
-        for stale, approvers in listed:
+        for stale, approvers, copies in listed:
             for user in approvers:
-                by_user.setdefault(user, []).append(stale)
+                by_user.setdefault(user, []).append(_linked(stale, copies, user))
         return [(Destination(user=u), tuple(tasks)) for u, tasks in by_user.items()]
 
-    async def _describe(
-        self, uow: UnitOfWork, task: Task, age: int
-    ) -> tuple[StaleTask, tuple[str, ...]]:
+    async def _describe(self, uow: UnitOfWork, task: Task, age: int) -> _Listed:
         approval = await uow.approvals.for_task(task.id)
+        copies: list[ApprovalMessage] = []
         approvers = approval.approvers if approval else self._policy.approvers_for(task.requester)
         unfinished = [
             d.id
@@ -76,6 +79,7 @@ class StaleReporter:
         if approval is not None and approval.status is ApprovalStatus.PENDING:
             waiting = "approval from " + ", ".join(approval.approvers)
             waiting_on = approval.approvers
+            copies = await uow.approvals.messages(approval.id)
         elif unfinished:
             waiting = "step " + ", ".join(f"#{d}" for d in sorted(unfinished))
         else:
@@ -90,4 +94,18 @@ class StaleReporter:
             thread_ts=task.conversation.thread_ts,
             waiting_on=waiting_on,
         )
-        return stale, approvers
+        return stale, approvers, copies
+
+
+_Listed = tuple[StaleTask, tuple[str, ...], list[ApprovalMessage]]
+
+
+def _linked(stale: StaleTask, copies: list[ApprovalMessage], reader: str | None) -> StaleTask:
+    """Point a task waiting for approval at the copy of the approval message its reader
+    holds (their DM, or the shared approval channel): the requester's thread may be a DM
+    or a channel the reader is not in. Other tasks keep the requester's thread."""
+    mine = [c for c in copies if reader is not None and c.recipient == reader]
+    shared = [c for c in copies if c.recipient is None]
+    for copy in mine or shared:
+        return replace(stale, channel=copy.channel, thread_ts=copy.message_ts)
+    return stale

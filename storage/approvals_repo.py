@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.records import Approval, Task
+from core.records import Approval, ApprovalMessage, Task
 from core.states import ApprovalStatus
 from storage._sql import NO_SYNC, insert_ignore, rowcount
-from storage.models import ApprovalRow
+from storage.models import ApprovalMessageRow, ApprovalRow
 
 _FRESH = {"populate_existing": True}
 
@@ -75,13 +75,27 @@ class SqlApprovalRepository:
         )
         return await rowcount(self._session, statement) == 1
 
-    async def set_message(self, approval_id: int, channel: str, message_ts: str) -> None:
-        await self._session.execute(
-            update(ApprovalRow)
-            .where(ApprovalRow.id == approval_id)
-            .values(channel=channel, message_ts=message_ts)
-            .execution_options(**NO_SYNC)
+    async def add_message(self, message: ApprovalMessage, at: datetime) -> bool:
+        return await insert_ignore(
+            self._session,
+            ApprovalMessageRow,
+            {
+                "approval_id": message.approval_id,
+                "channel": message.channel,
+                "message_ts": message.message_ts,
+                "recipient": message.recipient,
+                "created_at": at,
+            },
+            ["channel", "message_ts"],
         )
+
+    async def messages(self, approval_id: int) -> list[ApprovalMessage]:
+        rows = await self._session.scalars(
+            select(ApprovalMessageRow)
+            .where(ApprovalMessageRow.approval_id == approval_id)
+            .order_by(ApprovalMessageRow.id)
+        )
+        return [ApprovalMessage(r.approval_id, r.channel, r.message_ts, r.recipient) for r in rows]
 
     async def pending(self, limit: int) -> list[Approval]:
         rows = await self._session.scalars(

@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -158,6 +159,25 @@ class ApprovalRow(Base):
     reminded_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_approvals_status", "status"),)
+
+
+class ApprovalMessageRow(Base):
+    """One posted copy of an approval message (a DM to an approver, or the approval channel)."""
+
+    __tablename__ = "approval_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    approval_id: Mapped[int] = mapped_column(ForeignKey("approvals.id"))
+    channel: Mapped[str] = mapped_column(String(64))
+    message_ts: Mapped[str] = mapped_column(String(32))
+    #: the approver whose DM this is; None for a shared channel
+    recipient: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("channel", "message_ts", name="uq_approval_messages_channel_message_ts"),
+        Index("ix_approval_messages_approval_id", "approval_id"),
+    )
 
 
 class BudgetRow(Base):

@@ -290,7 +290,7 @@ _DECISION_STATUS = {
     DecisionResult.NOT_FOUND: (404, "not_found"),
     DecisionResult.NOT_ALLOWED: (403, "forbidden"),
     DecisionResult.ALREADY_DECIDED: (409, "already_decided"),
-    DecisionResult.WRONG_MESSAGE: (409, "wrong_message"),
+    DecisionResult.EXPIRED: (409, "expired"),
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.listeners.later import answer_later
 from bot.views import escape
 from bot.views.notices import RETRY_ACTION
 from core.service import TaskService
@@ -33,9 +34,5 @@ def register(app: AsyncApp, service: TaskService) -> None:
             text = outcome.message if outcome is not None else "That button is not valid any more."
             if outcome is not None and outcome.reason == "not_found":
                 text = "Only the person who asked for this task can retry it."
-            await client.chat_postEphemeral(
-                channel=channel,
-                user=user,
-                text=escape(text),
-                thread_ts=message.get("thread_ts") or message.get("ts"),
-            )
+            thread_ts = message.get("thread_ts") or message.get("ts")
+            answer_later(service, client, channel, user, escape(text), thread_ts)

@@ -71,16 +71,25 @@ def register(app: AsyncApp, service: TaskService) -> None:
     async def on_page(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
+        # Bolt answers Slack only when this listener returns (process_before_response):
+        # the page is loaded and sent after, off the request path, so a slow Web API
+        # never delays the ack past Slack's 3 seconds.
         await ack()
-        try:
-            value = json.loads(action.get("value") or "{}")
-            page = max(1, int(value.get("page", 1))) - 1  # buttons count pages from 1
-            filter_name = value.get("filter")
-            if filter_name is not None and not isinstance(filter_name, str):
-                raise ValueError(filter_name)
-        except (ValueError, TypeError, AttributeError):
-            await respond(replace_original=False, **render_text("That button is not valid."))
-            return
-        cmd = TasksCommand("list", filter_name=filter_name, page=page)
-        message = await answer(service, body["user"]["id"], cmd)
-        await respond(replace_original=True, **message)
+        service.background.spawn(_turn_page(service, body, action, respond), "tasks-page")
+
+
+async def _turn_page(
+    service: TaskService, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+) -> None:
+    try:
+        value = json.loads(action.get("value") or "{}")
+        page = max(1, int(value.get("page", 1))) - 1  # buttons count pages from 1
+        filter_name = value.get("filter")
+        if filter_name is not None and not isinstance(filter_name, str):
+            raise ValueError(filter_name)
+    except (ValueError, TypeError, AttributeError):
+        await respond(replace_original=False, **render_text("That button is not valid."))
+        return
+    cmd = TasksCommand("list", filter_name=filter_name, page=page)
+    message = await answer(service, body["user"]["id"], cmd)
+    await respond(replace_original=True, **message)

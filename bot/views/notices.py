@@ -23,6 +23,7 @@ from bot.views.escape import escape, is_user_id, link, mention, mentions, one_li
 from bot.views.format import humanize_age, money, status_emoji, status_label, title_mrkdwn
 from bot.views.results import result_blocks
 from core.notices import (
+    ApprovalAsked,
     ApprovalDecided,
     ApprovalNeeded,
     ApprovalReminder,
@@ -59,7 +60,9 @@ def render(notice: Notice, permalinks: Permalinks | None = None) -> Message:
     if isinstance(notice, RequestRefused):
         return _request_refused(notice)
     if isinstance(notice, ApprovalNeeded):
-        return _approval_needed(notice)
+        return _approval_needed(notice, links.get(notice.task_id or 0))
+    if isinstance(notice, ApprovalAsked):
+        return _approval_asked(notice)
     if isinstance(notice, ApprovalDecided):
         return _approval_decided(notice)
     if isinstance(notice, ApprovalReminder):
@@ -159,7 +162,8 @@ def _request_refused(n: RequestRefused) -> Message:
     return message(f"{who}I can't do that: {reason}", blocks)
 
 
-def _approval_needed(n: ApprovalNeeded) -> Message:
+def _approval_needed(n: ApprovalNeeded, thread_link: str | None = None) -> Message:
+    """Everything an approver needs to decide alone, wherever they read it."""
     amount = escape(money(n.amount_cents, n.currency))
     lines = [
         f"🔐 *Approval needed* for {_ref(n.task_id)}: *{_title(n.title)}*",
@@ -168,6 +172,11 @@ def _approval_needed(n: ApprovalNeeded) -> Message:
     if n.requester:
         lines.append(f"Requested by {mention(n.requester)}")
     lines.append(f"Budget left after this purchase: {escape(money(n.remaining_cents, n.currency))}")
+    words = one_line(n.request_text)
+    if words:
+        lines.append(f"They asked: _{truncate(escape(words), 500, '…')}_")
+    if thread_link:
+        lines.append(link(thread_link, "Open the request's thread"))
     blocks: list[Block] = [section("\n".join(lines))]
     if n.approvers:
         who = "Approver" if len(n.approvers) == 1 else "Approvers"
@@ -194,6 +203,19 @@ def _approval_needed(n: ApprovalNeeded) -> Message:
     if n.approvers:
         text += f" — {mentions(n.approvers)}"
     return message(text, blocks, keep_tail=1)
+
+
+def _approval_asked(n: ApprovalAsked) -> Message:
+    amount = escape(money(n.amount_cents, n.currency))
+    who = mentions(n.approvers) if n.approvers else "the approvers"
+    where = (
+        f" in <#{escape(n.approval_channel)}>" if n.approval_channel else " (sent to them directly)"
+    )
+    line = (
+        f"⏳ {_ref(n.task_id).capitalize()} *{_title(n.title)}* ({amount}) waits for "
+        f"approval from {who}{where}. I'll tell you here what they decide."
+    )
+    return message(f"Waiting for approval: {_title(n.title)}", [section(line)])
 
 
 _OUTCOMES: dict[str, tuple[str, bool]] = {

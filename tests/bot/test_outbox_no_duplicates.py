@@ -138,7 +138,9 @@ async def test_sender_killed_after_slack_took_the_post_is_adopted_not_reposted(
     async with uow_factory() as u:
         (item,) = await u.outbox.claim_due(clock.now(), 10, LEASE)
     assert item.unconfirmed_since is None  # its first attempt: nothing to look for
-    ts = await notifier(slack).deliver(item.notice, Attempt(item.id, item.unconfirmed_since))
+    posted = await notifier(slack).deliver(item.notice, Attempt(item.id, item.unconfirmed_since))
+    assert posted is not None and posted.channel == "D2"
+    ts = posted.ts
     clock.advance(LEASE + 1)  # the dead process's claim lapses
 
     sent = await drain_until_sent(uow_factory, slack, clock, entry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from bot.views.notices import APPROVE_ACTION, DENY_ACTION
 from core.agents.base import AgentResult
 from core.money import format_money
 from core.notices import (
+    ApprovalAsked,
     ApprovalDecided,
     ApprovalNeeded,
     ApprovalReminder,
@@ -227,6 +229,9 @@ def every_notice(text: str = "Research best laptops") -> list[Notice]:
             currency="USD",
             approvers=("U0APPROVER", "W0ENTERPRISE"),
             remaining_cents=20000,
+            request_text=f"please buy a monitor arm {text}",
+            request_channel="C0123ABCD",
+            request_thread_ts="1732449600.000100",
         ),
         ApprovalDecided(
             DEST,
@@ -275,6 +280,15 @@ def every_notice(text: str = "Research best laptops") -> list[Notice]:
             title=f"Research {text}",
             retried_by="U0123ABCD",
             step_titles=(f"#14 Email the team about {text}",),
+        ),
+        ApprovalAsked(
+            DEST,
+            15,
+            approval_id=42,
+            title=f"Buy a monitor arm {text}",
+            amount_cents=30000,
+            approvers=("U0APPROVER", "W0ENTERPRISE"),
+            approval_channel="C0APPROVALS",
         ),
         TaskNeedsAttention(
             DEST,
@@ -427,7 +441,32 @@ def test_approval_needed_has_two_buttons_with_approval_id() -> None:
     assert format_money(20000, "USD") in out  # budget left after the purchase
     assert "<@U0123ABCD>" in out  # requester
     assert "<@U0APPROVER>" in out and "<@W0ENTERPRISE>" in out  # approvers
+    assert "please buy a monitor arm" in out  # the request in its own words
     assert msg["blocks"][-1]["type"] == "actions"
+
+
+def test_approval_needed_links_the_requesters_thread_and_escapes_their_words() -> None:
+    notice = every_notice(EVIL)[2]
+    assert isinstance(notice, ApprovalNeeded)
+    link = "https://fake.slack.test/archives/C0123ABCD/p1732449600000100"
+    msg = render(notice, permalinks={15: link})
+    assert_valid(msg)
+    out = all_text(msg)
+    assert f"<{link}|Open the request's thread>" in out
+    assert "<!channel>" not in out and "&lt;!channel&gt;" in out
+    assert "Open the request" not in all_text(render(notice))  # no link, no line
+
+
+def test_approval_asked_tells_the_requester_who_decides_and_where() -> None:
+    notice = next(n for n in every_notice() if isinstance(n, ApprovalAsked))
+    msg = render(notice)
+    assert_valid(msg)
+    out = all_text(msg)
+    assert "<@U0APPROVER>" in out and "<@W0ENTERPRISE>" in out
+    assert "<#C0APPROVALS>" in out and format_money(30000, "USD") in out
+    assert actions_blocks(msg) == []
+    dm = render(replace(notice, approval_channel=None))
+    assert "sent to them directly" in all_text(dm)
 
 
 def test_approval_needed_buttons_survive_a_huge_title() -> None:

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+from dataclasses import replace
 
 import pytest
 
 from core.approvals import Decision, DecisionResult
 from core.clock import FakeClock
 from core.notices import (
+    ApprovalAsked,
     ApprovalDecided,
     ApprovalNeeded,
+    Destination,
+    Notice,
     RequestFinished,
     TaskCancelled,
+    TaskFailed,
     TaskRejected,
 )
 from core.outbox import OutboxDispatcher
 from core.policy import Policy
-from core.records import Approval, Task
+from core.ports import Posted
+from core.records import Approval, ApprovalMessage, Task
 from core.service import TaskService
 from core.states import ApprovalStatus, TaskStatus
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import (
     CHANNEL,
+    THREAD,
     Recorder,
     agent_registry,
     approval,
@@ -40,6 +48,8 @@ from tests.core.helpers import (
 
 S = TaskStatus
 BOSSES = Policy(approvers=("UBOSS", "UCFO"))
+#: nobody configured, people approve their own (the console)
+SELF = Policy(allow_self_approval=True)
 
 
 async def _pending_purchase(
@@ -62,8 +72,117 @@ async def test_approvers_come_from_the_policy(
     service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
     _, pending = await _pending_purchase(service)
     assert pending.approvers == ("UBOSS", "UCFO")
+    asked = await notices(uow_factory, ApprovalNeeded)
+    # a DM to each approver: the requester's conversation is no place for the buttons
+    assert [n.destination for n in asked] == [Destination(user="UBOSS"), Destination(user="UCFO")]
+    for notice in asked:
+        assert notice.approvers == ("UBOSS", "UCFO") and notice.requester == "U1"
+        assert notice.request_text == "buy 2 monitors for $300"
+        assert (notice.request_channel, notice.request_thread_ts) == (CHANNEL, THREAD)
+    (told,) = await notices(uow_factory, ApprovalAsked)
+    assert told.destination == Destination(CHANNEL, THREAD)
+    assert told.approvers == ("UBOSS", "UCFO") and told.approval_channel is None
+
+
+async def test_with_an_approval_channel_one_message_goes_there(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    policy = replace(BOSSES, approval_channel="CAPPROVALS")
+    service = make_service(uow_factory, clock, agent_registry(Recorder()), policy)
+    await _pending_purchase(service)
     (asked,) = await notices(uow_factory, ApprovalNeeded)
-    assert asked.approvers == ("UBOSS", "UCFO")
+    assert asked.destination == Destination(channel="CAPPROVALS")
+    (told,) = await notices(uow_factory, ApprovalAsked)
+    assert told.approval_channel == "CAPPROVALS"
+
+
+async def test_the_requester_is_never_their_own_approver_while_anyone_else_is(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    policy = Policy(approvers=("U1", "UBOSS"))
+    service = make_service(uow_factory, clock, agent_registry(Recorder()), policy)
+    purchase, pending = await _pending_purchase(service)  # U1 asks
+    assert pending.approvers == ("UBOSS",)
+    own = await service.decide(pending.id, "U1", Decision.APPROVE)
+    assert own.result is DecisionResult.NOT_ALLOWED and own.own_request
+    assert "your own request" in own.message
+    assert (await task(uow_factory, purchase.id)).status is S.PENDING
+
+
+async def test_with_no_approvers_a_purchase_is_refused_naming_the_setting(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    service = make_service(uow_factory, clock, agent_registry(Recorder()), Policy())
+    purchase = await submit_and_advance(service, "buy 2 monitors for $300")
+    refused = await task(uow_factory, purchase.id)
+    assert refused.status is S.FAILED
+    assert refused.error is not None and "TASKBOT_APPROVERS" in refused.error
+    assert "TASKBOT_ALLOW_SELF_APPROVAL" in refused.error
+    assert await approval_for(uow_factory, purchase.id) is None
+    assert (await budget(uow_factory, clock, Policy())).held_cents == 0
+    (failed,) = await notices(uow_factory, TaskFailed)
+    assert "TASKBOT_APPROVERS" in failed.error
+
+
+async def test_rights_are_checked_against_the_configuration_at_click_time(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    before = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
+    purchase, pending = await _pending_purchase(before)
+    # restarted with UCFO removed and UNEW added
+    after = make_service(
+        uow_factory, clock, agent_registry(Recorder()), Policy(approvers=("UBOSS", "UNEW"))
+    )
+    removed = await after.decide(pending.id, "UCFO", Decision.APPROVE)
+    assert removed.result is DecisionResult.NOT_ALLOWED
+    assert removed.approvers == ("UBOSS", "UNEW")
+    assert (await approval(uow_factory, pending.id)).status is ApprovalStatus.PENDING
+    added = await after.decide(pending.id, "UNEW", Decision.DENY)
+    assert added.result is DecisionResult.DECIDED
+    await after.background.idle()
+    assert (await task(uow_factory, purchase.id)).status is S.REJECTED
+
+
+async def test_another_organisation_counts_only_when_configured_by_id(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    policy = Policy(allow_self_approval=True)
+    service = make_service(uow_factory, clock, agent_registry(Recorder()), policy)
+    purchase, pending = await _pending_purchase(service)
+    assert pending.approvers == ("U1",)  # self-approval allowed, nobody else configured
+    foreign = await service.decide(pending.id, "U1", Decision.APPROVE, external=True)
+    assert foreign.result is DecisionResult.NOT_ALLOWED
+    configured = make_service(
+        uow_factory, clock, agent_registry(Recorder()), Policy(approvers=("UEXT",))
+    )
+    ok = await configured.decide(pending.id, "UEXT", Decision.APPROVE, external=True)
+    assert ok.result is DecisionResult.DECIDED
+    await configured.background.idle()
+    assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
+
+
+async def test_an_expired_approval_is_refused_at_click_time(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Before the expiry job runs: the click itself expires it."""
+    policy = replace(BOSSES, approval_ttl_seconds=3600)
+    service = make_service(uow_factory, clock, agent_registry(Recorder()), policy)
+    purchase, pending = await _pending_purchase(service)
+    await _deliver_approval_message(uow_factory, clock)
+    clock.advance(3601)
+    outcome = await service.decide(pending.id, "UBOSS", Decision.APPROVE)
+    await service.background.idle()
+    assert outcome.result is DecisionResult.EXPIRED
+    assert "expired" in outcome.message
+    assert (await approval(uow_factory, pending.id)).status is ApprovalStatus.EXPIRED
+    assert (await task(uow_factory, purchase.id)).status is S.CANCELLED
+    assert await ledger(uow_factory, purchase.id) == []
+    assert (await budget(uow_factory, clock, policy)).held_cents == 0
+    replaced = await notices(uow_factory, ApprovalDecided)
+    assert {(n.destination.channel, n.outcome) for n in replaced} == {
+        ("DUBOSS", "expired"),
+        ("DUCFO", "expired"),
+    }
 
 
 async def test_wrong_approver_is_refused_and_nothing_changes(
@@ -126,7 +245,7 @@ async def test_approve_resumes_the_task_which_completes_with_a_ledger_transactio
 async def test_approving_one_step_of_a_request_completes_the_request(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()))
+    service = make_service(uow_factory, clock, agent_registry(Recorder()), SELF)
     root = await submit_and_advance(service, "research monitors then buy 2 monitors for $300")
     _research, purchase = await children(uow_factory, root.id)
     pending = await approval_for(uow_factory, purchase.id)
@@ -146,6 +265,7 @@ async def test_deny_rejects_the_task(uow_factory: SqlUnitOfWorkFactory, clock: F
     recorder = Recorder()
     service = make_service(uow_factory, clock, agent_registry(recorder), BOSSES)
     purchase, pending = await _pending_purchase(service)
+    await _deliver_approval_message(uow_factory, clock)
 
     outcome = await service.decide(pending.id, "UCFO", Decision.DENY)
     await service.background.idle()
@@ -159,15 +279,16 @@ async def test_deny_rejects_the_task(uow_factory: SqlUnitOfWorkFactory, clock: F
     assert await ledger(uow_factory, purchase.id) == []
     (note,) = await notices(uow_factory, TaskRejected)
     assert (note.task_id, note.decided_by) == (purchase.id, "UCFO")
-    (decided,) = await notices(uow_factory, ApprovalDecided)
-    assert (decided.outcome, decided.decided_by) == ("denied", "UCFO")
+    replaced = await notices(uow_factory, ApprovalDecided)  # each approver's copy
+    assert sorted(n.destination.channel for n in replaced) == ["DUBOSS", "DUCFO"]
+    assert {(n.outcome, n.decided_by) for n in replaced} == {("denied", "UCFO")}
     assert (await budget(uow_factory, clock, BOSSES)).held_cents == 0
 
 
 async def test_denied_step_stops_the_rest_of_the_request(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()))
+    service = make_service(uow_factory, clock, agent_registry(Recorder()), SELF)
     root = await submit_and_advance(service, "research monitors then buy 2 monitors for $300")
     _research, purchase = await children(uow_factory, root.id)
     pending = await approval_for(uow_factory, purchase.id)
@@ -213,6 +334,7 @@ async def test_two_approvers_at_once_give_exactly_one_outcome(
     for i in range(6):
         purchase, pending = await _pending_purchase(service, f"buy {i + 1} mice for $10")
         rounds.append((purchase, pending))
+    await _deliver_approval_message(uow_factory, clock, None)
 
     for purchase, pending in rounds:
         approve, deny = await asyncio.gather(
@@ -240,7 +362,10 @@ async def test_two_approvers_at_once_give_exactly_one_outcome(
         decided_notes = [
             n for n in await notices(uow_factory, ApprovalDecided) if n.approval_id == pending.id
         ]
-        assert len(decided_notes) == 1
+        # each approver's copy replaced once, with the one outcome
+        in_place = sorted(n.destination.channel for n in decided_notes if n.message_ts)
+        assert in_place == ["DUBOSS", "DUCFO"]
+        assert {n.outcome for n in decided_notes} == {final.status.value.lower()}
         actions = await _audit_actions(uow_factory, purchase.id)
         assert len([a for a in actions if a.startswith("approval_")]) == 2  # requested + one
 
@@ -268,56 +393,85 @@ async def test_two_workers_gating_one_purchase_ask_once(
         asked = [
             n for n in await notices(uow_factory, ApprovalNeeded) if n.task_id == submission.root.id
         ]
-        assert len(asked) == 1
+        assert sorted(n.destination.user for n in asked) == ["UBOSS", "UCFO"]  # once each
     status = await budget(uow_factory, clock, BOSSES)
     assert status.held_cents == sum(1000 for _ in range(5))
 
 
 async def _deliver_approval_message(
-    uow: SqlUnitOfWorkFactory, clock: FakeClock, ts: str = "1700000001.000200"
+    uow: SqlUnitOfWorkFactory, clock: FakeClock, ts: str | None = "1700000001.000200"
 ) -> None:
+    """Deliver the outbox as Slack would: a DM per user (D + user id); every message
+    gets `ts`, or a ts of its own when None."""
+    posted = itertools.count(1)
+
     class Slackish:
-        async def deliver(self, notice: object, attempt: object = None) -> str:
-            return ts
+        async def deliver(self, notice: Notice, attempt: object = None) -> Posted:
+            where = notice.destination
+            return Posted(where.channel or f"D{where.user}", ts or f"1700000100.{next(posted):06d}")
 
     await OutboxDispatcher(uow, Slackish(), clock).drain()
 
 
-async def test_click_from_another_message_is_refused(
+async def test_every_copy_is_recorded_and_replaced_when_decided(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
     purchase, pending = await _pending_purchase(service)
     await _deliver_approval_message(uow_factory, clock, "1700000001.000200")
-    assert (await approval(uow_factory, pending.id)).message_ts == "1700000001.000200"
-
-    for channel, ts in ((CHANNEL, "1700000009.000900"), ("C_OTHER", "1700000001.000200")):
-        outcome = await service.decide(
-            pending.id, "UBOSS", Decision.APPROVE, channel=channel, message_ts=ts
-        )
-        await service.background.idle()
-        assert outcome.result is DecisionResult.WRONG_MESSAGE
-        assert "doesn't belong" in outcome.message
-    assert (await approval(uow_factory, pending.id)).status is ApprovalStatus.PENDING
-    assert (await task(uow_factory, purchase.id)).status is S.PENDING
-
+    async with uow_factory() as u:
+        copies = await u.approvals.messages(pending.id)
+    assert sorted(copies, key=lambda c: c.channel) == [
+        ApprovalMessage(pending.id, "DUBOSS", "1700000001.000200", "UBOSS"),
+        ApprovalMessage(pending.id, "DUCFO", "1700000001.000200", "UCFO"),
+    ]
     ok = await service.decide(
-        pending.id, "UBOSS", Decision.APPROVE, channel=CHANNEL, message_ts="1700000001.000200"
+        pending.id, "UCFO", Decision.APPROVE, channel="DUCFO", message_ts="1700000001.000200"
     )
     await service.background.idle()
     assert ok.result is DecisionResult.DECIDED
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
+    replaced = await notices(uow_factory, ApprovalDecided)
+    in_place = sorted((n.destination.channel, n.message_ts) for n in replaced if n.message_ts)
+    assert in_place == [("DUBOSS", "1700000001.000200"), ("DUCFO", "1700000001.000200")]
+    (told,) = [n for n in replaced if not n.message_ts]  # and the requester's thread
+    assert told.destination == Destination(CHANNEL, THREAD)
+    assert (told.outcome, told.decided_by) == ("approved", "UCFO")
 
 
-async def test_click_before_the_message_was_posted_is_refused(
+async def test_a_click_on_a_copy_never_recorded_counts_and_is_replaced_too(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Posted just before a crash, its ts never recorded: it is as good as any copy."""
+    service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
+    purchase, pending = await _pending_purchase(service)
+    await _deliver_approval_message(uow_factory, clock, "1700000002.000200")
+    outcome = await service.decide(
+        pending.id, "UBOSS", Decision.APPROVE, channel="DUBOSS", message_ts="1700000001.000100"
+    )
+    await service.background.idle()
+    assert outcome.result is DecisionResult.DECIDED
+    assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
+    replaced = {
+        (n.destination.channel, n.message_ts) for n in await notices(uow_factory, ApprovalDecided)
+    }
+    assert ("DUBOSS", "1700000001.000100") in replaced  # the pre-crash copy
+    assert ("DUBOSS", "1700000002.000200") in replaced
+
+
+async def test_a_copy_posted_after_the_decision_is_replaced_at_once(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
     _purchase, pending = await _pending_purchase(service)
-    outcome = await service.decide(
-        pending.id, "UBOSS", Decision.APPROVE, channel=CHANNEL, message_ts="1700000001.000200"
-    )
-    assert outcome.result is DecisionResult.WRONG_MESSAGE
+    await service.decide(pending.id, "UBOSS", Decision.DENY)  # before any copy was posted
+    await service.background.idle()
+    await _deliver_approval_message(uow_factory, clock, "1700000003.000300")
+    replaced = await notices(uow_factory, ApprovalDecided)
+    assert sorted((n.destination.channel, n.outcome) for n in replaced) == [
+        ("DUBOSS", "denied"),
+        ("DUCFO", "denied"),
+    ]
 
 
 @pytest.mark.parametrize("cancel_what", ["purchase", "request"])
@@ -335,6 +489,7 @@ async def test_cancelling_a_pending_purchase_releases_the_hold_and_closes_the_ap
         assert found is not None
         pending, target = found, root.id
     assert (await budget(uow_factory, clock, BOSSES)).held_cents == 30000
+    await _deliver_approval_message(uow_factory, clock)
 
     result = await service.cancellation.cancel("U1", target)
     await service.background.idle()
@@ -345,8 +500,9 @@ async def test_cancelling_a_pending_purchase_releases_the_hold_and_closes_the_ap
     closed = await approval(uow_factory, pending.id)
     assert (closed.status, closed.decided_by) == (ApprovalStatus.CANCELLED, "U1")
     assert (await budget(uow_factory, clock, BOSSES)).held_cents == 0
-    (note,) = await notices(uow_factory, ApprovalDecided)
-    assert (note.approval_id, note.outcome) == (pending.id, "cancelled")
+    replaced = await notices(uow_factory, ApprovalDecided)  # each approver's copy
+    assert sorted(n.destination.channel for n in replaced) == ["DUBOSS", "DUCFO"]
+    assert {(n.approval_id, n.outcome) for n in replaced} == {(pending.id, "cancelled")}
     assert (await task(uow_factory, target)).status is S.CANCELLED
 
     # a click that arrives afterwards changes nothing

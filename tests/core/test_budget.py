@@ -30,7 +30,7 @@ from tests.core.helpers import (
 )
 
 S = TaskStatus
-HUNDRED = Policy(monthly_budget_cents=10000)
+HUNDRED = Policy(monthly_budget_cents=10000, allow_self_approval=True)
 
 
 async def _approve(service: TaskService, task_id: int, user: str = "U1") -> None:

@@ -244,7 +244,7 @@ async def test_a_hanging_agent_is_stopped_and_its_step_fails(
 ) -> None:
     registry = agent_registry(recorder, research=RecordingAgent("research", recorder, delay=30))
     # one attempt: retrying timeouts is shown in test_step_retries.py
-    policy = Policy(agent_timeout_seconds=0.2, step_max_attempts=1)
+    policy = Policy(agent_timeout_seconds=0.2, step_max_attempts=1, allow_self_approval=True)
     service = make_service(uow_factory, clock, registry, policy)
     root = await submit_and_advance(service, "research laptops")
 

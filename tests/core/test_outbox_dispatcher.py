@@ -9,7 +9,9 @@ from datetime import timedelta
 from core.clock import FakeClock
 from core.notices import ApprovalNeeded, Destination, Notice, TaskFailed
 from core.outbox import OutboxDispatcher
+from core.policy import Policy
 from core.ports import Attempt, DeliveryError
+from core.records import ApprovalMessage
 from storage.uow import SqlUnitOfWorkFactory
 from tests.core.helpers import (
     CHANNEL,
@@ -211,7 +213,9 @@ async def test_order_is_kept_per_thread_while_an_entry_waits_for_a_retry(
 async def test_approval_message_ts_is_stored_on_the_approval(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()))
+    """Each posted copy is recorded with where it went, so it can be replaced in place."""
+    policy = Policy(approvers=("UBOSS",), approval_channel="CAPPROVALS")
+    service = make_service(uow_factory, clock, agent_registry(Recorder()), policy)
     purchase = await submit_and_advance(service, "buy 2 monitors for $300")
     pending = await approval_for(uow_factory, purchase.id)
     assert pending is not None and pending.message_ts is None
@@ -223,7 +227,10 @@ async def test_approval_message_ts_is_stored_on_the_approval(
     await OutboxDispatcher(uow_factory, notifier, clock).drain()
 
     assert any(isinstance(n, ApprovalNeeded) for n in notifier.delivered)
+    async with uow_factory() as u:
+        copies = await u.approvals.messages(pending.id)
+    assert copies == [ApprovalMessage(pending.id, "CAPPROVALS", "1700000123.000456", None)]
     stored = await approval(uow_factory, pending.id)
-    assert (stored.channel, stored.message_ts) == (CHANNEL, "1700000123.000456")
+    assert stored.channel == CHANNEL  # still the requester's conversation
     (entry,) = await outbox(uow_factory, ApprovalNeeded)
     assert (entry.status, entry.message_ts) == ("SENT", "1700000123.000456")

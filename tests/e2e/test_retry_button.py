@@ -37,8 +37,12 @@ async def click_retry(h: Harness, message: Call, user: str) -> int:
 async def test_retry_button_reruns_only_the_failed_step(harness: Harness) -> None:
     research = make_flaky(harness, "research", failures=0)
     email = make_flaky(harness, "communication", failures=1)
-    envelope = payloads.im_message(
-        "Research best laptops and draft email to john@example.com", user="U1", channel="D1"
+    # in a channel U1 and U2 are both in: U2 can see the Retry button, and is refused
+    harness.slack.add_channel("CTEAM", {"U1", "U2"})
+    envelope = payloads.app_mention(
+        "<@UBOT0001> Research best laptops and draft email to john@example.com",
+        user="U1",
+        channel="CTEAM",
     )
     await harness.sender.event(envelope)
     await harness.settle()

@@ -4,6 +4,7 @@ the real app (scheduler job → outbox → Slack) on a FakeClock."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from core.notices import (
     TaskCancelled,
 )
 from core.policy import Policy
-from core.records import BudgetStatus
+from core.records import ApprovalMessage, BudgetStatus
 from core.service import TaskService
 from core.states import ApprovalStatus, TaskStatus
 from storage.uow import SqlUnitOfWorkFactory
@@ -82,7 +83,8 @@ async def test_a_reminder_once_per_reminder_interval_in_the_thread(
     clock.advance(1)
     assert [await job.run() for _ in range(4)] == [(1, []), (0, []), (0, []), (0, [])]
     (reminder,) = await notices(uow_factory, ApprovalReminder)
-    assert reminder.destination == Destination(CHANNEL, THREAD)
+    # nothing posted yet: to the approver, whose DM the front end opens
+    assert reminder.destination == Destination(user="UAPPROVER")
     assert (reminder.task_id, reminder.approval_id) == (buy.id, approval.id)
     assert reminder.approvers == ("UAPPROVER",)
     assert reminder.waiting_seconds == REMIND
@@ -98,6 +100,31 @@ async def test_a_reminder_once_per_reminder_interval_in_the_thread(
     assert [await job.run() for _ in range(3)] == [(1, []), (0, []), (0, [])]
     reminders = await notices(uow_factory, ApprovalReminder)
     assert [r.waiting_seconds for r in reminders] == [REMIND, 2 * REMIND]
+
+
+async def test_a_reminder_goes_under_each_posted_copy_of_the_approval(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recorder
+) -> None:
+    policy = replace(POLICY, approvers=("UA1", "UA2"))
+    service = make_service(uow_factory, clock, agent_registry(recorder), policy)
+    buy = await submit_and_advance(service, "buy 2 monitors for $300")
+    approval = await approval_for(uow_factory, buy.id)
+    assert approval is not None
+    async with uow_factory() as u:  # as the outbox sender records after posting them
+        await u.approvals.add_message(
+            ApprovalMessage(approval.id, "DUA1", "1.1", "UA1"), clock.now()
+        )
+        await u.approvals.add_message(
+            ApprovalMessage(approval.id, "DUA2", "1.2", "UA2"), clock.now()
+        )
+    clock.advance(REMIND)
+    job = ApprovalTimer(service.uow, service.approvals, policy, service.clock)
+    assert await job.run() == (1, [])
+    reminders = await notices(uow_factory, ApprovalReminder)
+    assert sorted((r.destination for r in reminders), key=lambda d: d.key) == [
+        Destination("DUA1", "1.1"),
+        Destination("DUA2", "1.2"),
+    ]
     assert (await task(uow_factory, buy.id)).status is TaskStatus.PENDING
 
 
@@ -111,8 +138,9 @@ async def test_an_undecided_approval_expires_cancels_the_task_and_frees_the_budg
     buy = await submit_and_advance(service, "buy 2 monitors for $300")
     approval = await approval_for(uow_factory, buy.id)
     assert approval is not None
+    copy = ApprovalMessage(approval.id, "DUAPPROVER", MESSAGE_TS, "UAPPROVER")
     async with uow_factory() as u:  # as the outbox sender records after posting it
-        await u.approvals.set_message(approval.id, CHANNEL, MESSAGE_TS)
+        await u.approvals.add_message(copy, clock.now())
     assert (await budget_in(uow_factory, started)).held_cents == 300_00
     job = timer(service)
 
@@ -137,7 +165,7 @@ async def test_an_undecided_approval_expires_cancels_the_task_and_frees_the_budg
     (decided,) = await notices(uow_factory, ApprovalDecided)
     assert decided.outcome == "expired"
     assert decided.approval_id == approval.id and decided.message_ts == MESSAGE_TS
-    assert decided.destination == Destination(CHANNEL, THREAD)
+    assert decided.destination == Destination("DUAPPROVER")  # the approver's copy, in place
     status = await budget_in(uow_factory, started)
     assert (status.held_cents, status.spent_cents) == (0, 0)
 
@@ -168,7 +196,9 @@ async def ask_to_buy(h: Harness) -> tuple[str, Call]:
     await h.settle()
     thread = envelope["event"]["ts"]
     (approval,) = [c for c in h.posts() if _has_actions(c.params)]
-    assert approval.params["thread_ts"] == thread
+    # in the approver's DM with the bot, a message of its own
+    assert approval.response["channel"] == h.slack.dm_channel_for("UAPPROVER")
+    assert not approval.params.get("thread_ts")
     return thread, approval
 
 
@@ -189,7 +219,9 @@ async def test_expiry_end_to_end_replaces_the_buttons_and_answers_in_the_thread(
     await h.settle()
     assert h.slack.calls_to("chat.update") == []
     (reminder,) = h.posts()[posts_before:]
-    assert reminder.params["thread_ts"] == thread
+    # under the approval message the approver holds, where its buttons are
+    assert reminder.params["channel"] == approval.response["channel"]
+    assert reminder.params["thread_ts"] == approval.response["ts"]
     assert "Reminder" in reminder.params["text"]
 
     clock.advance(1)
@@ -198,7 +230,7 @@ async def test_expiry_end_to_end_replaces_the_buttons_and_answers_in_the_thread(
 
     (update,) = h.slack.calls_to("chat.update")
     assert update.ok
-    assert update.params["channel"] == "D1"
+    assert update.params["channel"] == approval.response["channel"]
     assert update.params["ts"] == approval.response["ts"]
     assert not _has_actions(update.params)
     assert "Expired" in json.dumps(update.params["blocks"], ensure_ascii=False)

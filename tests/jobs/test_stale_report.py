@@ -225,9 +225,9 @@ async def test_without_a_report_channel_each_approver_gets_the_digest(
 async def test_with_no_approvers_configured_each_requester_hears_of_their_own(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    """People approve their own requests then, so the digest goes to them (it used to go
-    nowhere while the tasks were still marked reported)."""
-    policy = Policy(approvers=(), stale_after_seconds=STALE)
+    """With self-approval allowed, people approve their own requests, so the digest goes
+    to them (it used to go nowhere while the tasks were still marked reported)."""
+    policy = Policy(approvers=(), allow_self_approval=True, stale_after_seconds=STALE)
     service = make_service(uow_factory, clock, agent_registry(Recorder()), policy)
     a = await submit_and_advance(service, "buy a monitor for $100", requester="U1")
     b = await submit_and_advance(service, "buy a chair for $100", requester="U2")
@@ -260,6 +260,10 @@ async def test_the_digest_in_slack_links_each_thread(
     fake_slack: FakeSlack,
 ) -> None:
     sc = scenario
+    for thread, user in ((THREAD_BUY_A, "U1"), (THREAD_BUY_B, "U3"), (THREAD_GRAPH, "U2")):
+        fake_slack.note_user_message(CHANNEL, thread, user)
+    await deliver_all(uow_factory, clock, fake_slack)  # the approval DMs went out long ago
+    fake_slack.calls.clear()
     clock.advance(STALE + 120)
     assert await StaleReporter(uow_factory, POLICY, clock, REPORT).run() == 3
     await deliver_all(uow_factory, clock, fake_slack)
@@ -299,6 +303,13 @@ async def test_without_a_report_channel_slack_opens_a_dm_to_each_approver(
     buy = await submit_and_advance(
         service, "buy a monitor for $100", requester="U1", thread_ts=THREAD_BUY_A
     )
+    await deliver_all(uow_factory, clock, fake_slack)  # each approver's approval DM
+    approval_dms = {
+        c.response["channel"]: c.response["ts"]
+        for c in fake_slack.calls_to("chat.postMessage")
+        if c.ok and "Approval needed" in c.params["text"]
+    }
+    fake_slack.calls.clear()
     clock.advance(STALE + 60)
     assert await StaleReporter(uow_factory, policy, clock, None).run() == 1
     await deliver_all(uow_factory, clock, fake_slack)
@@ -311,6 +322,12 @@ async def test_without_a_report_channel_slack_opens_a_dm_to_each_approver(
         assert post.ok
         blocks = json.dumps(post.params["blocks"])
         assert f"`#{buy.id}`" in blocks and "|thread>" in blocks
+        # the link is to the approval message in this approver's own DM, which they can open
+        (link,) = fake_slack.calls_to("chat.getPermalink")[
+            [c.params["channel"] for c in fake_slack.calls_to("chat.getPermalink")].index(dm) :
+        ][:1]
+        assert link.params["message_ts"] == approval_dms[dm]
+        assert link.response["permalink"] in blocks
 
 
 async def test_long_stale_tasks_do_not_crowd_out_newly_stale_ones(
@@ -350,6 +367,10 @@ async def test_a_permalink_call_answering_502_with_html_leaves_out_that_link_not
     status: int,
     content_type: str,
 ) -> None:
+    for thread, user in ((THREAD_BUY_A, "U1"), (THREAD_BUY_B, "U3"), (THREAD_GRAPH, "U2")):
+        fake_slack.note_user_message(CHANNEL, thread, user)
+    await deliver_all(uow_factory, clock, fake_slack)  # the approval DMs went out long ago
+    fake_slack.calls.clear()
     clock.advance(STALE + 120)
     assert await StaleReporter(uow_factory, POLICY, clock, REPORT).run() == 3
     # the first link answers a proxy's error page instead of JSON; the others work

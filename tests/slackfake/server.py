@@ -106,12 +106,26 @@ class AnswerLate:
     seconds: float
 
 
-ScriptStep = OK | Fail | RateLimited | ApiError | Delay | AnswerLate | NotJson
+@dataclass(frozen=True)
+class Hold:
+    """Hold the request until ``release`` is set, then handle it normally (a slow Web
+    API the test controls: it can check what happened while the call was held)."""
+
+    release: asyncio.Event
+    #: set by the fake once the held request has arrived
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+ScriptStep = OK | Fail | RateLimited | ApiError | Delay | AnswerLate | NotJson | Hold
 
 #: the bot scopes manifest.yml asks for
 DEFAULT_BOT_SCOPES = frozenset(
     {"app_mentions:read", "im:history", "chat:write", "commands", "im:write"}
 )
+
+
+class ClickRefused(AssertionError):
+    """Slack would never send this click: the user cannot see that message."""
 
 
 # --------------------------------------------------------------------------
@@ -387,6 +401,10 @@ class FakeSlack:
         self.home_views: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.dm_channels: dict[str, str] = {}
+        #: conversation id -> who is in it (a DM: its user and the bot)
+        self.members: dict[str, set[str]] = {}
+        #: (channel, ts) of messages people posted (the bot's own are in ``messages``)
+        self.user_messages: set[tuple[str, str]] = set()
         #: the bot token's scopes (conversations.history/replies check them)
         self.scopes: set[str] = set(scopes)
         #: DMs between other people: the bot is not in them (history: channel_not_found)
@@ -557,7 +575,94 @@ class FakeSlack:
                 channel = f"D{suffix}{n}"
                 n += 1
             self.dm_channels[user_id] = channel
+        self.members.setdefault(channel, {user_id, self.bot_user_id})
         return channel
+
+    # ------------------------------------------------------------ who sees what
+
+    def add_channel(self, channel: str, members: Iterable[str], *, bot: bool = True) -> None:
+        """A channel (or private group) with these members; the bot is in it unless told."""
+        self.members[channel] = set(members) | ({self.bot_user_id} if bot else set())
+
+    def join(self, channel: str, *users: str) -> None:
+        self.members_of(channel).update(users)
+
+    def members_of(self, channel: str) -> set[str]:
+        """Who is in a conversation. A DM (``D…``) is its user and the bot; a channel a
+        test never set up has only the bot in it."""
+        if channel not in self.members:
+            if channel.startswith("D"):
+                owner = next((u for u, d in self.dm_channels.items() if d == channel), None)
+                if owner is None:
+                    owner = "U" + channel[1:]
+                    self.dm_channels.setdefault(owner, channel)
+                self.members[channel] = {owner, self.bot_user_id}
+            else:
+                self.members[channel] = {self.bot_user_id}
+        return self.members[channel]
+
+    def can_see(self, user: str, channel: str) -> bool:
+        return user in self.members_of(channel)
+
+    def visible_to(self, user: str) -> list[dict[str, Any]]:
+        """The bot's messages ``user`` can see (each with its ``channel``), in order."""
+        found = [
+            {**m, "channel": ch} for (ch, _ts), m in self.messages.items() if self.can_see(user, ch)
+        ]
+        return sorted(found, key=lambda m: m["ts"])
+
+    def unseen(self, *users: str) -> list[dict[str, Any]]:
+        """The bot's messages in conversations none of ``users`` is in (for assertions)."""
+        return [
+            {**m, "channel": ch}
+            for (ch, _ts), m in sorted(self.messages.items())
+            if not any(self.can_see(u, ch) for u in users)
+        ]
+
+    def note_user_message(self, channel: str, ts: str, user: str) -> None:
+        """A person's message (an event the test sent), so permalinks to it resolve."""
+        self.members_of(channel).add(user)
+        self.user_messages.add((channel, ts))
+
+    def click(
+        self,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        user: str,
+        *,
+        user_team: str | None = None,
+    ) -> dict[str, Any]:
+        """The ``block_actions`` payload Slack sends when ``user`` clicks ``action_id`` on
+        the bot message ``(channel, message_ts)`` as it is now. Refuses a click Slack
+        could not send: on a message that does not exist or no longer has that button,
+        or by someone who is not in the conversation holding it."""
+        from tests.slackfake import payloads
+
+        message = self.messages.get((channel, message_ts))
+        if message is None:
+            raise ClickRefused(f"no message {message_ts} in {channel}")
+        if not self.can_see(user, channel):
+            raise ClickRefused(f"{user} is not in {channel} and cannot see {message_ts}")
+        for block in message.get("blocks") or []:
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                if element.get("action_id") == action_id:
+                    payload = payloads.block_action(
+                        action_id,
+                        str(element.get("value", "")),
+                        user=user,
+                        channel=channel,
+                        message_ts=message_ts,
+                        block_id=str(block.get("block_id", "")),
+                        message_blocks=message["blocks"],
+                        message_text=str(message.get("text", "")),
+                        thread_ts=message.get("thread_ts"),
+                        team=self.team_id,
+                    )
+                    if user_team is not None:
+                        payload["user"]["team_id"] = user_team
+                    return payload
+        raise ClickRefused(f"message {message_ts} in {channel} has no {action_id} button")
 
     def messages_in(self, channel: str, thread_ts: str | None = None) -> list[dict[str, Any]]:
         """Messages the bot posted in ``channel`` (in a thread if ``thread_ts``), in order."""
@@ -671,6 +776,9 @@ class FakeSlack:
         step = self._next_step(method)
         if isinstance(step, Delay):
             await asyncio.sleep(step.seconds)
+        if isinstance(step, Hold):
+            step.arrived.set()
+            await step.release.wait()
         scripted = self._scripted_response(call, step)
         if scripted is not None:
             return scripted
@@ -705,6 +813,9 @@ class FakeSlack:
         step = self._next_step(method)
         if isinstance(step, Delay):
             await asyncio.sleep(step.seconds)
+        if isinstance(step, Hold):
+            step.arrived.set()
+            await step.release.wait()
         scripted = self._scripted_response(call, step)
         if scripted is not None:
             return scripted
@@ -827,6 +938,8 @@ class FakeSlack:
     async def _chat_post_message(self, call: Call) -> dict[str, Any]:
         params = call.params
         channel = self._resolve_channel(params)
+        if not self.can_see(self.bot_user_id, channel):
+            raise _ApiFailure("not_in_channel")
         self._validate_chat(call.method, params)
         text, warnings = self._text_and_warnings(params)
         ts = self.new_ts()
@@ -894,6 +1007,8 @@ class FakeSlack:
         user = params.get("user")
         if not isinstance(user, str) or not user or user in self.unknown_users:
             raise _ApiFailure("user_not_in_channel")
+        if not self.can_see(user, channel):
+            raise _ApiFailure("user_not_in_channel")
         self._validate_chat(call.method, params)
         text, _ = self._text_and_warnings(params)
         ts = self.new_ts()
@@ -913,13 +1028,21 @@ class FakeSlack:
         params = call.params
         channel = self._resolve_channel(params)
         ts = params.get("message_ts")
-        if not isinstance(ts, str) or not ts:
+        if not isinstance(ts, str) or not ts or not self._message_exists(channel, ts):
             raise _ApiFailure("message_not_found")
         permalink = f"https://fake.slack.test/archives/{channel}/p{ts.replace('.', '')}"
         stored = self.messages.get((channel, ts))
         if stored and stored.get("thread_ts"):
             permalink += f"?thread_ts={stored['thread_ts']}&cid={channel}"
         return {"ok": True, "channel": channel, "permalink": permalink}
+
+    def _message_exists(self, channel: str, ts: str) -> bool:
+        """A bot message, a person's message a test noted, or a thread the bot replied in."""
+        if (channel, ts) in self.messages or (channel, ts) in self.user_messages:
+            return True
+        return any(
+            ch == channel and m.get("thread_ts") == ts for (ch, _), m in self.messages.items()
+        )
 
     async def _conversations_open(self, call: Call) -> dict[str, Any]:
         params = call.params

@@ -23,9 +23,11 @@ from tests.slackfake import payloads
 from tests.slackfake.server import (
     OK,
     ApiError,
+    ClickRefused,
     Delay,
     Fail,
     FakeSlack,
+    Hold,
     RateLimited,
     validate_blocks,
 )
@@ -160,6 +162,7 @@ async def test_post_message_to_user_id_lands_in_dm(fake_slack: FakeSlack) -> Non
 
 async def test_update_ephemeral_permalink_users_views(fake_slack: FakeSlack) -> None:
     client = client_for(fake_slack)
+    fake_slack.add_channel("C1", {"U1"})
     posted = await client.chat_postMessage(channel="C1", text="before")
     with pytest.raises(SlackApiError) as missing:
         await client.chat_update(channel="C1", ts="1.000001", text="x")
@@ -176,8 +179,15 @@ async def test_update_ephemeral_permalink_users_views(fake_slack: FakeSlack) -> 
     assert set(spec_required("chat.postEphemeral")) <= set(eph.data)
     assert fake_slack.ephemerals[0]["user"] == "U1"
 
+    with pytest.raises(SlackApiError) as outsider:
+        await client.chat_postEphemeral(channel="C1", user="U2", text="not in C1")
+    assert outsider.value.response["error"] == "user_not_in_channel"
+
     link = await client.chat_getPermalink(channel="C1", message_ts=posted["ts"])
     assert set(spec_required("chat.getPermalink")) <= set(link.data)
+    with pytest.raises(SlackApiError) as nowhere:
+        await client.chat_getPermalink(channel="C1", message_ts="1.000001")
+    assert nowhere.value.response["error"] == "message_not_found"
     assert link["permalink"] == (
         f"https://fake.slack.test/archives/C1/p{posted['ts'].replace('.', '')}"
     )
@@ -249,6 +259,7 @@ async def test_blocks_without_text_fallback_are_rejected(fake_slack: FakeSlack) 
 
 async def test_invalid_blocks_in_update_ephemeral_and_views(fake_slack: FakeSlack) -> None:
     client = client_for(fake_slack)
+    fake_slack.add_channel("C1", {"U1"})
     posted = await client.chat_postMessage(channel="C1", text="ok")
     too_long = [section("x" * 3001)]
     with pytest.raises(SlackApiError):
@@ -661,3 +672,70 @@ async def test_bolt_app_round_trip(fake_slack: FakeSlack) -> None:
         assert len(fake_slack.calls_to("chat.postMessage")) == 1
     finally:
         await runner.cleanup()
+
+
+# --------------------------------------------------------------------------
+# Who can see what
+# --------------------------------------------------------------------------
+
+
+async def test_a_dm_is_its_user_and_the_bot(fake_slack: FakeSlack) -> None:
+    client = client_for(fake_slack)
+    opened = await client.conversations_open(users="UA")
+    dm = opened["channel"]["id"]
+    posted = await client.chat_postMessage(channel="UA", text="for UA only")
+    assert posted["channel"] == dm
+    assert fake_slack.members_of(dm) == {"UA", fake_slack.bot_user_id}
+    assert [m["text"] for m in fake_slack.visible_to("UA")] == ["for UA only"]
+    assert fake_slack.visible_to("UB") == []
+    assert [m["channel"] for m in fake_slack.unseen("UB")] == [dm]
+    # an id used in payloads (D1) is the DM of U1
+    assert fake_slack.can_see("U1", "D1") and not fake_slack.can_see("U2", "D1")
+
+
+async def test_the_bot_posts_only_where_it_is_a_member(fake_slack: FakeSlack) -> None:
+    client = client_for(fake_slack)
+    fake_slack.add_channel("CPRIV", {"U1"}, bot=False)
+    with pytest.raises(SlackApiError) as refused:
+        await client.chat_postMessage(channel="CPRIV", text="x")
+    assert refused.value.response["error"] == "not_in_channel"
+
+
+async def test_a_click_comes_only_from_someone_who_sees_the_message(
+    fake_slack: FakeSlack,
+) -> None:
+    client = client_for(fake_slack)
+    fake_slack.add_channel("C9", {"UA"})
+    blocks = [
+        {
+            "type": "actions",
+            "block_id": "approval:7",
+            "elements": [button("Approve", action_id="approval:approve", value="7")],
+        }
+    ]
+    posted = await client.chat_postMessage(channel="C9", text="approve?", blocks=blocks)
+    payload = fake_slack.click("C9", posted["ts"], "approval:approve", "UA")
+    assert payload["actions"][0]["value"] == "7"
+    assert payload["actions"][0]["block_id"] == "approval:7"
+    assert payload["container"]["message_ts"] == posted["ts"]
+    assert payload["user"]["team_id"] == payload["team"]["id"]
+    with pytest.raises(ClickRefused):
+        fake_slack.click("C9", posted["ts"], "approval:approve", "UB")  # not in C9
+    with pytest.raises(ClickRefused):
+        fake_slack.click("C9", "1.000001", "approval:approve", "UA")  # no such message
+    with pytest.raises(ClickRefused):
+        fake_slack.click("C9", posted["ts"], "approval:deny", "UA")  # no such button
+    external = fake_slack.click("C9", posted["ts"], "approval:approve", "UA", user_team="TOTHER")
+    assert external["user"]["team_id"] == "TOTHER"
+
+
+async def test_hold_keeps_a_call_until_released(fake_slack: FakeSlack) -> None:
+    client = client_for(fake_slack)
+    release = asyncio.Event()
+    hold = Hold(release)
+    fake_slack.script("chat.postMessage", [hold])
+    call = asyncio.ensure_future(client.chat_postMessage(channel="C1", text="slow"))
+    await asyncio.wait_for(hold.arrived.wait(), 10)
+    assert not call.done() and not fake_slack.calls_to("chat.postMessage")[0].done
+    release.set()
+    assert (await call)["ok"]

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 from core.clock import FakeClock
+from core.records import ApprovalMessage
 from core.states import ApprovalStatus
 from storage.uow import SqlUnitOfWorkFactory
 from tests.storage.helpers import new_task
@@ -19,23 +20,24 @@ async def test_add_get_message_reminded(
         task = await uow.tasks.add(new_task(cost_cents=5000))
         approval = await uow.approvals.add(task, ["UA", "UB"], 5000, clock.now(), expires)
     assert approval.task_id == task.id and approval.requester == "U1"
-    assert approval.approvers == ("UA", "UB") and approval.may_decide("UB")
+    assert approval.approvers == ("UA", "UB")
     assert approval.status is ApprovalStatus.PENDING and approval.amount_cents == 5000
     assert approval.channel == "C1" and approval.thread_ts == task.conversation.thread_ts
     assert approval.expires_at == expires and approval.message_ts is None
 
+    first = ApprovalMessage(approval.id, "DUA", "1700000001.000200", "UA")
+    second = ApprovalMessage(approval.id, "DUB", "1700000001.000300", "UB")
     async with uow_factory() as uow:
-        await uow.approvals.set_message(approval.id, "C9", "1700000001.000200")
+        assert await uow.approvals.add_message(first, clock.now())
+        assert await uow.approvals.add_message(second, clock.now())
+        assert not await uow.approvals.add_message(first, clock.now())  # recorded once
         assert await uow.approvals.remind(approval.id, clock.now(), clock.now())
         assert not await uow.approvals.remind(approval.id, clock.now(), clock.now() - timedelta(1))
         got = await uow.approvals.get(approval.id)
         assert got == await uow.approvals.for_task(task.id)
+        assert await uow.approvals.messages(approval.id) == [first, second]
     assert got is not None
-    assert (got.channel, got.message_ts, got.reminded_at) == (
-        "C9",
-        "1700000001.000200",
-        clock.now(),
-    )
+    assert (got.channel, got.reminded_at) == ("C1", clock.now())
     async with uow_factory() as uow:
         assert await uow.approvals.get(999) is None
         assert await uow.approvals.for_task(999) is None

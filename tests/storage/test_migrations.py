@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLES = {
     "tasks",
     "task_dependencies",
+    "approval_messages",
     "approvals",
     "budgets",
     "budget_holds",

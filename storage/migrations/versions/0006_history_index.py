@@ -6,8 +6,8 @@ is already in order). The trailing status and parent_id make counts and the
 status check index-only (SQLite will not cover a query whose WHERE names a column
 the index lacks, even the one in its own predicate).
 
-Revision ID: 0005_history_index
-Revises: 0004_outbox_unconfirmed
+Revision ID: 0006_history_index
+Revises: 0005_approval_messages
 Create Date: 2026-12-03
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_history_index"
-down_revision: str | None = "0004_outbox_unconfirmed"
+revision: str = "0006_history_index"
+down_revision: str | None = "0005_approval_messages"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
