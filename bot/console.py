@@ -9,8 +9,9 @@ from typing import TextIO
 from bot.console_render import render_budget, render_history, render_notice, render_task_line
 from bot.container import Container
 from bot.tasks_command import parse_tasks_command
+from bot.views.status import folded_into_status
 from core.approvals import Decision
-from core.notices import ApprovalDecided, ApprovalNeeded, Notice
+from core.notices import ApprovalDecided, ApprovalNeeded, Notice, RequestStatus
 from core.orchestrator import Request
 from core.ports import Attempt
 from core.records import Conversation
@@ -40,6 +41,8 @@ class ConsoleNotifier:
             self._shown.add(seen)
         if isinstance(notice, ApprovalNeeded):
             self.open_approvals.append(notice.approval_id)
+        if folded_into_status(notice) or (isinstance(notice, RequestStatus) and notice.final):
+            return None  # as in Slack: the status and the one result or outcome say it
         print(f"taskbot> {render_notice(notice)}", file=self._out, flush=True)
         self._sent += 1
         return f"console.{self._sent}"
@@ -102,7 +105,7 @@ class Console:
         elif cmd.action == "detail" and cmd.task_id is not None:
             found = await service.history.detail(self._user, cmd.task_id)
             if found is None:
-                self.say(f"I can't find task #{cmd.task_id} among your tasks.")
+                self.say(f"I can't find request {cmd.task_id} among your requests.")
                 return
             task, children = found
             lines = [render_task_line(t, now) for t in (task, *children)]

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     approval_ttl_seconds: int = Field(7 * 86400, alias="TASKBOT_APPROVAL_TTL_SECONDS", gt=0)
     reminder_after_seconds: int = Field(86400, alias="TASKBOT_REMINDER_AFTER_SECONDS", gt=0)
     agent_timeout_seconds: float = Field(300, alias="TASKBOT_AGENT_TIMEOUT_SECONDS", gt=0)
+    status_grace_seconds: float = Field(3, alias="TASKBOT_STATUS_GRACE_SECONDS", ge=0)
     step_max_attempts: int = Field(3, alias="TASKBOT_STEP_MAX_ATTEMPTS", ge=1, le=20)
     step_retry_seconds: float = Field(2.0, alias="TASKBOT_STEP_RETRY_SECONDS", gt=0)
     worker_ttl_seconds: int = Field(30, alias="TASKBOT_WORKER_TTL_SECONDS", ge=2)
@@ -134,6 +135,7 @@ class Settings(BaseSettings):
             reminder_after_seconds=self.reminder_after_seconds,
             stale_after_seconds=self.stale_after_seconds,
             agent_timeout_seconds=self.agent_timeout_seconds,
+            status_grace_seconds=self.status_grace_seconds,
             step_max_attempts=self.step_max_attempts,
             step_retry_base_seconds=self.step_retry_seconds,
         )

@@ -13,7 +13,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import log_safety
-from bot.listeners import approvals, messages, retry, tasks_command
+from bot.listeners import approvals, messages, retry, status, tasks_command
 from bot.metrics import Metrics, WebApiErrors
 from bot.settings import Settings
 from core.service import TaskService
@@ -126,6 +126,7 @@ def build_app(
     approvals.register(app, service)
     tasks_command.register(app, service)
     retry.register(app, service)
+    status.register(app, service)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

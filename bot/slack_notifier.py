@@ -19,7 +19,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.views import render
-from core.notices import ApprovalDecided, ApprovalNeeded, Notice, StaleReport
+from bot.views.status import folded_into_status
+from core.notices import ApprovalDecided, ApprovalNeeded, Notice, RequestStatus, StaleReport
 from core.ports import Attempt, DeliveryError, Posted
 
 log = logging.getLogger(__name__)
@@ -93,12 +94,17 @@ class SlackNotifier:
     async def _deliver(
         self, notice: Notice, attempt: Attempt | None, doubt: _Doubt
     ) -> Posted | None:
+        if folded_into_status(notice):
+            return None
         dest = notice.destination
         channel = dest.channel or await self._open_dm(dest.user)
-        if isinstance(notice, ApprovalDecided) and notice.message_ts:
-            message = render(notice)
+        if replaces := _replaces(notice):
+            links = (
+                await self._permalinks(notice, channel) if isinstance(notice, StaleReport) else None
+            )
+            message = render(notice, permalinks=links)
             response = await self._client.chat_update(
-                channel=channel, ts=notice.message_ts, **message
+                channel=channel, ts=replaces, **message
             )  # an edit in place: repeating it changes nothing
             ts = response.get("ts")
             return Posted(channel, str(ts)) if ts else None
@@ -219,6 +225,13 @@ class SlackNotifier:
             log.warning("no permalink for task %s: %s", task_id, _error_of(exc))
             return None
         return link if isinstance(link, str) and link else None
+
+
+def _replaces(notice: Notice) -> str | None:
+    """The ts of the message this notice updates in place, if it does."""
+    if isinstance(notice, ApprovalDecided | RequestStatus | StaleReport):
+        return notice.message_ts
+    return None
 
 
 def _is_dm(channel: str) -> bool:

@@ -21,6 +21,7 @@ from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Approval, ApprovalMessage, TaskChanges
 from core.states import ApprovalStatus, TaskStatus
+from core.status import write_status
 from core.transitions import transition
 
 
@@ -223,3 +224,4 @@ class Approvals:
                 )
             )
             await uow.outbox.add(notice, now)
+            await write_status(uow, self._clock, task)

@@ -13,6 +13,7 @@ from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges
 from core.states import ApprovalStatus, TaskStatus
+from core.status import write_status
 from core.transitions import transition
 
 
@@ -25,6 +26,8 @@ class CancelOutcome:
     cancelled: bool
     message: str
     root_id: int | None = None
+    #: the task exists but someone else asked for it
+    not_yours: bool = False
 
 
 class Cancellation:
@@ -56,7 +59,7 @@ class Cancellation:
         except _Moved:
             return CancelOutcome(
                 False,
-                f"Task #{task_id} changed while I was cancelling it (a step started or "
+                f"Request {task_id} changed while I was cancelling it (a step started or "
                 "finished), so nothing was cancelled. Check it and try again.",
             )
 
@@ -64,7 +67,11 @@ class Cancellation:
         async with self._uow(urgent=True) as uow:
             task = await uow.tasks.get(task_id)
             if task is None or task.requester != requester:
-                return CancelOutcome(False, f"I can't find task #{task_id} among your tasks.")
+                return CancelOutcome(
+                    False,
+                    f"I can't find request {task_id} among your requests.",
+                    not_yours=task is not None,
+                )
             children = await uow.tasks.children(task.id)
             running = [c for c in children if c.status is TaskStatus.IN_PROGRESS]
             if not children and task.status is TaskStatus.IN_PROGRESS:
@@ -72,7 +79,7 @@ class Cancellation:
             if not all(self._wedged(r) for r in running):
                 return CancelOutcome(
                     False,
-                    f"A step of task #{task_id} is running right now; try again when it "
+                    f"A step of request {task_id} is running right now; try again when it "
                     "has finished.",
                 )
             open_steps = [c for c in children if c.status is TaskStatus.PENDING]
@@ -84,8 +91,8 @@ class Cancellation:
             if not cancellable:
                 return CancelOutcome(
                     False,
-                    f"Task #{task_id} is {task.status.value.lower().replace('_', ' ')}; "
-                    "only pending tasks can be cancelled.",
+                    f"Request {task_id} is {task.status.value.lower().replace('_', ' ')}; "
+                    "only requests that haven't finished can be cancelled.",
                 )
             reason = f"Cancelled by {requester}."
             flagged = [r for r in running if self._may_have_effects(r)]
@@ -107,6 +114,7 @@ class Cancellation:
                     ),
                     self._clock.now(),
                 )
+            await write_status(uow, self._clock, task)
         if flagged:
             steps = ", ".join(f"#{f.id}" for f in flagged)
             return CancelOutcome(
@@ -116,7 +124,7 @@ class Cancellation:
                 "it, and its money stays held until they do.",
                 task.root_id,
             )
-        return CancelOutcome(True, f"Cancelled task #{task_id}.", task.root_id)
+        return CancelOutcome(True, f"Cancelled request {task_id}.", task.root_id)
 
     def _may_have_effects(self, task: Task) -> bool:
         return self._has_effects(task.agent) or task.result is not None

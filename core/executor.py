@@ -32,6 +32,7 @@ from core.policy import NO_APPROVERS, Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import LedgerEntry, Task, TaskChanges
 from core.states import ApprovalStatus, TaskStatus
+from core.status import DEFAULT_GRACE_SECONDS, write_status
 from core.transitions import transition
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,14 @@ def destination_of(task: Task) -> Destination:
     return Destination(channel=task.conversation.channel, thread_ts=task.conversation.thread_ts)
 
 
-async def fail_task(uow: UnitOfWork, task: Task, reason: str, clock: Clock) -> bool:
+async def fail_task(
+    uow: UnitOfWork,
+    task: Task,
+    reason: str,
+    clock: Clock,
+    *,
+    grace: float = DEFAULT_GRACE_SECONDS,
+) -> bool:
     """FAILED with the reason told in the task's thread and its money released."""
     now = clock.now()
     if not await transition(
@@ -74,10 +82,15 @@ async def fail_task(uow: UnitOfWork, task: Task, reason: str, clock: Clock) -> b
     await uow.budgets.release(task.id)
     await uow.outbox.add(
         TaskFailed(
-            destination=destination_of(task), task_id=task.id, title=task.title, error=reason
+            destination=destination_of(task),
+            task_id=task.id,
+            title=task.title,
+            error=reason,
+            request_id=task.root_id,
         ),
         now,
     )
+    await write_status(uow, clock, task, grace=grace)
     return True
 
 
@@ -101,7 +114,14 @@ def outcome_reference(result: Any) -> str:
         return "unknown"
 
 
-async def complete_task(uow: UnitOfWork, task: Task, result: AgentResult, clock: Clock) -> bool:
+async def complete_task(
+    uow: UnitOfWork,
+    task: Task,
+    result: AgentResult,
+    clock: Clock,
+    *,
+    grace: float = DEFAULT_GRACE_SECONDS,
+) -> bool:
     """COMPLETED with the result stored, money settled, ledger written, requester told,
     all in the caller's transaction. Also closes a task flagged NEEDS_ATTENTION meanwhile."""
     now = clock.now()
@@ -140,10 +160,22 @@ async def complete_task(uow: UnitOfWork, task: Task, result: AgentResult, clock:
             result=result,
             cost_cents=result.cost_cents,
             currency=task.currency,
+            intermediate=await _feeds_a_later_step(uow, task),
+            requester=task.requester,
+            request_id=task.root_id,
         ),
         now,
     )
+    await write_status(uow, clock, task, grace=grace)
     return True
+
+
+async def _feeds_a_later_step(uow: UnitOfWork, task: Task) -> bool:
+    """A step whose result only feeds another step (research for an email draft)."""
+    if task.is_root:
+        return False
+    siblings = await uow.tasks.children(task.root_id)
+    return any(task.id in s.depends_on for s in siblings)
 
 
 async def flag_task(
@@ -261,6 +293,7 @@ class TaskExecutor:
             "approval_requested",
             {"approval_id": approval.id, "approvers": list(approvers)},
         )
+        await write_status(uow, self._clock, task, grace=self._grace)
         return Gate.WAITING
 
     async def _refuse_over_budget(self, uow: UnitOfWork, task: Task) -> None:
@@ -270,7 +303,11 @@ class TaskExecutor:
             f"{format_money(budget.remaining_cents, budget.currency)} of your monthly "
             f"{format_money(budget.limit_cents, budget.currency)} is left."
         )
-        await fail_task(uow, task, reason, self._clock)
+        await fail_task(uow, task, reason, self._clock, grace=self._grace)
+
+    @property
+    def _grace(self) -> float:
+        return self._policy.status_grace_seconds
 
     async def execute(self, task: Task, dependencies: Sequence[Task]) -> None:
         """Claim the task (PENDING → IN_PROGRESS), run its agent, record the outcome.
@@ -288,6 +325,8 @@ class TaskExecutor:
                 clock=self._clock,
                 changes=TaskChanges(started_at=now, worker=self.worker),
             )
+            if claimed:
+                await write_status(uow, self._clock, task, grace=self._grace)
         if not claimed:
             return
         running = dataclasses.replace(
@@ -404,7 +443,7 @@ class TaskExecutor:
             await self._write_until_done(lambda uow: uow.tasks.record_outcome(running.id, result))
         try:
             done = await self._write(
-                lambda uow: complete_task(uow, running, result, self._clock),
+                lambda uow: complete_task(uow, running, result, self._clock, grace=self._grace),
                 attempts=self.record_attempts,
             )
             if not done and effects:
@@ -457,7 +496,9 @@ class TaskExecutor:
         return True
 
     async def _fail(self, task: Task, reason: str) -> None:
-        await self._write_until_done(lambda uow: fail_task(uow, task, reason, self._clock))
+        await self._write_until_done(
+            lambda uow: fail_task(uow, task, reason, self._clock, grace=self._grace)
+        )
 
     async def _flag(self, task: Task, reference: str, detail: str) -> None:
         approvers = self._policy.approvers_for(task.requester)

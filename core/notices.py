@@ -38,6 +38,11 @@ class Notice:
     destination: Destination
     task_id: int | None
 
+    @property
+    def lane(self) -> str:
+        """Entries of one lane are delivered in the order they were written."""
+        return self.destination.key
+
     def to_json(self) -> dict[str, Any]:
         raw = {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}
         raw["kind"] = self.kind
@@ -125,6 +130,11 @@ class TaskFinished(Notice):
     result: AgentResult = field(default_factory=lambda: AgentResult(summary=""))
     cost_cents: int = 0
     currency: str = "USD"
+    #: the result only feeds a later step of the request (shown there, not on its own)
+    intermediate: bool = False
+    requester: str = ""
+    #: the request this step belongs to (the one number people see)
+    request_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,8 @@ class TaskFailed(Notice):
     kind: ClassVar[str] = "task_failed"
     title: str = ""
     error: str = ""
+    #: the request this step belongs to (the one number people see)
+    request_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +186,58 @@ class RequestFinished(Notice):
 
 
 @dataclass(frozen=True)
+class StepState:
+    """One step of a request as its status message shows it."""
+
+    title: str
+    status: str
+    #: approvers a waiting step needs a decision from
+    waiting_on: tuple[str, ...] = ()
+    #: who approved the step (its spending), once someone has
+    approved_by: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestStatus(Notice):
+    """A snapshot of a request for its one living status message.
+
+    The first delivered snapshot is posted; later ones replace it (chat.update).
+    Snapshots travel in their own lane so a pending one never holds up the
+    thread's replies, and a newer snapshot supersedes older undelivered ones.
+    """
+
+    kind: ClassVar[str] = "request_status"
+    requester: str = ""
+    title: str = ""
+    #: the plan in words, e.g. "research → email draft"
+    outline: str = ""
+    #: the request's status (a TaskStatus value)
+    status: str = ""
+    steps: tuple[StepState, ...] = ()
+    amount_cents: int = 0
+    currency: str = "USD"
+    #: the status message to replace; filled in at delivery from the first post
+    message_ts: str | None = None
+
+    @property
+    def lane(self) -> str:
+        return f"{self.destination.key}#status:{self.task_id}"
+
+    @property
+    def final(self) -> bool:
+        """A finished request; with no status message posted yet, none is needed."""
+        return self.status in ("COMPLETED", "FAILED", "CANCELLED", "REJECTED")
+
+    @property
+    def waiting_on(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(u for s in self.steps for u in s.waiting_on))
+
+    @property
+    def approved_by(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.approved_by for s in self.steps if s.approved_by))
+
+
+@dataclass(frozen=True)
 class StaleTask:
     task_id: int
     title: str
@@ -184,12 +248,28 @@ class StaleTask:
     thread_ts: str | None
     #: the people it waits for (approvers), so a front end can mention them
     waiting_on: tuple[str, ...] = ()
+    #: where the approval message is, so the digest can link to it (where they can act)
+    approval_channel: str | None = None
+    approval_ts: str | None = None
 
 
 @dataclass(frozen=True)
 class StaleReport(Notice):
+    """Today's digest for one destination: every task still waiting too long there.
+
+    One message a day per destination: later digests of the same day replace it
+    (chat.update) instead of posting again."""
+
     kind: ClassVar[str] = "stale_report"
     tasks: tuple[StaleTask, ...] = ()
+    #: the day (YYYY-MM-DD, UTC) this digest belongs to
+    day: str = ""
+    #: the digest message to replace; filled in at delivery from the day's first post
+    message_ts: str | None = None
+
+    @property
+    def lane(self) -> str:
+        return f"stale:{self.destination.key}:{self.day}" if self.day else self.destination.key
 
 
 @dataclass(frozen=True)
@@ -230,6 +310,7 @@ NOTICE_TYPES: dict[str, type[Notice]] = {
         TaskRejected,
         TaskCancelled,
         RequestFinished,
+        RequestStatus,
         StaleReport,
         WebhookEvent,
         TaskRetried,
@@ -258,6 +339,10 @@ def notice_from_json(raw: dict[str, Any]) -> Notice:
             value = Destination(**value)
         elif f.name == "result":
             value = AgentResult.from_json(value)
+        elif f.name == "steps" and cls is RequestStatus:
+            value = tuple(
+                StepState(**{**s, "waiting_on": tuple(s.get("waiting_on", ()))}) for s in value
+            )
         elif f.name == "steps":
             value = tuple(PlanStep(**{**s, "depends_on": tuple(s["depends_on"])}) for s in value)
         elif f.name == "tasks":

@@ -12,6 +12,7 @@ from typing import Any
 from core.agents.registry import AgentRegistry
 from core.audit import audit
 from core.background import Background
+from core.budget import Budgets
 from core.clock import Clock
 from core.executor import SYSTEM, Gate, Sleep, TaskExecutor, destination_of
 from core.intents import IntentParser, NotUnderstood, printable
@@ -22,6 +23,7 @@ from core.policy import Policy
 from core.ports import TaskCursor, UnitOfWork, UnitOfWorkFactory, cursor_of
 from core.records import Conversation, NewTask, Task, TaskChanges
 from core.states import TaskStatus
+from core.status import write_status
 from core.transitions import transition
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,10 @@ class Orchestrator:
                 return Submission(
                     Outcome.DUPLICATE, await uow.tasks.by_source_event(request.event_id)
                 )
+            refusal = await self._over_budget(uow, request, the_plan)
+            if refusal:
+                await self._add_refusal(uow, request, refusal)
+                return Submission(Outcome.REFUSED, reason=refusal)
             root, children = await self._persist(uow, request, the_plan)
             for created in [root, *children]:
                 await audit(uow, self._clock, created.id, root.requester, "created")
@@ -120,7 +126,30 @@ class Orchestrator:
                 ),
                 now,
             )
+            await write_status(uow, self._clock, root, grace=self._policy.status_grace_seconds)
         return Submission(Outcome.ACCEPTED, root, the_plan)
+
+    async def _over_budget(self, uow: UnitOfWork, request: Request, the_plan: Plan) -> str:
+        """A purchase the budget can't cover is refused once, before anything is accepted."""
+        costs = [
+            self._registry.get(s.agent).estimate_cost_cents(s.params)
+            for s in the_plan.steps
+            if self._registry.get(s.agent).requires_approval
+        ]
+        if not costs:
+            return ""
+        budget = await Budgets(self._policy, self._clock).status(
+            uow, request.conversation.requester
+        )
+        if sum(costs) <= budget.remaining_cents:
+            return ""
+        cur = self._policy.currency
+        return (
+            f"I can't ask for {format_money(sum(costs), cur)}: you have "
+            f"{format_money(budget.remaining_cents, cur)} of "
+            f"{format_money(budget.limit_cents, cur)} left this month. "
+            "Ask for less, or ask an approver to raise your limit."
+        )
 
     def _check_plan(self, the_plan: Plan) -> None:
         for step in the_plan.steps:
@@ -140,20 +169,22 @@ class Orchestrator:
         async with self._uow(urgent=True) as uow:
             if request.event_id and not await uow.inbox.add(request.event_id, self._clock.now()):
                 return Submission(Outcome.DUPLICATE)
-            conv = request.conversation
-            if not conv.channel:
-                # over the HTTP API the refusal is the response itself
-                return Submission(Outcome.REFUSED, reason=reason)
-            await uow.outbox.add(
-                RequestRefused(
-                    destination=Destination(channel=conv.channel, thread_ts=conv.thread_ts),
-                    task_id=None,
-                    requester=conv.requester,
-                    reason=reason,
-                ),
-                self._clock.now(),
-            )
+            await self._add_refusal(uow, request, reason)
         return Submission(Outcome.REFUSED, reason=reason)
+
+    async def _add_refusal(self, uow: UnitOfWork, request: Request, reason: str) -> None:
+        conv = request.conversation
+        if not conv.channel:
+            return  # over the HTTP API the refusal is the response itself
+        await uow.outbox.add(
+            RequestRefused(
+                destination=Destination(channel=conv.channel, thread_ts=conv.thread_ts),
+                task_id=None,
+                requester=conv.requester,
+                reason=reason,
+            ),
+            self._clock.now(),
+        )
 
     async def _persist(
         self, uow: UnitOfWork, request: Request, the_plan: Plan
@@ -244,6 +275,7 @@ class Orchestrator:
                     clock=self._clock,
                     changes=TaskChanges(started_at=self._clock.now()),
                 )
+                await write_status(uow, self._clock, root, grace=self._policy.status_grace_seconds)
         graph = bool(nodes)
         nodes = nodes or [root]
         by_id = {n.id: n for n in nodes}
@@ -301,6 +333,7 @@ class Orchestrator:
                 changes=TaskChanges(error=reason, finished_at=self._clock.now()),
             )
             await uow.budgets.release(node.id)
+            await write_status(uow, self._clock, node, grace=self._policy.status_grace_seconds)
 
     async def _finish_root(self, root_id: int) -> None:
         async with self._uow() as uow:
@@ -349,6 +382,7 @@ class Orchestrator:
                 ),
                 now,
             )
+            await write_status(uow, self._clock, root, grace=self._policy.status_grace_seconds)
 
     async def resume_unfinished(self, page: int = 500) -> int:
         """Advance every request that is not finished (on start, and after a crash),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from datetime import timedelta
 
 from core.approval_routing import record_copy
 from core.clock import Clock
-from core.notices import ApprovalNeeded
+from core.notices import ApprovalNeeded, Notice, RequestStatus, StaleReport
 from core.ports import Attempt, DeliveryError, Notifier, OutboxItem, Posted, UnitOfWorkFactory
 from core.records import ApprovalMessage
 
@@ -107,9 +108,9 @@ class OutboxDispatcher:
 
     async def _deliver(self, item: OutboxItem) -> bool:
         try:
-            posted = await self._notifier.deliver(
-                item.notice, Attempt(item.id, item.unconfirmed_since)
-            )
+            notice = await self._prepare(item.notice)
+            attempt = Attempt(item.id, item.unconfirmed_since)
+            posted = await self._notifier.deliver(notice, attempt) if notice is not None else None
         except DeliveryError as exc:
             await self._failed(item, exc)
             return False
@@ -128,6 +129,18 @@ class OutboxDispatcher:
                 copy = ApprovalMessage(notice.approval_id, channel, ts, notice.destination.user)
                 await record_copy(uow, self._clock, copy)
         return True
+
+    async def _prepare(self, notice: Notice) -> Notice | None:
+        """A status snapshot or a day's digest replaces the message its lane posted
+        first; a final snapshot with nothing posted yet is dropped (the result was
+        the answer)."""
+        if not isinstance(notice, RequestStatus | StaleReport):
+            return notice
+        async with self._uow(read_only=True) as uow:
+            ts = await uow.outbox.sent_ts(notice.lane)
+        if ts is None and isinstance(notice, RequestStatus) and notice.final:
+            return None
+        return dataclasses.replace(notice, message_ts=ts)
 
     async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:
         now = self._clock.now()

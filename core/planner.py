@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,10 +84,13 @@ def _step(intent: Intent, text: str, deps: tuple[int, ...], currency: str) -> Pl
             deps,
         )
     if intent.agent == "compare":
-        return PlannedStep(
-            "compare", f"Compare prices: {intent.topic}", {"topic": intent.topic}, deps
-        )
+        label = f"Price comparison: {_PRICES_OF.sub('', intent.topic) or intent.topic}"
+        return PlannedStep("compare", label, {"topic": intent.topic}, deps)
     return PlannedStep("research", f"Research: {intent.topic}", {"topic": intent.topic}, deps)
+
+
+#: "prices for office chairs" → "office chairs" (the label already says prices)
+_PRICES_OF = re.compile(r"^(?:the\s+)?prices?\s+(?:for|of|on)\s+", re.IGNORECASE)
 
 
 def _shorten(text: str, limit: int) -> str:

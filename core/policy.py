@@ -33,6 +33,8 @@ class Policy:
     step_retry_max_seconds: float = 60.0
     #: slack beyond the longest a healthy step can take before it counts as stuck
     stuck_margin_seconds: float = 60.0
+    #: work that finishes within this needs no status message (the result answers)
+    status_grace_seconds: float = 3.0
 
     def retry_delay(self, attempt: int) -> float:
         """The ceiling of the wait after failed `attempt` (1-based); jitter picks below it."""

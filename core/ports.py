@@ -184,6 +184,14 @@ class Outbox(Protocol):
         """Claim due entries of one lane: webhook events, or everything else."""
         ...
 
+    async def supersede(self, lane: str, at: datetime) -> int:
+        """Retire undelivered entries of `lane` no sender holds (a newer one replaces them)."""
+        ...
+
+    async def sent_ts(self, lane: str) -> str | None:
+        """The ts of the first message posted in `lane` (the one later entries replace)."""
+        ...
+
     async def extend_claims(self, item_ids: Sequence[int], until: datetime) -> None:
         """Keep entries still being delivered claimed (a live sender renews its lease)."""
         ...

@@ -1,4 +1,5 @@
-"""The stale report: PENDING tasks left too long, each reported once per escalation step."""
+"""The stale report: PENDING tasks left too long, each escalating at 1×, 2×, 4×… the
+threshold; an escalation brings a destination today's digest of all its waiting tasks."""
 
 from __future__ import annotations
 
@@ -36,17 +37,24 @@ class StaleReporter:
         cutoff = now - timedelta(seconds=self._policy.stale_after_seconds)
         async with self._uow() as uow:
             candidates = await uow.tasks.pending_created_before(cutoff, limit)
-            listed: list[_Listed] = []
+            stale: list[_Listed] = []
+            escalated: set[int] = set()
             for task in candidates:
                 age = (now - task.created_at).total_seconds()
                 step = escalation_step(age, self._policy.stale_after_seconds)
                 if await uow.tasks.mark_stale_step(task.id, step):
-                    listed.append(await self._describe(uow, task, int(age)))
-            for destination, tasks in self._digests(listed):
-                await uow.outbox.add(
-                    StaleReport(destination=destination, task_id=None, tasks=tasks), now
-                )
-        return len(listed)
+                    escalated.add(task.id)
+                stale.append(await self._describe(uow, task, int(age)))
+            day = now.date().isoformat()
+            for destination, tasks in self._digests(stale):
+                # a destination hears again only when one of its tasks escalated, and
+                # then sees all of its waiting tasks, in the day's one message
+                if escalated & {t.task_id for t in tasks}:
+                    await uow.outbox.add(
+                        StaleReport(destination=destination, task_id=None, tasks=tasks, day=day),
+                        now,
+                    )
+        return len(escalated)
 
     def _digests(self, listed: list[_Listed]) -> list[tuple[Destination, tuple[StaleTask, ...]]]:
         """One digest to the report channel; without one, a DM to each approver listing
@@ -107,5 +115,11 @@ def _linked(stale: StaleTask, copies: list[ApprovalMessage], reader: str | None)
     mine = [c for c in copies if reader is not None and c.recipient == reader]
     shared = [c for c in copies if c.recipient is None]
     for copy in mine or shared:
-        return replace(stale, channel=copy.channel, thread_ts=copy.message_ts)
+        return replace(
+            stale,
+            channel=copy.channel,
+            thread_ts=copy.message_ts,
+            approval_channel=copy.channel,
+            approval_ts=copy.message_ts,
+        )
     return stale

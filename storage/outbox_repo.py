@@ -49,7 +49,7 @@ class SqlOutbox:
                 .values(
                     kind=notice.kind,
                     payload=notice.to_json(),
-                    destination_key=notice.destination.key,
+                    destination_key=notice.lane,
                     task_id=notice.task_id,
                     status=PENDING,
                     attempts=0,
@@ -123,6 +123,36 @@ class SqlOutbox:
             )
             for r in rows
         ]
+
+    async def supersede(self, lane: str, at: datetime) -> int:
+        """Retire the undelivered entries of `lane` that no sender holds (a newer one
+        replaces them); returns how many. An entry being delivered is left alone."""
+        result = await self._session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.destination_key == lane,
+                OutboxRow.status == PENDING,
+                or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until < at),
+            )
+            .values(status=SENT, sent_at=at, last_error="superseded", claimed_until=None)
+            .execution_options(**NO_SYNC)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def sent_ts(self, lane: str) -> str | None:
+        """The ts of the first message posted in `lane` (the one later entries replace)."""
+        return (
+            await self._session.scalars(
+                select(OutboxRow.message_ts)
+                .where(
+                    OutboxRow.destination_key == lane,
+                    OutboxRow.status == SENT,
+                    OutboxRow.message_ts.is_not(None),
+                )
+                .order_by(OutboxRow.id)
+                .limit(1)
+            )
+        ).first()
 
     async def extend_claims(self, item_ids: Sequence[int], until: datetime) -> None:
         if not item_ids:

@@ -8,6 +8,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.tasks_command import TasksCommand, parse_tasks_command
 from bot.views import (
@@ -17,6 +19,9 @@ from bot.views import (
     render_task_detail,
     render_text,
 )
+from bot.views.blocks import message, section
+from bot.views.escape import link
+from bot.views.history import ROW_ACTION, ROW_VERBS
 from core.service import TaskService
 
 log = logging.getLogger(__name__)
@@ -39,7 +44,7 @@ async def answer(service: TaskService, user: str, cmd: TasksCommand) -> dict[str
     if cmd.action == "detail" and cmd.task_id is not None:
         found = await service.history.detail(user, cmd.task_id)
         if found is None:
-            return render_text(f"I can't find task #{cmd.task_id} among your tasks.")
+            return render_text(f"I can't find request {cmd.task_id} among your requests.")
         task, children = found
         return render_task_detail(task, children, now)
     if cmd.action == "cancel" and cmd.task_id is not None:
@@ -51,6 +56,40 @@ async def answer(service: TaskService, user: str, cmd: TasksCommand) -> dict[str
     if cmd.action == "help":
         return render_help()
     return render_text(cmd.error or "Try `/tasks help`.")
+
+
+async def thread_link(
+    service: TaskService, client: AsyncWebClient, user: str, task_id: int
+) -> dict[str, Any]:
+    """A link to the thread a request of the user's was asked in."""
+    found = await service.history.detail(user, task_id)
+    if found is None:
+        return render_text(f"I can't find request {task_id} among your requests.")
+    conversation = found[0].conversation
+    if not conversation.thread_ts:
+        return render_text(f"Request {task_id} has no thread.")
+    try:
+        response = await client.chat_getPermalink(
+            channel=conversation.channel, message_ts=conversation.thread_ts
+        )
+    except SlackApiError as exc:
+        log.info("no permalink for request %s: %s", task_id, exc.response.get("error"))
+        return render_text(f"I can't link to the thread of request {task_id} just now.")
+    label = f"Open the thread of request {task_id}"
+    return message(label, [section(link(str(response.get("permalink") or ""), label))])
+
+
+async def row_action(
+    service: TaskService, client: AsyncWebClient, user: str, value: str
+) -> dict[str, Any]:
+    verb, _, raw = value.partition(":")
+    if verb not in ROW_VERBS or not raw.isdigit():
+        return render_text("That menu is not valid any more.")
+    task_id = int(raw)
+    if verb == "thread":
+        return await thread_link(service, client, user, task_id)
+    action = "detail" if verb == "view" else "cancel"
+    return await answer(service, user, TasksCommand(action, task_id=task_id))
 
 
 def register(app: AsyncApp, service: TaskService) -> None:
@@ -66,6 +105,23 @@ def register(app: AsyncApp, service: TaskService) -> None:
             log.exception("/tasks failed")
             message = render_text("Sorry, I couldn't load your tasks just now. Please try again.")
         await ack(response_type="ephemeral", **message)
+
+    @app.action(ROW_ACTION)
+    async def on_row(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        await ack()
+        value = str((action.get("selected_option") or {}).get("value") or "")
+        try:
+            message = await row_action(service, client, body["user"]["id"], value)
+        except Exception:
+            log.exception("/tasks row action failed")
+            message = render_text("Sorry, that didn't work just now. Please try again.")
+        await respond(replace_original=False, **message)
 
     @app.action("tasks:page")
     async def on_page(

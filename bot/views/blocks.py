@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from bot.views.escape import truncate
+from bot.views.escape import isolate, truncate
 from bot.views.limits import (
     ACTION_ID,
     ACTIONS_ELEMENTS,
@@ -46,7 +46,7 @@ __all__ = [
 
 
 def plain(text: str, limit: int) -> dict[str, Any]:
-    return {"type": "plain_text", "text": truncate(text, limit, "…"), "emoji": True}
+    return {"type": "plain_text", "text": truncate(isolate(text), limit, "…"), "emoji": True}
 
 
 def divider() -> Block:

@@ -24,9 +24,32 @@ _ENTITY_MAX = 5
 TRUNCATED = "… (truncated)"
 
 
+#: bidi embeddings/overrides/isolates and marks, zero-width and other invisible
+#: format characters, and C0/C1 controls other than newline and tab: a user's
+#: U+202E would otherwise reverse the text we put after theirs
+_INVISIBLE = re.compile(
+    "[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"
+)
+
+
+def isolate(text: object) -> str:
+    """User or agent text without characters that reorder or hide what follows."""
+    return _INVISIBLE.sub("", str(text))
+
+
 def escape(text: object) -> str:
-    """Escape ``&``, ``<``, ``>`` (in that order) so Slack shows them as text."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Neutralise bidi and control characters, then escape ``&``, ``<``, ``>`` (in
+    that order) so Slack shows them as text."""
+    return isolate(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_USER_ID_IN_TEXT = re.compile(r"\b[UW][A-Z0-9]{8,}\b")
+
+
+def with_mentions(escaped: str) -> str:
+    """Escaped text with raw user ids ("Cancelled by U0123ABCD.") shown as names."""
+    return _USER_ID_IN_TEXT.sub(lambda m: f"<@{m.group(0)}>", escaped)
 
 
 def is_user_id(value: object) -> bool:

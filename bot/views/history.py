@@ -18,18 +18,22 @@ from bot.views.blocks import (
     section,
     split_sections,
 )
-from bot.views.escape import escape, mention, one_line, truncate
+from bot.views.escape import escape, mention, one_line, truncate, with_mentions
 from bot.views.format import EN_DASH, age, money, status_emoji, status_label, title_mrkdwn
 from bot.views.results import result_blocks
 from core.records import BudgetStatus, Task
+from core.states import TaskStatus
 
 PAGE_ACTION = "tasks:page"
+#: the overflow menu on each row: view, cancel, open thread ("view:5", "cancel:5", "thread:5")
+ROW_ACTION = "tasks:row"
+ROW_VERBS = ("view", "cancel", "thread")
 #: each pagination button sits in its own actions block: Slack wants action_ids
 #: unique within a block, and both buttons use PAGE_ACTION
 PREV_BLOCK = "tasks:page:prev"
 NEXT_BLOCK = "tasks:page:next"
 
-EMPTY = "You have no tasks yet. Try DMing me: research best laptops"
+EMPTY = "You have no requests yet. Try DMing me: research best laptops"
 #: subtasks listed under each task on a history page
 MAX_CHILDREN_SHOWN = 10
 _FILTER_IN_VALUE = 100
@@ -47,15 +51,61 @@ def _children_of(task: Task, children: Mapping[int, Sequence[Task]] | None) -> l
     return sorted(children.get(task.id, ()), key=lambda t: (t.position, t.id))
 
 
-def _task_line(task: Task, now: datetime, *, agent: bool = False) -> str:
-    parts = [f"{status_emoji(task.status)} `#{task.id}`"]
-    if agent:
-        parts.append(f"_{escape(one_line(task.agent))}_")
-    parts.append(title_mrkdwn(task.title))
-    line = " ".join(parts)
-    if task.cost_cents > 0:
-        line += f" · {escape(money(task.cost_cents, task.currency))}"
-    return line + f" · {escape(age(now, task.created_at))} ago"
+_WORD = {
+    TaskStatus.PENDING: "waiting",
+    TaskStatus.IN_PROGRESS: "running",
+    TaskStatus.COMPLETED: "done",
+    TaskStatus.FAILED: "failed",
+    TaskStatus.REJECTED: "denied",
+    TaskStatus.CANCELLED: "cancelled",
+}
+
+
+def slack_date(when: datetime, now: datetime) -> str:
+    """A time every reader sees in their own time zone; the fallback is an age."""
+    fallback = escape(age(now, when)) + " ago"
+    return f"<!date^{int(when.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def money_phrase(task: Task) -> str:
+    """Money called "spent" only when it was; what a waiting one asks for; else nothing."""
+    if task.cost_cents <= 0:
+        return ""
+    amount = escape(money(task.cost_cents, task.currency))
+    if task.status is TaskStatus.COMPLETED:
+        return f"spent {amount}"
+    if task.status in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS):
+        return f"asks {amount}"
+    return ""
+
+
+def _task_line(task: Task, now: datetime, *, amount: bool = True) -> str:
+    word = _WORD.get(task.status, status_label(task.status))
+    line = f"{status_emoji(task.status)} {word} · `#{task.id}` {title_mrkdwn(task.title)}"
+    phrase = money_phrase(task) if amount else ""
+    if phrase:
+        line += f" · {phrase}"
+    when = task.finished_at or task.created_at
+    return line + f" · {slack_date(when, now)}"
+
+
+def _row_menu(task: Task) -> dict[str, object]:
+    verbs = [("View", "view")]
+    if not task.status.terminal:
+        verbs.append(("Cancel", "cancel"))
+    verbs.append(("Open thread", "thread"))
+    return {
+        "type": "overflow",
+        "action_id": ROW_ACTION,
+        "options": [
+            {"text": {"type": "plain_text", "text": label}, "value": f"{verb}:{task.id}"}
+            for label, verb in verbs
+        ],
+    }
+
+
+def _waiting_first(tasks: Sequence[Task]) -> list[Task]:
+    return sorted(tasks, key=lambda t: t.status is not TaskStatus.PENDING)
 
 
 def render_history(
@@ -76,28 +126,30 @@ def render_history(
     page_size = max(1, page_size)
     label = escape(one_line(filter_name)) if filter_name else ""
     if total <= 0 and not tasks:
-        text = f"You have no {label} tasks." if label else EMPTY
+        text = f"You have no {label} requests." if label else EMPTY
         return message(text, [section(text)])
 
     first = (page - 1) * page_size + 1
     last = first + len(tasks) - 1
-    title = f"*Your {label + ' ' if label else ''}tasks*"
+    title = f"*Your {label + ' ' if label else ''}requests*"
     if tasks:
         title += f"  ({first}{EN_DASH}{last} of {total})"
     else:
         title += f"  (nothing on page {page}; {total} in all)"
 
-    lines: list[str] = []
-    for task in tasks:
-        lines.append(_task_line(task, now))
+    blocks: list[Block] = [section(title)]
+    for task in _waiting_first(tasks):
         subtasks = _children_of(task, children)
+        # each amount once: on the request when it has no steps, else on its steps
+        lines = [_task_line(task, now, amount=not subtasks)]
         for child in subtasks[:MAX_CHILDREN_SHOWN]:
-            lines.append("      ↳ " + _task_line(child, now, agent=True))
+            lines.append("      ↳ " + _task_line(child, now))
         hidden = len(subtasks) - MAX_CHILDREN_SHOWN
         if hidden > 0:
             lines.append(f"      ↳ …and {hidden} more steps: `/tasks {task.id}`")
-
-    blocks: list[Block] = [section(title), *split_sections("\n".join(lines))]
+        row = split_sections("\n".join(lines))
+        row[0]["accessory"] = _row_menu(task)
+        blocks += row
     tail: list[Block] = []
     if page > 1:
         prev = button("◀ Previous", PAGE_ACTION, page_value(page - 1, filter_name))
@@ -105,37 +157,44 @@ def render_history(
     if page * page_size < total:
         nxt = button("Next ▶", PAGE_ACTION, page_value(page + 1, filter_name))
         tail.append(actions([nxt], block_id=NEXT_BLOCK))
-    tail.append(context(escape("`/tasks <id>` for details · `/tasks help` for more")))
-    return message(f"Your tasks ({total})", [*blocks, *tail], keep_tail=len(tail))
+    tail.append(context("`/tasks 5` shows request 5 in full · `/tasks help` for more"))
+    waiting = sum(1 for t in tasks if t.status is TaskStatus.PENDING)
+    text = f"You have {total} {label + ' ' if label else ''}request{'s' if total != 1 else ''}"
+    text += f"; {waiting} waiting on this page." if waiting else "; open one with /tasks <id>."
+    return message(escape(text), [*blocks, *tail], keep_tail=len(tail))
 
 
 def render_task_detail(task: Task, children: Sequence[Task], now: datetime) -> Message:
     """One task with its status, cost, error, subtasks and result."""
-    head = f"{status_emoji(task.status)} *#{task.id} {title_mrkdwn(task.title, 150)}*"
+    word = _WORD.get(task.status, status_label(task.status))
+    head = f"{status_emoji(task.status)} {word} · *#{task.id} {title_mrkdwn(task.title, 150)}*"
     fields = [
         f"*Status*\n{escape(status_label(task.status))}",
-        f"*Agent*\n{escape(one_line(task.agent))}",
         f"*Requested by*\n{mention(task.requester)}",
-        f"*Created*\n{escape(age(now, task.created_at))} ago",
-        f"*Cost*\n{escape(money(task.cost_cents, task.currency))}",
+        f"*Asked*\n{slack_date(task.created_at, now)}",
     ]
+    if money_phrase(task):
+        fields.append(f"*Money*\n{money_phrase(task)}")
     if task.finished_at is not None:
-        fields.append(f"*Finished*\n{escape(age(now, task.finished_at))} ago")
+        fields.append(f"*Finished*\n{slack_date(task.finished_at, now)}")
     if task.parent_id is not None:
         fields.append(f"*Part of*\n`/tasks {task.parent_id}`")
     blocks: list[Block] = field_sections(fields, head)
 
     if task.error:
-        quoted = "\n".join("> " + escape(line) for line in task.error.strip().split("\n"))
+        quoted = "\n".join(
+            "> " + with_mentions(escape(line)) for line in task.error.strip().split("\n")
+        )
         blocks += split_sections("*Error*\n" + quoted)
 
     subtasks = sorted(children, key=lambda t: (t.position, t.id))
     if subtasks:
         lines = [f"*Steps* ({len(subtasks)})"]
         for child in subtasks:
-            line = _task_line(child, now, agent=True)
+            line = _task_line(child, now)
             if child.error:
-                line += "\n        Error: " + truncate(escape(one_line(child.error)), 300, "…")
+                error = with_mentions(escape(one_line(child.error)))
+                line += "\n        Error: " + truncate(error, 300, "…")
             elif child.result is not None and child.result.summary.strip():
                 summary = truncate(escape(one_line(child.result.summary)), 300, "…")
                 line += f"\n        {summary}"
@@ -146,7 +205,7 @@ def render_task_detail(task: Task, children: Sequence[Task], now: datetime) -> M
         blocks.append(divider())
         blocks += result_blocks(task.result, currency=task.currency, show_cost=False)
 
-    text = f"Task #{task.id} ({status_label(task.status)}): {title_mrkdwn(task.title)}"
+    text = f"Request {task.id} is {word}: {title_mrkdwn(task.title)}"
     return message(text, blocks, more_note="…{n} more blocks not shown (message too long).")
 
 
@@ -168,29 +227,41 @@ def render_budget(status: BudgetStatus) -> Message:
     return message(f"Budget {status.month}: {money(left, cur)} left of {money(limit, cur)}", blocks)
 
 
-HELP = """*Make a request:* DM me, or mention me in a channel, in plain words:
-• research best laptops
-• research standing desks and draft an email to the team about them
-• compare prices for office chairs
-• buy a monitor arm for $120  _(anything that costs money asks for approval)_
-
-I answer in the thread, and ask approvers with buttons before spending money.
-
-*`/tasks` commands*
-• `/tasks` — your recent tasks
-• `/tasks pending` · `/tasks failed` · `/tasks completed` — only those
-• `/tasks <id>` — one task in detail, with its steps and result
-• `/tasks cancel <id>` — cancel a task that hasn't finished
-• `/tasks retry <id>` — re-run a failed task from its failed steps
-• `/tasks budget` — what you've spent this month and what's left
-• `/tasks help` — this message"""
+#: every "• " example below is run through the parsers by tests/bot/test_messages.py
+HELP_REQUESTS = (
+    "research best laptops",
+    "research standing desks and draft an email about them to team@example.com",
+    "compare prices for office chairs",
+    "buy a monitor arm for $120",
+)
+HELP_COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("/tasks",), "your recent requests, those waiting for approval first"),
+    (("/tasks pending", "/tasks failed", "/tasks completed"), "only those"),
+    (("/tasks 5",), "request 5 in detail, with its steps and full result"),
+    (("/tasks cancel 5",), "cancel request 5 if it hasn't finished"),
+    (("/tasks retry 5",), "re-run request 5 from its failed steps"),
+    (("/tasks budget",), "what you've spent this month and what's left"),
+    (("/tasks help",), "this message"),
+)
+HELP = (
+    "*Make a request:* DM me, or mention me in a channel, in plain words:\n"
+    + "\n".join(f"• {example}" for example in HELP_REQUESTS)
+    + "  _(anything that costs money asks for approval)_\n\n"
+    "I answer in the thread, and ask approvers before spending money.\n\n"
+    "*`/tasks` commands*\n"
+    + "\n".join(
+        "• " + " · ".join(f"`{c}`" for c in commands) + f" — {what}"
+        for commands, what in HELP_COMMANDS
+    )
+)
 
 
 def render_help() -> Message:
     # HELP's only control characters are the "<id>" placeholders: escape() keeps
     # them from reaching Slack raw and leaves the *bold* and `code` mrkdwn alone.
     return message(
-        escape("taskbot help: /tasks, /tasks <id>, /tasks budget, /tasks help"),
+        "How to use taskbot: ask in plain words (e.g. “research best laptops”), "
+        "and see your requests with /tasks.",
         split_sections(escape(HELP)),
     )
 

@@ -16,12 +16,23 @@ from bot.views.blocks import (
     confirm,
     context,
     message,
+    plain,
     section,
     split_sections,
 )
-from bot.views.escape import escape, is_user_id, link, mention, mentions, one_line, truncate
+from bot.views.escape import (
+    escape,
+    is_user_id,
+    link,
+    mention,
+    mentions,
+    one_line,
+    truncate,
+    with_mentions,
+)
 from bot.views.format import humanize_age, money, status_emoji, status_label, title_mrkdwn
-from bot.views.results import result_blocks
+from bot.views.results import key_points, result_blocks
+from bot.views.status import render_status, request_footer
 from core.notices import (
     ApprovalAsked,
     ApprovalDecided,
@@ -31,7 +42,9 @@ from core.notices import (
     RequestAccepted,
     RequestFinished,
     RequestRefused,
+    RequestStatus,
     StaleReport,
+    StaleTask,
     TaskCancelled,
     TaskFailed,
     TaskFinished,
@@ -55,6 +68,8 @@ def render(notice: Notice, permalinks: Permalinks | None = None) -> Message:
     """The message for a notice. ``permalinks`` (task id → thread URL) is used by
     the stale report to link each task's thread."""
     links: Permalinks = permalinks or {}
+    if isinstance(notice, RequestStatus):
+        return render_status(notice)
     if isinstance(notice, RequestAccepted):
         return _request_accepted(notice)
     if isinstance(notice, RequestRefused):
@@ -156,10 +171,11 @@ def _request_accepted(n: RequestAccepted) -> Message:
 
 
 def _request_refused(n: RequestRefused) -> Message:
-    who = f"Sorry {mention(n.requester)}, " if n.requester else "Sorry, "
+    """Said once, before anything is accepted; the reason says what to do instead."""
     reason = escape(n.reason.strip()) or "I couldn't take that request."
-    blocks = split_sections(f"🙅 {who}I can't do that: {reason}")
-    return message(f"{who}I can't do that: {reason}", blocks)
+    blocks = split_sections(f"🙅 *Not accepted*: {reason}")
+    blocks.append(context("Nothing was started. Try `/tasks help` for what I can do."))
+    return message(f"Sorry, I can't do that: {reason}", blocks)
 
 
 def _approval_needed(n: ApprovalNeeded, thread_link: str | None = None) -> Message:
@@ -253,26 +269,66 @@ def _approval_reminder(n: ApprovalReminder) -> Message:
     return message(f"Reminder: {_title(n.title)} is waiting for approval", [section(line)])
 
 
+def _headline(emoji: str, word: str, title: str) -> Block:
+    """ "✅ Done: <title>" in plain text: the user's words are never parsed as mrkdwn
+    (their ``*`` stays a star); ``&<>`` are still escaped, which Slack shows as typed."""
+    return {"type": "section", "text": plain(f"{emoji} {word}: {escape(one_line(title))}", _TITLE)}
+
+
+def _footer(request_id: int | None, *notes: str) -> Block | None:
+    parts = [p for p in (*notes, request_footer(request_id)) if p]
+    return context(" · ".join(parts)) if parts else None
+
+
 def _task_finished(n: TaskFinished) -> Message:
-    head = f"✅ *{_title(n.title)}*"
-    if n.task_id is not None:
-        head += f"  (task #{n.task_id})"
-    blocks: list[Block] = [section(head)]
-    blocks += result_blocks(n.result, currency=n.currency, cost_cents=n.cost_cents)
-    summary = one_line(n.result.summary)
-    text = f"Done: {_title(n.title)}" + (f" — {escape(summary)}" if summary else "")
-    return message(text, blocks, more_note=_more_note(n.task_id))
+    """The deliverable, once. An email draft is signed with a mention, which Slack
+    shows as the requester's name (no users:read scope needed)."""
+    request = n.request_id if n.request_id is not None else n.task_id
+    blocks: list[Block] = [_headline("✅", "Done", n.title)]
+    blocks += result_blocks(
+        n.result,
+        currency=n.currency,
+        cost_cents=n.cost_cents,
+        short=True,
+        signature=mention(n.requester) if n.requester else "",
+    )
+    points = key_points(n.result.body)
+    if points and request is not None:
+        blocks.append(context(f"Request {request} · full text: `/tasks {request}`"))
+    elif footer := _footer(request):
+        blocks.append(footer)
+    return message(_finished_text(n, request, len(points)), blocks, more_note=_more_note(request))
+
+
+def _finished_text(n: TaskFinished, request: int | None, findings: int) -> str:
+    title = escape(one_line(n.title))
+    email = n.result.data.get("email") if isinstance(n.result.data, Mapping) else None
+    if isinstance(email, Mapping):
+        return f"Done: {title} — the draft is ready to copy."
+    if findings:
+        more = f"; full text with /tasks {request}" if request is not None else ""
+        return f"Done: {title} — {findings} finding{'s' if findings != 1 else ''}{more}."
+    summary = escape(one_line(n.result.summary))
+    return f"Done: {title}" + (f" — {summary}" if summary else ".")
 
 
 def _task_failed(n: TaskFailed) -> Message:
-    head = f"❌ {_ref(n.task_id).capitalize()} failed: *{_title(n.title)}*"
+    """Failed means something broke; the Retry button (another change) may join it."""
+    request = n.request_id if n.request_id is not None else n.task_id
     error = n.error.strip()
-    blocks: list[Block] = [section(head)]
+    blocks: list[Block] = [_headline("❌", "Failed", n.title)]
     if error:
-        blocks += split_sections("\n".join("> " + escape(line) for line in error.split("\n")))
-    text = f"Failed: {_title(n.title)}" + (f" — {escape(one_line(error))}" if error else "")
+        blocks += split_sections(
+            "\n".join("> " + with_mentions(escape(line)) for line in error.split("\n"))
+        )
     blocks += _retry_button(n.task_id)
-    return message(text, blocks, more_note=_more_note(n.task_id), keep_tail=1)
+    footer = _footer(request, "You can retry, or ask again; if it keeps failing, tell your admin")
+    if footer:
+        blocks.append(footer)
+    text = f"Failed: {escape(one_line(n.title))}" + (
+        f" — {with_mentions(escape(one_line(error)))}" if error else "."
+    )
+    return message(text, blocks, more_note=_more_note(request), keep_tail=2)
 
 
 def _retry_button(task_id: int | None) -> list[Block]:
@@ -283,17 +339,19 @@ def _retry_button(task_id: int | None) -> list[Block]:
 
 
 def _task_retried(n: TaskRetried) -> Message:
-    line = f"🔁 Retrying {_ref(n.task_id)}: *{_title(n.title)}*"
-    if n.retried_by:
-        line += f" (asked by {mention(n.retried_by)})"
+    blocks: list[Block] = [_headline("🔁", "Retrying", n.title)]
+    line = f"Asked by {mention(n.retried_by)}." if n.retried_by else ""
     if n.step_titles:
-        line += "\nRunning again: " + ", ".join(escape(s) for s in n.step_titles)
-    return message(f"Retrying: {_title(n.title)}", [section(line)])
+        line += " Running again: " + ", ".join(escape(s) for s in n.step_titles)
+    if line.strip():
+        blocks.append(section(line.strip()))
+    if footer := _footer(n.task_id):
+        blocks.append(footer)
+    return message(f"Retrying: {escape(one_line(n.title))}.", blocks)
 
 
 def _task_needs_attention(n: TaskNeedsAttention) -> Message:
-    head = f"⚠️ {_ref(n.task_id).capitalize()} needs attention: *{_title(n.title)}*"
-    lines = [head]
+    lines: list[str] = []
     if n.reference:
         lines.append(f"Reference: *{escape(n.reference)}*")
     if n.detail.strip():
@@ -304,23 +362,35 @@ def _task_needs_attention(n: TaskNeedsAttention) -> Message:
     text = f"Needs attention: {_title(n.title)}" + (
         f" — {escape(n.reference)}" if n.reference else ""
     )
-    return message(text, split_sections("\n".join(lines)), more_note=_more_note(n.task_id))
+    blocks = [_headline("⚠️", "Needs attention", n.title), *split_sections("\n".join(lines))]
+    if footer := _footer(n.task_id):
+        blocks.append(footer)
+    return message(text, blocks, more_note=_more_note(n.task_id))
 
 
 def _task_rejected(n: TaskRejected) -> Message:
-    line = f"🚫 {_ref(n.task_id).capitalize()} was not approved: *{_title(n.title)}*"
-    if n.decided_by:
-        line += f" (denied by {mention(n.decided_by)})"
-    return message(f"Not approved: {_title(n.title)}", [section(line)])
+    by = f" by {mention(n.decided_by)}" if n.decided_by else ""
+    reason = escape(one_line(getattr(n, "reason", "") or ""))
+    blocks: list[Block] = [_headline("🚫", "Denied", n.title)]
+    line = f"Denied{by}." + (f" Reason: {reason}" if reason else "")
+    blocks.append(section(line))
+    footer = _footer(n.task_id, "You can ask again with a different amount or item")
+    if footer:
+        blocks.append(footer)
+    return message(f"Denied{by}: {escape(one_line(n.title))}. You can ask again.", blocks)
 
 
 def _task_cancelled(n: TaskCancelled) -> Message:
-    line = f"⏹️ {_ref(n.task_id).capitalize()} was cancelled: *{_title(n.title)}*"
     reason = n.reason.strip()
-    blocks: list[Block] = [section(line)]
+    expired = "expired" in reason.lower()
+    word, emoji = ("Expired", "⌛") if expired else ("Cancelled", "⏹️")
+    blocks: list[Block] = [_headline(emoji, word, n.title)]
     if reason:
-        blocks += split_sections(f"Reason: {escape(reason)}")
-    return message(f"Cancelled: {_title(n.title)}", blocks)
+        blocks += split_sections(with_mentions(escape(reason)))
+    footer = _footer(n.task_id, "Nothing more will happen; you can ask again at any time")
+    if footer:
+        blocks.append(footer)
+    return message(f"{word}: {escape(one_line(n.title))}. You can ask again.", blocks)
 
 
 def _request_finished(n: RequestFinished) -> Message:
@@ -336,27 +406,32 @@ def _request_finished(n: RequestFinished) -> Message:
 
 
 def _stale_report(n: StaleReport, permalinks: Permalinks) -> Message:
+    """Today's digest: each waiting request once, mentioning only who can unblock it."""
     count = len(n.tasks)
     if not count:
-        return message("No stale tasks.", [section("🧹 No stale tasks.")])
-    head = f"⏳ *{count} task{'s' if count != 1 else ''} waiting too long*"
-    lines: list[str] = []
-    for t in n.tasks:
-        if t.waiting_on:
-            waiting = "approval from " + ", ".join(mention(u) for u in t.waiting_on)
-        elif is_user_id(t.waiting_for):
-            waiting = mention(t.waiting_for)
-        else:
-            waiting = escape(one_line(t.waiting_for))
-        line = (
-            f"• `#{t.task_id}` {title_mrkdwn(t.title)} — {mention(t.requester)}"
-            f" · {escape(humanize_age(t.age_seconds))} old"
-        )
-        if waiting:
-            line += f" · waiting for {waiting}"
-        url = permalinks.get(t.task_id)
-        if url:
-            line += f" · {link(url, 'thread')}"
-        lines.append(line)
+        return message("No requests are waiting too long.", [section("🧹 Nothing is waiting.")])
+    plural = "s" if count != 1 else ""
+    head = f"⏳ *{count} request{plural} waiting too long*"
+    lines = [_stale_line(t, permalinks.get(t.task_id)) for t in n.tasks]
     blocks: list[Block] = [section(head), *split_sections("\n".join(lines))]
-    return message(f"{count} stale task{'s' if count != 1 else ''}", blocks)
+    blocks.append(context("Updated in place during the day · the oldest wait longest"))
+    deciders = {u for t in n.tasks for u in t.waiting_on}
+    action = " Approvers can decide from the links." if deciders else ""
+    return message(f"{count} request{plural} waiting too long.{action}", blocks)
+
+
+def _stale_line(t: StaleTask, url: str | None) -> str:
+    if t.waiting_on:
+        waiting = "approval from " + ", ".join(mention(u) for u in t.waiting_on)
+    elif is_user_id(t.waiting_for):
+        waiting = mention(t.waiting_for)
+    else:
+        waiting = escape(one_line(t.waiting_for))
+    line = (
+        f"• `#{t.task_id}` {title_mrkdwn(t.title)} · waiting {escape(humanize_age(t.age_seconds))}"
+    )
+    if waiting:
+        line += f" for {waiting}"
+    if url:
+        line += " · " + link(url, "approval" if t.approval_ts else "thread")
+    return line

@@ -12,6 +12,7 @@ Agents hand back plain text (core.agents.base.AgentResult); every string from
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,17 @@ from core.agents.base import AgentResult
 #: a single quoted line longer than this is wrapped, so every piece keeps its "> "
 _QUOTE_LINE = SECTION_TEXT // 2
 
+#: about this many characters of findings in a message; the full text is in /tasks <id>
+FINDINGS_BUDGET = 480
+
+#: "- finding text (source.md)": one key point of the research agent's body
+_POINT = re.compile(r"^\s*[-•*]\s+(?P<text>.+?)(?:\s+\((?P<source>[^()]+)\))?\s*$")
+#: "Name: $1–$2. The rest": a finding that leads with its name and price
+_NAMED_PRICE = re.compile(
+    r"^(?P<name>[^:.]{2,60}):\s*"
+    r"(?P<price>[$€£][\d,.]*\d(?:\s*[–-]\s*[$€£]?[\d,.]*\d)?)\.?\s*(?P<rest>.*)$"
+)
+
 
 def result_blocks(
     result: AgentResult,
@@ -32,21 +44,31 @@ def result_blocks(
     cost_cents: int = 0,
     summary: bool = True,
     show_cost: bool = True,
+    short: bool = False,
+    signature: str = "",
 ) -> list[Block]:
     """Summary, body (split into sections), then whatever ``data`` holds, then a
     context line with sources and cost (``cost_cents``, else the result's own)."""
     data: Mapping[str, Any] = result.data if isinstance(result.data, Mapping) else {}
     blocks: list[Block] = []
-    if summary and result.summary.strip():
-        blocks += split_sections(escape(result.summary))
-
     email = data.get("email")
     rows = data.get("rows")
     sources = _strings(data.get("sources"))
-    if result.body.strip() and not _redundant_body(result.body, email, rows, sources):
+    points = [] if isinstance(email, Mapping) else key_points(result.body)
+    if points:
+        # each finding once: the key points, not also the summary that repeats them
+        limit = FINDINGS_BUDGET if short else None
+        blocks += split_sections(findings_mrkdwn(points, limit))
+    elif summary and result.summary.strip() and not isinstance(email, Mapping):
+        blocks += split_sections(escape(result.summary))
+    if (
+        not points
+        and result.body.strip()
+        and not _redundant_body(result.body, email, rows, sources)
+    ):
         blocks += split_sections(escape(result.body))
     if isinstance(email, Mapping):
-        blocks += email_blocks(email)
+        blocks += email_blocks(email, signature)
     order = data.get("purchase_order")
     if isinstance(order, Mapping) and order:
         blocks += purchase_order_blocks(order, currency)
@@ -72,13 +94,52 @@ def _strings(value: object) -> list[str]:
     return []
 
 
+def key_points(body: str) -> list[tuple[str, str]]:
+    """The research agent's "- point (source)" lines as (point, source); [] when the
+    body is anything else (then it is shown as it is)."""
+    lines = [line for line in body.strip().split("\n") if line.strip()]
+    points: list[tuple[str, str]] = []
+    for line in lines:
+        match = _POINT.match(line)
+        if match is None:
+            return []
+        points.append((match["text"].strip(), (match["source"] or "").strip()))
+    return points
+
+
+def finding_mrkdwn(text: str) -> str:
+    """One finding, name and price first: "*MacBook Air* · $999–$1,299: fanless…"."""
+    flat = one_line(text)
+    match = _NAMED_PRICE.match(flat)
+    if match is None:
+        return escape(flat)
+    rest = match["rest"].strip()
+    head = f"*{escape(match['name'].strip())}* · {escape(match['price'])}"
+    return head + (f": {escape(rest)}" if rest else "")
+
+
+def findings_mrkdwn(points: Sequence[tuple[str, str]], limit: int | None = None) -> str:
+    """The findings as bullets, each once; with `limit`, each is cut to its share."""
+    seen: set[str] = set()
+    texts: list[str] = []
+    for text, _source in points:
+        key = one_line(text).lower()
+        if key and key not in seen:
+            seen.add(key)
+            texts.append(one_line(text))
+    if limit is not None and texts:
+        share = max(60, limit // len(texts))
+        texts = [t if len(t) <= share else t[: share - 1].rsplit(" ", 1)[0] + "…" for t in texts]
+    return "\n".join("• " + finding_mrkdwn(t) for t in texts)
+
+
 def _redundant_body(body: str, email: object, rows: object, sources: list[str]) -> bool:
     """Skip a body that only repeats what the structured data shows anyway."""
     text = body.strip()
     if sources and text == "Sources: " + ", ".join(sources):
         return True
-    if isinstance(email, Mapping) and text == str(email.get("body") or "").strip():
-        return True
+    if isinstance(email, Mapping):
+        return True  # the agent's draft as text: To, Subject and body, shown from the data
     # the compare agent's body is its rows, one per line
     return isinstance(rows, Sequence) and not isinstance(rows, str) and len(rows) > 0
 
@@ -98,22 +159,21 @@ def quote(text: str) -> str:
     return "\n".join(lines)
 
 
-def email_blocks(email: Mapping[str, Any]) -> list[Block]:
-    to = email.get("to")
-    recipients = ", ".join(_strings(to)) if not isinstance(to, str) else to
-    head = ["*✉️ Email draft*"]
-    if recipients:
-        head.append(f"> *To:* {escape(one_line(recipients))}")
-    for key, label in (("cc", "Cc"), ("subject", "Subject")):
+def email_blocks(email: Mapping[str, Any], signature: str = "") -> list[Block]:
+    """The draft once: To, Cc and Subject as fields, the body as a quote, signed with
+    ``signature`` (mrkdwn, e.g. a mention)."""
+    fields: list[str] = []
+    for key, label in (("to", "To"), ("cc", "Cc"), ("subject", "Subject")):
         value = email.get(key)
-        if value:
-            shown = ", ".join(_strings(value)) if not isinstance(value, str) else value
-            head.append(f"> *{label}:* {escape(one_line(shown))}")
+        shown = ", ".join(_strings(value)) if not isinstance(value, str) else value
+        if shown.strip():
+            fields.append(f"*{label}*\n{escape(one_line(shown))}")
     body = str(email.get("body") or "").strip("\n")
-    text = "\n".join(head)
+    blocks = field_sections(fields)
     if body:
-        text += "\n>\n" + quote(body)
-    return split_sections(text)
+        signed = quote(body) + (f"\n> {signature}" if signature.strip() else "")
+        blocks += split_sections(signed)
+    return blocks
 
 
 def _label(key: str) -> str:

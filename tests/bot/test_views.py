@@ -39,8 +39,10 @@ from core.notices import (
     RequestAccepted,
     RequestFinished,
     RequestRefused,
+    RequestStatus,
     StaleReport,
     StaleTask,
+    StepState,
     TaskCancelled,
     TaskFailed,
     TaskFinished,
@@ -298,6 +300,19 @@ def every_notice(text: str = "Research best laptops") -> list[Notice]:
             detail=f"The purchase step was done, but {text}.",
             approvers=("U0APPROVER",),
         ),
+        RequestStatus(
+            DEST,
+            12,
+            requester="U0123ABCD",
+            title=f"research and buy {text}",
+            outline="research → purchase",
+            status="WAITING",
+            steps=(
+                StepState(f"Research {text}", "COMPLETED"),
+                StepState(f"Buy {text}", "WAITING", ("U0APPROVER",)),
+            ),
+            amount_cents=30000,
+        ),
     ]
 
 
@@ -418,7 +433,8 @@ def test_request_refused_shows_reason() -> None:
     msg = render(RequestRefused(DEST, None, requester="U0123ABCD", reason="Over budget: $5 left"))
     assert_valid(msg)
     assert "Over budget: $5 left" in all_text(msg)
-    assert "<@U0123ABCD>" in all_text(msg)
+    # said to the requester in her own thread: no @-mention of her
+    assert "U0123ABCD" not in all_text(msg)
 
 
 def test_approval_needed_has_two_buttons_with_approval_id() -> None:
@@ -528,14 +544,16 @@ def test_task_finished_renders_result_parts() -> None:
     msg = render(every_notice()[5])
     blocks = assert_valid(msg)
     out = all_text(msg)
-    assert "Draft ready" in out
-    # email draft quoted line by line
-    email = next(b for b in blocks if "Email draft" in b.get("text", {}).get("text", ""))
-    lines = email["text"]["text"].split("\n")[1:]
+    # email draft once: To and Subject as fields, the body quoted line by line
+    head = next(b for b in blocks if "To*" in json.dumps(b.get("fields", [])))
+    assert [f["text"].split("\n")[0] for f in head["fields"]] == ["*To*", "*Subject*"]
+    email = next(b for b in blocks if "Hi team," in b.get("text", {}).get("text", ""))
+    lines = email["text"]["text"].split("\n")
     assert all(line.startswith(">") for line in lines)
     assert "> Hi team," in lines
+    assert out.count("Hi team,") == 1 and out.count("team@example.com") == 1
     # purchase order as fields, money formatted
-    po = next(b for b in blocks if "fields" in b)
+    po = next(b for b in blocks if "Purchase order" in b.get("text", {}).get("text", ""))
     fields = " ".join(f["text"] for f in po["fields"])
     assert "ACME" in fields and format_money(24000, "USD") in fields
     # comparison rows as lines
@@ -587,12 +605,21 @@ def test_task_finished_enormous_result_is_cut_with_note() -> None:
 
 def test_task_failed_rejected_cancelled_finished() -> None:
     notices = every_notice()
-    failed = all_text(render(notices[6]))
-    assert "failed" in failed and "Could not search" in failed
-    assert "<@U0APPROVER>" in all_text(render(notices[7]))
-    assert "cancelled by requester" in all_text(render(notices[8]))
+    failed = render(notices[6])
+    assert failed["text"].startswith("Failed: ") and "Could not search" in all_text(failed)
+    denied = render(notices[7])
+    assert denied["text"].startswith("Denied by <@U0APPROVER>")
+    cancelled = render(notices[8])
+    assert cancelled["text"].startswith("Cancelled: ")
+    assert "cancelled by requester" in all_text(cancelled)
+    # each outcome has one word and says what to do next, in the same footer as its id
+    for msg, request in ((failed, 17), (denied, 18), (cancelled, 19)):
+        footer = msg["blocks"][-1]
+        assert footer["type"] == "context"
+        assert "ask again" in footer["elements"][0]["text"]
+        assert f"Request {request} · `/tasks {request}`" in footer["elements"][0]["text"]
     finished = all_text(render(notices[9]))
-    assert "2 of 2 steps" in finished
+    assert "2 of 2 steps" in finished  # (folded into the status message in Slack)
 
 
 def test_stale_report_with_permalinks() -> None:
@@ -603,8 +630,8 @@ def test_stale_report_with_permalinks() -> None:
     out = all_text(msg)
     assert "`#20`" in out and "`#21`" in out
     assert "3 h" in out and "2 d" in out
-    assert "<@U0123ABCD>" in out and "<@U0OTHER>" in out
-    assert "waiting for approval" in out and "waiting for <@U0APPROVER>" in out
+    assert "<@U0123ABCD>" not in out and "U0OTHER" not in out  # requesters: not pinged
+    assert "for approval" in out and "for <@U0APPROVER>" in out
     assert "|thread>" in out and out.count("|thread>") == 1
     assert_valid(render(notice))
 
@@ -661,10 +688,33 @@ def test_history_lines() -> None:
         assert emoji in out
     for ref in ("`#1`", "`#6`"):
         assert ref in out
-    assert "5 min" in out and "3 h" in out and "2 d" in out
-    assert format_money(12000, "USD") in out
+    # times in each reader's own zone, with the age as the fallback
+    assert "<!date^" in out and "|5 min ago>" in out and "|3 h ago>" in out
+    assert "|1 d ago>" in out  # the finished one: when it finished, not when it was asked
+    assert f"spent {format_money(12000, 'USD')}" in out
+    assert out.count(format_money(12000, "USD")) == 1
     assert "A" * 60 not in out  # long titles shortened
     assert actions_blocks(msg) == []
+    # the one waiting comes first, every row has its menu
+    rows = [b for b in msg["blocks"] if "accessory" in b]
+    assert len(rows) == 6 and "`#1`" in rows[0]["text"]["text"]
+    assert all(r["accessory"]["action_id"] == "tasks:row" for r in rows)
+    assert [o["value"] for o in rows[0]["accessory"]["options"]] == [
+        "view:1",
+        "cancel:1",
+        "thread:1",
+    ]
+    assert [o["value"] for o in rows[2]["accessory"]["options"]] == ["view:3", "thread:3"]
+
+
+def test_history_calls_only_spent_money_spent() -> None:
+    tasks = [
+        task(1, "Buy a desk", status=TaskStatus.REJECTED, cost_cents=20000),
+        task(2, "Buy a chair", status=TaskStatus.PENDING, cost_cents=15000),
+    ]
+    out = all_text(history(tasks))
+    assert format_money(20000, "USD") not in out  # denied: nothing was spent
+    assert f"asks {format_money(15000, 'USD')}" in out and "spent" not in out
 
 
 def test_history_empty_state() -> None:
@@ -816,8 +866,8 @@ def test_help_lists_commands() -> None:
         "/tasks pending",
         "/tasks failed",
         "/tasks completed",
-        "/tasks &lt;id&gt;",
-        "/tasks cancel &lt;id&gt;",
+        "/tasks 5",
+        "/tasks cancel 5",
         "/tasks budget",
         "/tasks help",
         "DM",
@@ -836,8 +886,8 @@ def test_render_text() -> None:
 
 
 def test_needs_attention_names_the_order_and_the_approvers() -> None:
-    notice = every_notice()[-1]
+    (notice,) = [n for n in every_notice() if isinstance(n, TaskNeedsAttention)]
     assert isinstance(notice, TaskNeedsAttention)
     out = all_text(render(notice))
-    assert "needs attention" in out and "PO-19" in out and "<@U0APPROVER>" in out
+    assert "needs attention" in out.lower() and "PO-19" in out and "<@U0APPROVER>" in out
     assert "money stays held" in out

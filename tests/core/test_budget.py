@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from core.approvals import Decision, DecisionResult
 from core.clock import FakeClock
-from core.notices import ApprovalNeeded, TaskFailed
+from core.notices import ApprovalNeeded, RequestRefused, TaskFailed
+from core.orchestrator import Outcome
 from core.policy import Policy
 from core.service import TaskService
 from core.states import ApprovalStatus, TaskStatus
@@ -20,7 +21,6 @@ from tests.core.helpers import (
     agent_registry,
     approval_for,
     budget,
-    children,
     ledger,
     make_service,
     notices,
@@ -41,7 +41,7 @@ async def _approve(service: TaskService, task_id: int, user: str = "U1") -> None
     await service.background.idle()
 
 
-async def test_over_budget_purchase_fails_saying_what_is_left(
+async def test_over_budget_purchase_is_refused_once_before_it_is_accepted(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     service = make_service(uow_factory, clock, agent_registry(Recorder()), HUNDRED)
@@ -49,33 +49,50 @@ async def test_over_budget_purchase_fails_saying_what_is_left(
     await _approve(service, first.id)
     assert (await task(uow_factory, first.id)).status is S.COMPLETED
 
-    second = await submit_and_advance(service, "buy 1 desk for $50")
+    second = await submit(service, "buy 1 desk for $50")
 
-    assert second.status is S.FAILED
-    assert second.error is not None
-    assert "$40.00" in second.error  # what is left of the month's $100
-    assert "$50.00" in second.error and "$100.00" in second.error
-    assert await approval_for(uow_factory, second.id) is None  # nobody is asked
-    (failed,) = await notices(uow_factory, TaskFailed)
-    assert (failed.task_id, failed.error) == (second.id, second.error)
+    assert second.outcome is Outcome.REFUSED and second.root is None
+    assert second.reason is not None
+    assert second.reason.startswith("I can't ask for $50.00: you have $40.00 of $100.00 left")
+    (refused,) = await notices(uow_factory, RequestRefused)
+    assert refused.reason == second.reason
+    assert await notices(uow_factory, TaskFailed) == []  # a refusal, not a failure
     status = await budget(uow_factory, clock, HUNDRED)
     assert (status.spent_cents, status.held_cents) == (6000, 0)
 
 
-async def test_over_budget_step_fails_its_request(
+async def test_a_purchase_over_budget_by_the_time_it_runs_fails_saying_what_is_left(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Both fit when asked; the second no longer fits once the first holds its money."""
+    service = make_service(uow_factory, clock, agent_registry(Recorder()), HUNDRED)
+    first = await submit(service, "buy 1 chair for $60")
+    second = await submit(service, "buy 1 desk for $50")
+    assert first.root is not None and second.root is not None
+    for root in (first.root, second.root):
+        await service.orchestrator.advance(root.id)
+    await service.background.idle()
+
+    failed_task = await task(uow_factory, second.root.id)
+    assert failed_task.status is S.FAILED
+    assert failed_task.error is not None
+    assert "$40.00" in failed_task.error  # what is left of the month's $100
+    assert "$50.00" in failed_task.error and "$100.00" in failed_task.error
+    assert await approval_for(uow_factory, second.root.id) is None  # nobody is asked
+    (failed,) = await notices(uow_factory, TaskFailed)
+    assert (failed.task_id, failed.error) == (second.root.id, failed_task.error)
+
+
+async def test_over_budget_step_refuses_its_request(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     recorder = Recorder()
     service = make_service(uow_factory, clock, agent_registry(recorder), HUNDRED)
-    root = await submit_and_advance(service, "research laptops then buy 1 laptop for $300")
+    refused = await submit(service, "research laptops then buy 1 laptop for $300")
 
-    research, purchase = await children(uow_factory, root.id)
-    assert research.status is S.COMPLETED
-    assert purchase.status is S.FAILED and purchase.error is not None
-    assert "$100.00" in purchase.error
-    assert root.status is S.FAILED
-    assert root.error is not None and "Over budget" in root.error
-    assert purchase.id not in recorder.started()
+    assert refused.outcome is Outcome.REFUSED and refused.root is None
+    assert refused.reason is not None and "$100.00" in refused.reason
+    assert recorder.started() == []
 
 
 async def test_hold_on_approval_request_and_release_on_deny(

@@ -341,7 +341,7 @@ async def test_duplicate_event_creates_nothing_new(
     assert again.outcome is Outcome.DUPLICATE
     assert again.root is not None and again.root.id == first.root.id
     assert await task_count(uow_factory) == tasks_before == 3
-    assert len(await outbox(uow_factory)) == outbox_before == 1
+    assert len(await outbox(uow_factory)) == outbox_before == 2  # accepted + status
     # a different event with the same text is a new request
     other = await submit(service, text, event_id="Ev02")
     assert other.outcome is Outcome.ACCEPTED

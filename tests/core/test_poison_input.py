@@ -84,9 +84,15 @@ async def test_a_nul_only_request_is_refused_with_a_human_answer(service: TaskSe
     _refused(await submit(service, "\x00\x00\x00"), "request")
 
 
-async def test_a_purchase_up_to_the_maximum_is_accepted(service: TaskService) -> None:
+async def test_a_purchase_up_to_the_maximum_is_accepted(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
     from core.money import MAX_AMOUNT_CENTS
 
+    # a budget that covers it: an amount the budget can't cover is refused before
+    # it is accepted (tests/core/test_budget.py), which is not what this is about
+    policy = Policy(approvers=("UAPPROVER",), monthly_budget_cents=MAX_AMOUNT_CENTS)
+    service = TaskService(uow_factory, builtin_registry(KnowledgeIndex()), policy, clock)
     dollars = MAX_AMOUNT_CENTS // 100
     submission = await submit(service, f"buy 1 server for ${dollars:,}")
     assert submission.outcome is Outcome.ACCEPTED, submission

@@ -106,7 +106,8 @@ def _button(call: Call, action_id: str) -> dict[str, Any]:
 
 
 def has_buttons(message: dict[str, Any]) -> bool:
-    return any(b.get("type") == "actions" for b in message.get("blocks") or [])
+    """Approve/Deny buttons (a request's status message has a Cancel button of its own)."""
+    return '"action_id": "approval:' in json.dumps(message.get("blocks") or [])
 
 
 def approval_copies(slack: FakeSlack) -> list[dict[str, Any]]:
@@ -241,7 +242,8 @@ async def test_with_an_approval_channel_one_message_goes_there_and_is_updated(
     assert fake_slack.calls_to("conversations.open") == [] or all(
         c.params.get("users") == "U1" for c in fake_slack.calls_to("conversations.open")
     )
-    assert "CAPPROVALS" in thread_texts(fake_slack, fake_slack.dm_channel_for("U1"), thread)
+    told = thread_texts(fake_slack, fake_slack.dm_channel_for("U1"), thread)
+    assert "waits for approval from" in told and "<@UA1>" in told and "<@UA2>" in told
 
     assert await click(h, message, DENY, "UA1") == 200
     (after,) = approval_copies(fake_slack)
@@ -409,7 +411,8 @@ async def test_double_click_changes_nothing_and_says_who_decided(
     assert (await h.sender.interaction(payload_a)).status == 200
     assert (await h.sender.interaction(payload_b)).status == 200
     await h.settle()
-    assert len(fake_slack.calls_to("chat.update")) == 1
+    updates = [c for c in fake_slack.calls_to("chat.update") if c.params["ts"] == message["ts"]]
+    assert len(updates) == 1
     assert len(purchase_orders(fake_slack)) == 1
     (late,) = ephemerals_to(fake_slack, "UA2")
     assert "already approved" in late and "<@UA1>" in late

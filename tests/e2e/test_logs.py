@@ -83,7 +83,7 @@ async def test_json_logs_one_line_per_request_and_no_tick_or_migration_chatter(
         assert (await sender.event(envelope, retry_num=1)).status == 200
         assert (await sender.command(payloads.slash_command("pending"))).status == 200
         assert (await sender.event(envelope, bad_signature=True)).status == 401
-    await fake_slack.wait_for("chat.postMessage", count=2, timeout=30)
+    await fake_slack.wait_for("chat.postMessage", count=1, timeout=30)  # the one answer
     # Let the scheduler tick several times (heartbeat every second, stale report too).
     for _ in range(400):
         if value(await scrape(bot.port), "taskbot_job_runs_total", job="stale-report") >= 3:

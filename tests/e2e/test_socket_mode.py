@@ -42,7 +42,7 @@ async def test_a_dm_over_socket_mode_is_acked_and_answered_in_its_thread(
     assert ack["envelope_id"] == envelope_id
     await settle(socket_app)
     posts = [c for c in fake_slack.calls_to("chat.postMessage") if c.ok]
-    assert len(posts) == 2
+    assert len(posts) == 1  # the answer (fast work needs no status message)
     assert {c.params["thread_ts"] for c in posts} == {envelope["event"]["ts"]}
     opened = fake_slack.calls_to("apps.connections.open")
     assert opened and opened[0].headers["Authorization"] == "Bearer xapp-1-test"
@@ -57,10 +57,8 @@ async def test_a_redelivered_envelope_creates_nothing_new(
     await fake_slack.socket_mode.ack_for(first)
     await fake_slack.socket_mode.ack_for(again)
     await settle(socket_app)
-    accepted = [
-        c for c in fake_slack.calls_to("chat.postMessage") if c.ok and "Got it" in c.params["text"]
-    ]
-    assert len(accepted) == 1
+    answers = [c for c in fake_slack.calls_to("chat.postMessage") if c.ok]
+    assert len(answers) == 1, [c.params["text"] for c in answers]
 
 
 async def test_slash_command_answers_in_the_ack_payload(

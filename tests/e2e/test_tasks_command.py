@@ -54,7 +54,7 @@ async def test_filters_detail_cancel_budget_and_help(harness: Harness) -> None:
     budget = dumped(await tasks(harness, "budget"))
     assert "$300.00" in budget and "$200.00" in budget  # held, and left of $500
     cancelled = dumped(await tasks(harness, "cancel 2"))
-    assert "Cancelled task #2" in cancelled
+    assert "Cancelled request 2" in cancelled
     await harness.settle()
     budget = dumped(await tasks(harness, "budget"))
     assert "$500.00" in budget  # the hold was released
@@ -70,8 +70,8 @@ async def test_other_peoples_tasks_are_never_shown(harness: Harness) -> None:
     await ask(harness, "research office chairs", user="U2")
     mine = dumped(await tasks(harness, user="U2"))
     assert "office chairs" in mine and "laptops" not in mine
-    assert "can't find task #1" in dumped(await tasks(harness, "1", user="U2"))
-    assert "can't find task #1" in dumped(await tasks(harness, "cancel 1", user="U2"))
+    assert "can't find request 1" in dumped(await tasks(harness, "1", user="U2"))
+    assert "can't find request 1" in dumped(await tasks(harness, "cancel 1", user="U2"))
 
 
 async def test_long_history_paginates_with_a_next_button(harness: Harness) -> None:
@@ -95,3 +95,45 @@ async def test_long_history_paginates_with_a_next_button(harness: Harness) -> No
     page_two = dumped(call.params)
     assert "`#1`" in page_two and "`#2`" in page_two
     assert "`#12`" not in page_two
+
+
+async def choose(h: Harness, value: str, user: str = "U1") -> dict[str, Any]:
+    """Pick an entry of a row's overflow menu in the (ephemeral) /tasks answer."""
+    payload = payloads.block_action(
+        "tasks:row",
+        "",
+        user=user,
+        channel="C1",
+        is_ephemeral=True,
+        response_url=h.slack.response_url(f"row-{user}"),
+    )
+    payload["actions"][0] = {
+        "type": "overflow",
+        "action_id": "tasks:row",
+        "block_id": "row",
+        "selected_option": {"text": {"type": "plain_text", "text": value}, "value": value},
+        "action_ts": payloads.new_ts(),
+    }
+    response = await h.sender.interaction(payload)
+    assert response.status == 200
+    await h.settle()
+    (answer,) = h.slack.calls_to(f"response_url:row-{user}")[-1:]
+    return answer.params
+
+
+async def test_row_menu_views_cancels_and_links_to_the_thread(harness: Harness) -> None:
+    await ask(harness, "buy 2 monitors for $300")
+    body = await tasks(harness)
+    (row,) = [b for b in body["blocks"] if "accessory" in b]
+    values = [o["value"] for o in row["accessory"]["options"]]
+    assert values == ["view:1", "cancel:1", "thread:1"]
+
+    view = await choose(harness, "view:1")
+    assert "Request 1 is waiting" in view["text"] and view.get("replace_original") is False
+    thread = await choose(harness, "thread:1")
+    assert "https://fake.slack.test/archives/DU1/p" in dumped(thread)
+    assert "can't find" in (await choose(harness, "view:1", user="U2"))["text"]
+    assert "can't find" in (await choose(harness, "cancel:1", user="U2"))["text"]
+    cancelled = await choose(harness, "cancel:1")
+    assert "Cancelled" in cancelled["text"]
+    assert "not valid" in (await choose(harness, "drop:1"))["text"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -283,16 +284,59 @@ async def test_the_digest_in_slack_links_each_thread(
     assert post.ok
     assert not post.params.get("thread_ts")  # a digest of its own, not a reply
     blocks = json.dumps(post.params["blocks"])
-    assert "3 tasks waiting too long" in blocks
+    assert "3 requests waiting too long" in blocks
     for thread in (THREAD_BUY_A, THREAD_BUY_B, THREAD_GRAPH):
         assert f"<{permalinks[thread]}|thread>" in blocks
     for t in (sc.buy_a, sc.buy_b, sc.email):
         assert f"`#{t.id}`" in blocks
+    # only those who can unblock are mentioned, not the requesters
     for requester in ("U1", "U2", "U3"):
-        assert f"<@{requester}>" in blocks
-    assert "1 h old" in blocks
+        assert f"<@{requester}>" not in blocks
+    assert "waiting 1 h" in blocks
     assert "approval from <@UAPPROVER>" in blocks and f"step #{sc.research.id}" in blocks
     assert fake_slack.calls_to("conversations.open") == []
+
+
+async def test_a_days_digests_are_one_message_updated_in_place_linking_the_approval(
+    uow_factory: SqlUnitOfWorkFactory,
+    clock: FakeClock,
+    fake_slack: FakeSlack,
+) -> None:
+    # approvals go to a shared channel, so the report's readers can open them there
+    fake_slack.add_channel("CAPPROVALS", {"UAPPROVER"})
+    policy = replace(POLICY, approval_channel="CAPPROVALS")
+    sc = Scenario(uow_factory, clock, policy)
+    await sc.build()  # two purchases waiting for approval, an email waiting for research
+    await deliver_all(uow_factory, clock, fake_slack)  # the approval messages are posted
+    approvals = {
+        c.params["metadata"]["event_payload"]["task"]: c.response["ts"]
+        for c in fake_slack.calls_to("chat.postMessage")
+        if "approval:approve" in json.dumps(c.params.get("blocks"))
+    }
+    assert {c.params["channel"] for c in fake_slack.calls_to("chat.postMessage")} >= {"CAPPROVALS"}
+    reporter = StaleReporter(uow_factory, policy, clock, REPORT)
+    clock.advance(STALE + 120)  # step 1
+    assert await reporter.run() == 3
+    await deliver_all(uow_factory, clock, fake_slack)
+    clock.advance(STALE)  # 2× + 120: step 2, the same day
+    assert await reporter.run() == 3
+    await deliver_all(uow_factory, clock, fake_slack)
+
+    (post,) = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == REPORT]
+    (update,) = [c for c in fake_slack.calls_to("chat.update") if c.params["channel"] == REPORT]
+    assert update.ok and update.params["ts"] == post.response["ts"]
+    assert "waiting 2 h" in json.dumps(update.params["blocks"])
+    # the purchases link to their approval message, where the approver can act
+    linked = [c.params["message_ts"] for c in fake_slack.calls_to("chat.getPermalink")]
+    assert approvals[sc.buy_a.id] in linked and approvals[sc.buy_b.id] in linked
+    assert "|approval>" in json.dumps(update.params["blocks"])
+
+    clock.advance(24 * 3600)  # the next day: a new message
+    assert await reporter.run() == 3
+    await deliver_all(uow_factory, clock, fake_slack)
+    posts = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == REPORT]
+    assert len(posts) == 2
+    await sc.close()
 
 
 async def test_without_a_report_channel_slack_opens_a_dm_to_each_approver(
@@ -321,7 +365,7 @@ async def test_without_a_report_channel_slack_opens_a_dm_to_each_approver(
         (post,) = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == dm]
         assert post.ok
         blocks = json.dumps(post.params["blocks"])
-        assert f"`#{buy.id}`" in blocks and "|thread>" in blocks
+        assert f"`#{buy.id}`" in blocks and "|approval>" in blocks
         # the link is to the approval message in this approver's own DM, which they can open
         (link,) = fake_slack.calls_to("chat.getPermalink")[
             [c.params["channel"] for c in fake_slack.calls_to("chat.getPermalink")].index(dm) :
@@ -382,7 +426,7 @@ async def test_a_permalink_call_answering_502_with_html_leaves_out_that_link_not
     (post,) = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == REPORT]
     assert post.ok
     blocks = json.dumps(post.params["blocks"])
-    assert "3 tasks waiting too long" in blocks
+    assert "3 requests waiting too long" in blocks
     assert blocks.count("|thread>") == 2
     assert asked[0].params["message_ts"] not in blocks.replace(".", "")
     for call in asked[1:]:

@@ -82,19 +82,19 @@ async def test_two_instances_post_one_digest_per_escalation_step(
     await wait_for_ticks(counters, MORE_TICKS)
     (first,) = digests(fake_slack)
     assert first.ok and listed_ids(first) == set(task_ids)
-    assert "3 tasks waiting too long" in json.dumps(first.params["blocks"])
+    assert "3 requests waiting too long" in json.dumps(first.params["blocks"])
 
     clock.advance(STALE // 2)  # 1.5×: same step, nothing new
     await wait_for_ticks(counters, MORE_TICKS)
     assert len(digests(fake_slack)) == 1
 
-    clock.advance(STALE // 2)  # past 2×: the next escalation step
-    await fake_slack.wait_for(
-        "chat.postMessage", count=2, where=lambda c: c.params["channel"] == REPORT
-    )
+    clock.advance(STALE // 2)  # past 2×: the next escalation step, the same day
+    await fake_slack.wait_for("chat.update", where=lambda c: c.params["channel"] == REPORT)
     await wait_for_ticks(counters, MORE_TICKS)
-    first, second = digests(fake_slack)
-    assert second.ok and listed_ids(second) == set(task_ids)
+    assert len(digests(fake_slack)) == 1  # the day's one digest, updated in place
+    (second,) = [c for c in fake_slack.calls_to("chat.update") if c.params["channel"] == REPORT]
+    assert second.ok and second.params["ts"] == first.response["ts"]
+    assert listed_ids(second) == set(task_ids)
     # each instance tried every tick; the lease let one act per tick
     assert all(c.attempts >= 2 * MORE_TICKS for c in counters)
 
