@@ -1,8 +1,8 @@
 """The baseline for bench/burst.py: a bare Bolt AsyncApp with no storage.
 
-It acks each DM the way Bolt does (before the listener runs) and posts the same
-two thread replies taskbot posts for a one-step request ("Got it" and "Done:"),
-so the fake Slack sees the same number of posts from both. Configured by the
+It acks each DM the way Bolt does (before the listener runs) and posts one
+reply in its thread, as taskbot does for a one-step request whose result is
+ready by the time its reply goes out (the result is folded into that reply). Configured by the
 same environment variables as the bot (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET,
 SLACK_API_URL, HOST, PORT).
 """
@@ -25,7 +25,6 @@ def build() -> AsyncApp:
     @app.event("message")
     async def on_message(event: dict[str, Any], client: AsyncWebClient) -> None:
         channel, ts = event["channel"], event["ts"]
-        await client.chat_postMessage(channel=channel, thread_ts=ts, text="Got it: working on it")
         await client.chat_postMessage(channel=channel, thread_ts=ts, text="Done: research")
 
     return app
