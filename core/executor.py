@@ -239,14 +239,6 @@ class TaskExecutor:
     async def gate(self, task: Task) -> Gate:
         """Decide whether a PENDING task whose dependencies are done may run now."""
         agent = self._registry.get(task.agent)
-        if not agent.requires_approval:
-            # The common case writes nothing: read it without taking the writer's turn.
-            async with self._uow(read_only=True) as reader:
-                current = await reader.tasks.get(task.id)
-            if current is None or current.status is not TaskStatus.PENDING:
-                return Gate.WAITING
-            if current.cost_cents <= 0:
-                return Gate.READY
         async with self._uow() as uow:
             current = await uow.tasks.get(task.id)
             if current is None or current.status is not TaskStatus.PENDING:

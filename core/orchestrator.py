@@ -259,14 +259,12 @@ class Orchestrator:
                 del self._locks[root_id]
 
     async def _advance_once(self, root_id: int) -> bool:
-        async with self._uow(read_only=True) as reader:
-            root = await reader.tasks.get(root_id)
+        async with self._uow() as uow:
+            root = await uow.tasks.get(root_id)
             if root is None or root.status.terminal:
                 return False
-            nodes = await reader.tasks.children(root_id)
-        if nodes and root.status is TaskStatus.PENDING:
-            # conditional on PENDING: of racing advancers exactly one moves it
-            async with self._uow() as uow:
+            nodes = await uow.tasks.children(root_id)
+            if nodes and root.status is TaskStatus.PENDING:
                 await transition(
                     uow,
                     root,
