@@ -40,6 +40,7 @@ class Container:
             self.uow,
             notifier,
             self.clock,
+            concurrency=self.settings.outbox_concurrency,
             lease_seconds=self.settings.worker_ttl_seconds,
         )
         self.uow.on_outbox_written(self.dispatcher.wake)
