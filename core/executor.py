@@ -21,7 +21,7 @@ from core.agents.base import (
     TransientAgentError,
 )
 from core.agents.registry import AgentRegistry
-from core.approval_routing import approval_notices
+from core.approval_routing import approval_notices, request_words
 from core.audit import audit
 from core.budget import Budgets
 from core.clock import Clock
@@ -272,10 +272,8 @@ class TaskExecutor:
         if approval is None:
             return Gate.WAITING  # another worker asked first
         budget = await self._budgets.status(uow, task.requester)
-        root = task if task.root_id == task.id else await uow.tasks.get(task.root_id)
-        params = (root or task).params
-        words = str(params.get("text") or task.params.get("request") or task.title)
-        for notice in approval_notices(self._policy, task, approval, words, budget.remaining_cents):
+        words = await request_words(uow, task)
+        for notice in approval_notices(self._policy, task, approval, words, budget):
             await uow.outbox.add(notice, now)
         await audit(
             uow,
