@@ -157,6 +157,7 @@ def reply_kind(call: Call) -> str:
         ("Failed:", "failed"),
         ("Needs attention", "attention"),
         ("Approval needed", "approval"),
+        ("<@", "approval"),
         ("Sorry", "refused"),
     ):
         if text.startswith(prefix):
