@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.clock import Clock
-from core.notices import ApprovalAsked, ApprovalDecided, ApprovalNeeded, Destination, Notice
+from core.notices import (
+    ApprovalAsked,
+    ApprovalDecided,
+    ApprovalNeeded,
+    Destination,
+    Notice,
+    TaskNeedsAttention,
+)
 from core.policy import Policy
 from core.ports import UnitOfWork
 from core.records import Approval, ApprovalMessage, BudgetStatus, Task
@@ -22,9 +29,41 @@ OUTCOME = {
 
 
 def approver_destinations(policy: Policy, approvers: tuple[str, ...]) -> list[Destination]:
-    if policy.approval_channel:
-        return [Destination(channel=policy.approval_channel)]
+    return destinations_for(policy.approval_channel, approvers)
+
+
+def destinations_for(channel: str | None, approvers: tuple[str, ...]) -> list[Destination]:
+    if channel:
+        return [Destination(channel=channel)]
     return [Destination(user=a) for a in approvers]
+
+
+def attention_notices(
+    task: Task,
+    thread: Destination,
+    reference: str,
+    detail: str,
+    approvers: tuple[str, ...],
+    approval_channel: str | None,
+) -> list[Notice]:
+    """A purchase whose outcome needs a person: told in the requester's thread, and
+    where the approvers can act (they may not see that thread, e.g. a DM)."""
+
+    def copy(destination: Destination, for_approvers: bool) -> TaskNeedsAttention:
+        return TaskNeedsAttention(
+            destination=destination,
+            task_id=task.id,
+            title=task.title,
+            reference=reference,
+            detail=detail,
+            approvers=approvers,
+            requester=task.requester,
+            for_approvers=for_approvers,
+        )
+
+    notices: list[Notice] = [copy(thread, False)]
+    notices += [copy(d, True) for d in destinations_for(approval_channel, approvers)]
+    return notices
 
 
 async def request_words(uow: UnitOfWork, task: Task) -> str:

@@ -180,6 +180,9 @@ class TaskNeedsAttention(Notice):
     reference: str = ""
     detail: str = ""
     approvers: tuple[str, ...] = ()
+    requester: str = ""
+    #: the copy sent where the approvers act (their DMs or the approval channel)
+    for_approvers: bool = False
 
 
 @dataclass(frozen=True)

@@ -281,9 +281,15 @@ def _task_needs_attention(n: TaskNeedsAttention) -> Message:
         lines.append(f"Reference: *{escape(n.reference)}*")
     if n.detail.strip():
         lines.append(escape(n.detail.strip()))
-    if n.approvers:
-        who = " ".join(mention(a) for a in n.approvers)
+    if n.for_approvers:
+        # where the approvers act; the requester's thread may be a DM they can't open
+        if n.requester:
+            lines.append(f"Requested by {mention(n.requester)}.")
+        who = " ".join(mention(a) for a in n.approvers) or "Approvers"
         lines.append(f"{who}: please check it; the money stays held until it is resolved.")
+    elif n.approvers:
+        who = " ".join(mention(a) for a in n.approvers)
+        lines.append(f"I've asked {who} to check it; the money stays held until then.")
     text = f"Needs attention: {_title(n.title)}" + (
         f" — {escape(n.reference)}" if n.reference else ""
     )

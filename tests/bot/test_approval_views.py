@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -164,3 +165,33 @@ def test_the_full_text_modal_splits_long_text_within_modal_limits() -> None:
     assert 2 <= len(view["blocks"]) <= 100
     assert all(len(b["text"]["text"]) <= 3000 for b in view["blocks"])
     assert "".join(b["text"]["text"] for b in view["blocks"]).count("word") == 5000
+
+
+def test_needs_attention_goes_where_the_approvers_act_too() -> None:
+    from core.approval_routing import attention_notices
+    from core.records import Conversation, Task
+    from core.states import TaskStatus
+
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    task = Task(
+        id=7, root_id=7, parent_id=None,
+        conversation=Conversation(requester="U0ALICE01", channel="D0ALICE01", thread_ts="1.2"),
+        agent="purchase", title="Buy 2 × monitors", params={}, status=TaskStatus.NEEDS_ATTENTION,
+        cost_cents=30000, currency="USD", created_at=now, updated_at=now,
+    )  # fmt: skip
+    thread = Destination(channel="D0ALICE01", thread_ts="1.2")
+    approvers = ("U0PAT0001", "U0QUINN01")
+    dms = attention_notices(task, thread, "PO-5", "not recorded", approvers, None)
+    assert [(n.destination, n.for_approvers) for n in dms] == [
+        (thread, False),
+        (Destination(user="U0PAT0001"), True),
+        (Destination(user="U0QUINN01"), True),
+    ]
+    shared = attention_notices(task, thread, "PO-5", "not recorded", approvers, "C0APPROVE1")
+    assert [n.destination for n in shared][1:] == [Destination(channel="C0APPROVE1")]
+    in_thread, for_pat = (render(n) for n in dms[:2])
+    for msg in (in_thread, for_pat):
+        assert_valid(msg)
+    assert "I've asked <@U0PAT0001> <@U0QUINN01> to check it" in json.dumps(in_thread)
+    out = json.dumps(for_pat, ensure_ascii=False)
+    assert "<@U0PAT0001>" in out and "Requested by <@U0ALICE01>" in out and "PO-5" in out
