@@ -23,3 +23,20 @@ def test_the_reason_is_not_glued_to_the_item(text: str, item: str, quantity: int
     step = plan(IntentParser().parse(text), "USD").steps[0]
     assert step.params["item"] == item
     assert step.params["request"] == text  # the reason stays in the request's words
+
+
+@pytest.mark.parametrize(
+    ("text", "labels"),
+    [
+        ("research best laptops", ["Laptop research"]),
+        ("compare prices for office chairs", ["Office chair price comparison"]),
+        (
+            "research best laptops and draft email to john@example.com",
+            ["Laptop research", "Email draft to john@example.com"],
+        ),
+        ("research the history of the roman empire", ["Research on history of the roman empire"]),
+    ],
+)
+def test_step_names_put_the_noun_first(text: str, labels: list[str]) -> None:
+    steps = plan(IntentParser().parse(text), "USD").steps
+    assert [s.title for s in steps] == labels

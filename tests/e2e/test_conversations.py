@@ -191,7 +191,7 @@ async def _requester_posts(h: Harness, text: str, decision: str | None = None) -
 @pytest.mark.parametrize(
     ("text", "decision", "expected"),
     [
-        ("research best laptops", None, ["Done: Research: best laptops"]),
+        ("research best laptops", None, ["Done: Laptop research"]),
         (
             "research best laptops and draft email to john@example.com",
             None,
