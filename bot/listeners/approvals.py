@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.listeners import deny_reason
+from bot.listeners import deny_reason, full_text
 from bot.listeners.later import answer_later
 from bot.views import escape, mention
 from core.approvals import Decision, DecisionOutcome, DecisionResult
@@ -47,6 +47,7 @@ def is_external(body: dict[str, Any]) -> bool:
 
 def register(app: AsyncApp, service: TaskService) -> None:
     deny_reason.register(app, service)
+    full_text.register(app, service)
 
     @app.action(ACTION)
     async def on_decision(

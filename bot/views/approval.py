@@ -219,19 +219,3 @@ def deny_modal(approval_id: int, channel: str | None, message_ts: str | None) ->
             }
         ],
     }
-
-
-def full_text_modal(title: str, text: str) -> dict[str, Any]:
-    """A long result, whole: sections of at most 3,000 characters, 100 blocks."""
-    from bot.views.limits import chunk_text
-
-    chunks = chunk_text(text or "(empty)", 3000)
-    blocks: list[Block] = [section(c) for c in chunks[:99]]
-    if len(chunks) > 99:
-        blocks.append(section("…the rest is too long to show here."))
-    return {
-        "type": "modal",
-        "title": plain(one_line(title) or "Full text", 24),
-        "close": plain("Close", 24),
-        "blocks": blocks,
-    }

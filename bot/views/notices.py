@@ -40,6 +40,7 @@ from bot.views.escape import (
     with_mentions,
 )
 from bot.views.format import humanize_age, money, status_emoji, status_label, title_mrkdwn
+from bot.views.full_text import full_text_button
 from bot.views.results import key_points, result_blocks
 from bot.views.status import render_status, request_footer
 from core.notices import (
@@ -218,6 +219,8 @@ def _task_finished(n: TaskFinished) -> Message:
         signature=mention(n.requester) if n.requester else "",
     )
     points = key_points(n.result.body)
+    if points and n.task_id is not None:
+        blocks[0] = {**blocks[0], "accessory": full_text_button(n.task_id)}
     if points and request is not None:
         blocks.append(context(f"Request {request} · full text: `/tasks {request}`"))
     elif footer := _footer(request):

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from bot.views import render
-from bot.views.approval import DENY_VIEW, REASON_MAX, deny_modal, full_text_modal
+from bot.views.approval import DENY_VIEW, REASON_MAX, deny_modal
+from bot.views.full_text import full_text_modal
 from core.notices import ApprovalDecided, ApprovalNeeded, ApprovalReminder, Destination
 from tests.bot.test_messages import visible
 from tests.bot.test_views import assert_valid
+from tests.slackfake.server import validate_view
 
 DM = Destination(user="U0APPROVER")
 WORDS = "buy 2 monitors for the new hires, need them by Friday for $300"
@@ -158,13 +160,18 @@ def test_the_deny_modal_asks_for_a_bounded_reason() -> None:
         "ts": "1732449601.000200",
     }
     assert view["blocks"][0]["element"]["max_length"] == REASON_MAX
+    assert validate_view(view, expected_type="modal") == []
 
 
 def test_the_full_text_modal_splits_long_text_within_modal_limits() -> None:
     view = full_text_modal("Laptop research", "word " * 5000)
-    assert 2 <= len(view["blocks"]) <= 100
-    assert all(len(b["text"]["text"]) <= 3000 for b in view["blocks"])
-    assert "".join(b["text"]["text"] for b in view["blocks"]).count("word") == 5000
+    assert 3 <= len(view["blocks"]) <= 100
+    body = view["blocks"][1:]
+    assert all(len(b["text"]["text"]) <= 3000 for b in body)
+    assert "".join(b["text"]["text"] for b in body).count("word") == 5000
+    assert validate_view(view, expected_type="modal") == []
+    huge = full_text_modal("Laptop research", "word " * 200_000)
+    assert len(huge["blocks"]) == 100 and "too long" in huge["blocks"][-1]["text"]["text"]
 
 
 def test_needs_attention_goes_where_the_approvers_act_too() -> None:

@@ -654,7 +654,10 @@ class FakeSlack:
         if not self.can_see(user, channel):
             raise ClickRefused(f"{user} is not in {channel} and cannot see {message_ts}")
         for block in message.get("blocks") or []:
-            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            elements = block.get("elements", []) if block.get("type") == "actions" else []
+            if isinstance(block.get("accessory"), dict):
+                elements = [block["accessory"]]  # a section's button
+            for element in elements:
                 if element.get("action_id") == action_id:
                     payload = payloads.block_action(
                         action_id,
