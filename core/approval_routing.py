@@ -3,6 +3,7 @@ never only to the requester's conversation, which approvers may not be able to s
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -153,6 +154,20 @@ def copy_decided(
         reason=reason,
         **(facts or {}),
     )
+
+
+async def record_reference(
+    uow: UnitOfWork, clock: Clock, task: Task, reference: str, budget: BudgetStatus
+) -> None:
+    """The purchase order, known once the approved step ran, joins the record on every
+    copy of the approval message ("✅ Approved by @Pat · 3:04 PM · PO-5")."""
+    approval = await uow.approvals.for_task(task.id)
+    if approval is None or approval.status is not ApprovalStatus.APPROVED:
+        return
+    facts = approval_facts(task, approval, await request_words(uow, task), budget)
+    for copy in await uow.approvals.messages(approval.id):
+        notice = copy_decided(approval, task.title, copy, facts)
+        await uow.outbox.add(dataclasses.replace(notice, reference=reference), clock.now())
 
 
 async def record_copy(uow: UnitOfWork, clock: Clock, copy: ApprovalMessage) -> None:

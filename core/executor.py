@@ -21,7 +21,12 @@ from core.agents.base import (
     TransientAgentError,
 )
 from core.agents.registry import AgentRegistry
-from core.approval_routing import approval_notices, attention_notices, request_words
+from core.approval_routing import (
+    approval_notices,
+    attention_notices,
+    record_reference,
+    request_words,
+)
 from core.audit import audit
 from core.budget import Budgets
 from core.clock import Clock
@@ -428,7 +433,7 @@ class TaskExecutor:
             await self._write_until_done(lambda uow: uow.tasks.record_outcome(running.id, result))
         try:
             done = await self._write(
-                lambda uow: complete_task(uow, running, result, self._clock, grace=self._grace),
+                lambda uow: self._complete(uow, running, result, reference),
                 attempts=self.record_attempts,
             )
             if not done and effects:
@@ -442,6 +447,16 @@ class TaskExecutor:
                 await self._flag(running, reference, f"The {agent.name} step was done, but {what}.")
             else:
                 await self._fail(running, f"The {agent.name} agent finished, but {what}.")
+
+    async def _complete(
+        self, uow: UnitOfWork, task: Task, result: AgentResult, reference: str
+    ) -> bool:
+        if not await complete_task(uow, task, result, self._clock, grace=self._grace):
+            return False
+        if reference.startswith("PO-"):
+            budget = await self._budgets.status(uow, task.requester)
+            await record_reference(uow, self._clock, task, reference, budget)
+        return True
 
     async def _outcome_after_end(
         self, uow: UnitOfWork, task: Task, result: AgentResult, reference: str

@@ -424,7 +424,11 @@ async def test_double_click_changes_nothing_and_says_who_decided(
     assert (await h.sender.interaction(payload_b)).status == 200
     await h.settle()
     updates = [c for c in fake_slack.calls_to("chat.update") if c.params["ts"] == message["ts"]]
-    assert len(updates) == 1
+    # decided once; the second update only adds the purchase order to the record
+    assert len(updates) == 2
+    first, second = (json.dumps(u.params["blocks"], ensure_ascii=False) for u in updates)
+    assert "Approved by <@UA1>" in first and "PO-" not in first
+    assert "Approved by <@UA1>" in second and " · PO-" in second
     assert len(purchase_orders(fake_slack)) == 1
     (late,) = ephemerals_to(fake_slack, "UA2")
     assert "already approved" in late and "<@UA1>" in late
