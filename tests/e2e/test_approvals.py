@@ -146,6 +146,7 @@ async def deny(h: Harness, message: dict[str, Any], user: str, reason: str) -> i
     view = h.slack.opened_views[-1]
     payload = h.slack.submit_view(view, {"reason": {"reason_input": reason}})
     response = await h.sender.interaction(payload)
+    print(f"\nview_submission (deny) answered in {response.elapsed * 1000:.0f} ms")
     await h.settle()
     return response.status
 

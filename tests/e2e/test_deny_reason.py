@@ -84,3 +84,39 @@ async def test_an_expired_trigger_gets_a_clear_answer(
     (answer,) = ephemerals_to(fake_slack, "UA1")
     assert "Deny… again" in answer
     assert has_buttons(copy_in(fake_slack, fake_slack.dm_channel_for("UA1")))
+
+
+async def test_a_too_long_reason_is_refused_in_the_modal(
+    apps: list[Harness],  # noqa: F811
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+) -> None:
+    h = await app(apps, tmp_path, fake_slack, TASKBOT_APPROVERS="UA1")
+    await ask_in_dm(h)
+    message = copy_in(fake_slack, fake_slack.dm_channel_for("UA1"))
+    assert await click(h, message, DENY, "UA1") == 200
+    payload = fake_slack.submit_view(
+        fake_slack.opened_views[-1], {"reason": {"reason_input": "x" * 501}}
+    )
+    response = await h.sender.interaction(payload)
+    print(f"\nview_submission answered in {response.elapsed * 1000:.0f} ms")
+    assert response.json()["response_action"] == "errors"
+    assert "500 characters" in response.json()["errors"]["reason"]
+
+
+async def test_someone_who_may_not_decide_gets_no_modal(
+    apps: list[Harness],  # noqa: F811
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+) -> None:
+    fake_slack.add_channel("CAPPROVALS", {"UA1", "UX9"})
+    h = await app(
+        apps, tmp_path, fake_slack, TASKBOT_APPROVERS="UA1", TASKBOT_APPROVAL_CHANNEL="CAPPROVALS"
+    )
+    await ask_in_dm(h)
+    (message,) = approval_copies(fake_slack)
+    assert await click(h, message, DENY, "UX9") == 200
+    assert fake_slack.calls_to("views.open") == []
+    (answer,) = ephemerals_to(fake_slack, "UX9")
+    assert "can't approve this request" in answer
+    assert has_buttons(approval_copies(fake_slack)[0])
