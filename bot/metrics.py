@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
@@ -98,6 +100,10 @@ class Metrics:
         for status in TaskStatus:
             self.transitions.labels(status.value)
 
+    def watch_webhooks(self, container: Container) -> None:
+        """Count webhook deliveries (delivered, retried, given up) as the sender counts them."""
+        self.registry.register(_WebhookDeliveries(container))
+
     def request(self, kind: str, status: int, outcome: str | None, seconds: float) -> None:
         self.events_received.labels(kind).inc()
         if 200 <= status < 300:
@@ -134,6 +140,24 @@ class Metrics:
         self.outbox_oldest_age.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0)
         self.outbox_failed.set(failed)
         self.approvals_pending.set(approvals)
+
+
+class _WebhookDeliveries(Collector):
+    """Reads the webhook sender's own counters at scrape time (zero without webhooks)."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+
+    def collect(self) -> Any:
+        family = CounterMetricFamily(
+            "taskbot_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retried, gave_up)",
+            labels=["outcome"],
+        )
+        sender = self._container.webhooks
+        for outcome in ("delivered", "retried", "gave_up"):
+            family.add_metric([outcome], getattr(sender.stats, outcome) if sender else 0)
+        yield family
 
 
 class WebApiErrors(AsyncRetryHandler):

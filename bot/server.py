@@ -108,6 +108,7 @@ def web_application(served: list[web.RouteDef], container: Container) -> web.App
 async def start(settings: Settings, container: Container | None = None) -> Running:
     container = container or await build(settings)
     metrics = Metrics()
+    metrics.watch_webhooks(container)
     container.uow.on_transition(metrics.task_transitioned)
     client = web_client(settings, metrics)
     dispatcher = container.attach_notifier(SlackNotifier(client))

@@ -205,15 +205,42 @@ async def test_approve_over_the_api_updates_the_slack_message(api: Api) -> None:
     assert status == 200 and body["approval"]["status"] == "APPROVED"
     await h.settle()
     # the approval message (the request's status message is updated too)
-    (update,) = [
+    # decided, then the purchase order joins the record
+    update, with_po = [
         c for c in h.slack.calls_to("chat.update") if c.params["ts"] == message.response["ts"]
     ]
     assert "Approved by" in json.dumps(update.params["blocks"])
+    assert "Approved by" in json.dumps(with_po.params["blocks"])
+    assert " · PO-" in json.dumps(with_po.params["blocks"], ensure_ascii=False)
     assert len(h.posts(lambda c: "PO-" in json.dumps(c.params.get("blocks")))) == 1
     status, body, _ = await approver.call("POST", f"/approvals/{approval['id']}/deny")
     assert status == 409 and body["error"]["code"] == "already_decided"
     status, body, _ = await approver.call("POST", "/approvals/99999/approve")
     assert status == 404
+
+
+async def test_a_purchase_submitted_over_the_api_is_approved_with_the_slack_button(
+    api: Api,
+) -> None:
+    """A request from outside Slack has no thread; its approval still reaches the approver's
+    DM, a click there counts, and the requester hears in their DM with the bot."""
+    h = api.harness
+    created = await api.submit("buy 2 monitors for $300")
+    await h.settle()
+    approver_dm = h.slack.dm_channel_for("UAPPROVER")
+    (message,) = [
+        c
+        for c in h.posts()
+        if c.response["channel"] == approver_dm and "approval:approve" in json.dumps(c.params)
+    ]
+    payload = h.slack.click(approver_dm, message.response["ts"], "approval:approve", "UAPPROVER")
+    assert (await h.sender.interaction(payload)).status == 200
+    await h.settle()
+
+    assert (await api.task(created["id"]))["status"] == "COMPLETED"
+    assert h.slack.calls_to("chat.postEphemeral") == []  # no refusal of any kind
+    (po,) = h.posts(lambda c: "PO-" in json.dumps(c.params.get("blocks")))
+    assert po.response["channel"] == h.slack.dm_channel_for("U1")
 
 
 async def test_list_is_newest_first_with_cursor_pagination_and_status_filter(api: Api) -> None:

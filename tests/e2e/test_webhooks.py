@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
 from bot.api.auth import create_token
@@ -186,6 +187,16 @@ class TestGivingUp:
             health = await response.json()
         assert health["webhooks"]["gave_up"] == 1
         assert "503" in health["webhooks"]["recent_failures"][0]["error"]
+        async with api.session.get(api.harness.url + "/metrics") as response:
+            exposition = await response.text()
+        deliveries = {
+            s.labels["outcome"]: s.value
+            for family in text_string_to_metric_families(exposition)
+            if family.name == "taskbot_webhook_deliveries"
+            for s in family.samples
+            if s.name.endswith("_total")
+        }
+        assert deliveries["gave_up"] == 1 and deliveries["delivered"] == 0
         assert len(receiver.received) == 1
         # the Slack replies were not held up by the failing receiver
         assert any(str(c.params.get("text")).startswith("Done:") for c in api.harness.posts())

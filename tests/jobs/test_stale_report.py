@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -297,19 +298,23 @@ async def test_the_digest_in_slack_links_each_thread(
 
 
 async def test_a_days_digests_are_one_message_updated_in_place_linking_the_approval(
-    scenario: Scenario,
     uow_factory: SqlUnitOfWorkFactory,
     clock: FakeClock,
     fake_slack: FakeSlack,
 ) -> None:
-    del scenario  # built: two purchases waiting for approval, an email waiting for research
+    # approvals go to a shared channel, so the report's readers can open them there
+    fake_slack.add_channel("CAPPROVALS", {"UAPPROVER"})
+    policy = replace(POLICY, approval_channel="CAPPROVALS")
+    sc = Scenario(uow_factory, clock, policy)
+    await sc.build()  # two purchases waiting for approval, an email waiting for research
     await deliver_all(uow_factory, clock, fake_slack)  # the approval messages are posted
     approvals = {
-        c.params["thread_ts"]: c.response["ts"]
+        c.params["metadata"]["event_payload"]["task"]: c.response["ts"]
         for c in fake_slack.calls_to("chat.postMessage")
         if "approval:approve" in json.dumps(c.params.get("blocks"))
     }
-    reporter = StaleReporter(uow_factory, POLICY, clock, REPORT)
+    assert {c.params["channel"] for c in fake_slack.calls_to("chat.postMessage")} >= {"CAPPROVALS"}
+    reporter = StaleReporter(uow_factory, policy, clock, REPORT)
     clock.advance(STALE + 120)  # step 1
     assert await reporter.run() == 3
     await deliver_all(uow_factory, clock, fake_slack)
@@ -323,7 +328,7 @@ async def test_a_days_digests_are_one_message_updated_in_place_linking_the_appro
     assert "waiting 2 h" in json.dumps(update.params["blocks"])
     # the purchases link to their approval message, where the approver can act
     linked = [c.params["message_ts"] for c in fake_slack.calls_to("chat.getPermalink")]
-    assert approvals[THREAD_BUY_A] in linked and approvals[THREAD_BUY_B] in linked
+    assert approvals[sc.buy_a.id] in linked and approvals[sc.buy_b.id] in linked
     assert "|approval>" in json.dumps(update.params["blocks"])
 
     clock.advance(24 * 3600)  # the next day: a new message
@@ -331,6 +336,7 @@ async def test_a_days_digests_are_one_message_updated_in_place_linking_the_appro
     await deliver_all(uow_factory, clock, fake_slack)
     posts = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == REPORT]
     assert len(posts) == 2
+    await sc.close()
 
 
 async def test_without_a_report_channel_slack_opens_a_dm_to_each_approver(
@@ -345,7 +351,7 @@ async def test_without_a_report_channel_slack_opens_a_dm_to_each_approver(
     approval_dms = {
         c.response["channel"]: c.response["ts"]
         for c in fake_slack.calls_to("chat.postMessage")
-        if c.ok and "Approval needed" in c.params["text"]
+        if c.ok and " to approve " in c.params["text"]
     }
     fake_slack.calls.clear()
     clock.advance(STALE + 60)
@@ -359,7 +365,7 @@ async def test_without_a_report_channel_slack_opens_a_dm_to_each_approver(
         (post,) = [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == dm]
         assert post.ok
         blocks = json.dumps(post.params["blocks"])
-        assert f"`#{buy.id}`" in blocks and "|thread>" in blocks
+        assert f"`#{buy.id}`" in blocks and "|approval>" in blocks
         # the link is to the approval message in this approver's own DM, which they can open
         (link,) = fake_slack.calls_to("chat.getPermalink")[
             [c.params["channel"] for c in fake_slack.calls_to("chat.getPermalink")].index(dm) :
