@@ -176,7 +176,7 @@ def approval_decided(n: ApprovalDecided) -> Message:
     words = outcome_line(n.outcome, n.decided_by)
     text = f"{words}: {amount} for {what}"
     if n.requester:
-        text += f" for {mention(n.requester)}"
+        text += f", asked by {mention(n.requester)}"
     return message(text, blocks, keep_tail=1)
 
 
