@@ -64,7 +64,8 @@ def render_notice(notice: Notice) -> str:
         return f"#{notice.task_id} {notice.title} waits for approval from {who}."
     if isinstance(notice, ApprovalDecided):
         by = f" by {notice.decided_by}" if notice.decided_by else ""
-        return f"Approval for #{notice.task_id} {notice.outcome}{by}."
+        extra = "".join(f" · {x}" for x in (notice.reference, notice.reason) if x)
+        return f"Approval for #{notice.task_id} {notice.outcome}{by}{extra}."
     if isinstance(notice, ApprovalReminder):
         return f"Reminder: #{notice.task_id} {notice.title} still waits for approval."
     if isinstance(notice, TaskFinished):
@@ -82,7 +83,9 @@ def render_notice(notice: Notice) -> str:
         )
     if isinstance(notice, TaskRejected):
         return (
-            f"🚫 Denied by {notice.decided_by}: {notice.title}\n"
+            f"🚫 Denied by {notice.decided_by}: {notice.title}"
+            + (f" — {notice.reason}" if notice.reason else "")
+            + "\n"
             f"  You can ask again with a different amount or item. Request {notice.task_id}"
         )
     if isinstance(notice, TaskCancelled):
