@@ -64,6 +64,7 @@ class Container:
             self.uow_factory,
             notifier,
             self.clock,
+            concurrency=self.settings.outbox_concurrency,
             lease_seconds=self.settings.worker_ttl_seconds,
         )
         self.uow_factory.on_outbox_written(self.dispatcher.wake)

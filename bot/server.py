@@ -9,6 +9,7 @@ import signal
 from dataclasses import dataclass
 from functools import partial
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
@@ -38,6 +39,7 @@ class Running:
     webhook_sender: asyncio.Task[None] | None = None
     runner: web.AppRunner | None = None
     socket_link: SocketLink | None = None
+    http: aiohttp.ClientSession | None = None
 
     @property
     def port(self) -> int:
@@ -67,6 +69,8 @@ class Running:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.container.dispatcher.drain(), timeout=5)
         await self.container.uow_factory.dispose()
+        if self.http is not None:
+            await self.http.close()
 
 
 def routes(
@@ -110,7 +114,8 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
     metrics = Metrics()
     metrics.watch_webhooks(container)
     container.uow_factory.on_transition(metrics.task_transitioned)
-    client = web_client(settings, metrics)
+    http = aiohttp.ClientSession()
+    client = web_client(settings, metrics, http)
     dispatcher = container.attach_notifier(SlackNotifier(client))
     bolt = build_app(settings, container.service, client, metrics)
     scheduler = JobScheduler(container, settings, metrics)
@@ -119,7 +124,7 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
     scheduler.start()
     await container.service.resume_unfinished()
     sender = asyncio.get_running_loop().create_task(dispatcher.run_forever(), name="outbox")
-    running = Running(container, bolt, scheduler, sender, metrics)
+    running = Running(container, bolt, scheduler, sender, metrics, http=http)
     if (webhooks := container.attach_webhooks()) is not None:
         running.webhook_sender = asyncio.get_running_loop().create_task(
             webhooks.run_forever(), name="webhooks"

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     step_max_attempts: int = Field(3, alias="TASKBOT_STEP_MAX_ATTEMPTS", ge=1, le=20)
     step_retry_seconds: float = Field(2.0, alias="TASKBOT_STEP_RETRY_SECONDS", gt=0)
     worker_ttl_seconds: int = Field(30, alias="TASKBOT_WORKER_TTL_SECONDS", ge=2)
+    outbox_concurrency: int = Field(2, alias="TASKBOT_OUTBOX_CONCURRENCY", ge=1, le=32)
     retention_days: float = Field(30, alias="TASKBOT_RETENTION_DAYS", gt=0)
     inbox_retention_hours: float = Field(168, alias="TASKBOT_INBOX_RETENTION_HOURS", ge=1)
     knowledge_dir: Path | None = Field(None, alias="TASKBOT_KNOWLEDGE_DIR")

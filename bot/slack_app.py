@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
@@ -21,9 +22,17 @@ log = logging.getLogger(__name__)
 request_log = logging.getLogger("taskbot.requests")
 
 
-def web_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWebClient:
+def web_client(
+    settings: Settings,
+    metrics: Metrics | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> AsyncWebClient:
+    """Without `session` slack_sdk opens (and closes) an HTTP session per call; the
+    server passes one per process so connections to Slack are kept and reused."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+    client = AsyncWebClient(
+        token=token, base_url=settings.slack_api_url, timeout=10, session=session
+    )
     if metrics is not None:
         client.retry_handlers.append(WebApiErrors(metrics))
     return client

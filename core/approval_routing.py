@@ -3,11 +3,22 @@ never only to the requester's conversation, which approvers may not be able to s
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
 from core.clock import Clock
-from core.notices import ApprovalAsked, ApprovalDecided, ApprovalNeeded, Destination, Notice
+from core.notices import (
+    ApprovalAsked,
+    ApprovalDecided,
+    ApprovalNeeded,
+    Destination,
+    Notice,
+    TaskNeedsAttention,
+)
 from core.policy import Policy
 from core.ports import UnitOfWork
-from core.records import Approval, ApprovalMessage, Task
+from core.records import Approval, ApprovalMessage, BudgetStatus, Task
 from core.states import ApprovalStatus
 
 OUTCOME = {
@@ -19,15 +30,78 @@ OUTCOME = {
 
 
 def approver_destinations(policy: Policy, approvers: tuple[str, ...]) -> list[Destination]:
-    if policy.approval_channel:
-        return [Destination(channel=policy.approval_channel)]
+    return destinations_for(policy.approval_channel, approvers)
+
+
+def destinations_for(channel: str | None, approvers: tuple[str, ...]) -> list[Destination]:
+    if channel:
+        return [Destination(channel=channel)]
     return [Destination(user=a) for a in approvers]
 
 
+def attention_notices(
+    task: Task,
+    thread: Destination,
+    reference: str,
+    detail: str,
+    approvers: tuple[str, ...],
+    approval_channel: str | None,
+) -> list[Notice]:
+    """A purchase whose outcome needs a person: told in the requester's thread, and
+    where the approvers can act (they may not see that thread, e.g. a DM)."""
+
+    def copy(destination: Destination, for_approvers: bool) -> TaskNeedsAttention:
+        return TaskNeedsAttention(
+            destination=destination,
+            task_id=task.id,
+            title=task.title,
+            reference=reference,
+            detail=detail,
+            approvers=approvers,
+            requester=task.requester,
+            for_approvers=for_approvers,
+        )
+
+    notices: list[Notice] = [copy(thread, False)]
+    notices += [copy(d, True) for d in destinations_for(approval_channel, approvers)]
+    return notices
+
+
+async def request_words(uow: UnitOfWork, task: Task) -> str:
+    """The request as the requester typed it (their reason included)."""
+    root = task if task.root_id == task.id else await uow.tasks.get(task.root_id)
+    params = (root or task).params
+    return str(params.get("text") or task.params.get("request") or task.title)
+
+
+def unix(at: datetime) -> int:
+    """Seconds since the epoch; a naive time from storage is UTC."""
+    return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
+
+
+def approval_facts(
+    task: Task, approval: Approval, request_text: str, budget: BudgetStatus | None
+) -> dict[str, Any]:
+    """What an approver needs to decide alone; kept on the message after the decision."""
+    quantity = task.params.get("quantity")
+    return {
+        "requester": task.requester,
+        "request_text": request_text,
+        "request_channel": task.conversation.channel,
+        "request_thread_ts": task.conversation.thread_ts,
+        "item": str(task.params.get("item") or ""),
+        "quantity": quantity if isinstance(quantity, int) and quantity > 0 else 1,
+        "remaining_cents": budget.remaining_cents if budget is not None else 0,
+        "limit_cents": budget.limit_cents if budget is not None else 0,
+        "expires_at": unix(approval.expires_at),
+    }
+
+
 def approval_notices(
-    policy: Policy, task: Task, approval: Approval, request_text: str, remaining_cents: int
+    policy: Policy, task: Task, approval: Approval, request_text: str, budget: BudgetStatus
 ) -> list[Notice]:
     """One decidable message per approver destination, and a word in the requester's thread."""
+    facts = approval_facts(task, approval, request_text, budget)
     notices: list[Notice] = [
         ApprovalAsked(
             destination=Destination(task.conversation.channel, task.conversation.thread_ts),
@@ -46,22 +120,26 @@ def approval_notices(
                 destination=destination,
                 task_id=task.id,
                 approval_id=approval.id,
-                requester=task.requester,
                 title=task.title,
                 amount_cents=approval.amount_cents,
                 currency=approval.currency,
                 approvers=approval.approvers,
-                remaining_cents=remaining_cents,
-                request_text=request_text,
-                request_channel=task.conversation.channel,
-                request_thread_ts=task.conversation.thread_ts,
+                **facts,
             )
         )
     return notices
 
 
-def copy_decided(approval: Approval, title: str, copy: ApprovalMessage) -> ApprovalDecided:
-    """Replaces one copy of the approval message in place: buttons gone, outcome shown."""
+def copy_decided(
+    approval: Approval,
+    title: str,
+    copy: ApprovalMessage,
+    facts: dict[str, Any] | None = None,
+    reason: str = "",
+) -> ApprovalDecided:
+    """Replaces one copy of the approval message in place: the details stay, the
+    buttons become the record of the decision."""
+    decided_at = approval.decided_at
     return ApprovalDecided(
         destination=Destination(channel=copy.channel),
         task_id=approval.task_id,
@@ -72,7 +150,24 @@ def copy_decided(approval: Approval, title: str, copy: ApprovalMessage) -> Appro
         message_ts=copy.message_ts,
         amount_cents=approval.amount_cents,
         currency=approval.currency,
+        decided_at=unix(decided_at) if decided_at is not None else 0,
+        reason=reason,
+        **(facts or {}),
     )
+
+
+async def record_reference(
+    uow: UnitOfWork, clock: Clock, task: Task, reference: str, budget: BudgetStatus
+) -> None:
+    """The purchase order, known once the approved step ran, joins the record on every
+    copy of the approval message ("✅ Approved by @Pat · 3:04 PM · PO-5")."""
+    approval = await uow.approvals.for_task(task.id)
+    if approval is None or approval.status is not ApprovalStatus.APPROVED:
+        return
+    facts = approval_facts(task, approval, await request_words(uow, task), budget)
+    for copy in await uow.approvals.messages(approval.id):
+        notice = copy_decided(approval, task.title, copy, facts)
+        await uow.outbox.add(dataclasses.replace(notice, reference=reference), clock.now())
 
 
 async def record_copy(uow: UnitOfWork, clock: Clock, copy: ApprovalMessage) -> None:
@@ -84,5 +179,8 @@ async def record_copy(uow: UnitOfWork, clock: Clock, copy: ApprovalMessage) -> N
     if approval is None or approval.status is ApprovalStatus.PENDING:
         return
     task = await uow.tasks.get(approval.task_id)
-    title = task.title if task is not None else f"task #{approval.task_id}"
-    await uow.outbox.add(copy_decided(approval, title, copy), clock.now())
+    if task is None:
+        await uow.outbox.add(copy_decided(approval, "this request", copy), clock.now())
+        return
+    facts = approval_facts(task, approval, await request_words(uow, task), None)
+    await uow.outbox.add(copy_decided(approval, task.title, copy, facts), clock.now())

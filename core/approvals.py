@@ -12,8 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from core.approval_routing import OUTCOME, copy_decided, record_copy
+from core.approval_routing import (
+    OUTCOME,
+    approval_facts,
+    copy_decided,
+    record_copy,
+    request_words,
+)
 from core.audit import audit
+from core.budget import Budgets
 from core.clock import Clock
 from core.executor import destination_of
 from core.notices import ApprovalDecided, Notice, TaskCancelled, TaskRejected
@@ -84,13 +91,15 @@ class Approvals:
         channel: str | None = None,
         message_ts: str | None = None,
         external: bool = False,
+        reason: str = "",
     ) -> DecisionOutcome:
         """Record one person's decision. The first decision wins; later ones change nothing.
 
         `channel`/`message_ts` name the message a click came from. Any copy of the
         approval's message counts, one posted before a crash (never recorded)
         included: it is recorded now, so the outcome replaces it too. `external`:
-        the user belongs to another workspace or organisation.
+        the user belongs to another workspace or organisation. `reason`: a denial's
+        reason, sent back to the requester and kept in the audit log.
         """
         now = self._clock.now()
         async with self._uow_factory(urgent=True) as uow:
@@ -116,15 +125,32 @@ class Approvals:
             status = (
                 ApprovalStatus.APPROVED if decision is Decision.APPROVE else ApprovalStatus.DENIED
             )
-            if not await self.close_approval(uow, approval, status, user):
+            if not await self.close_approval(uow, approval, status, user, reason):
                 latest = await uow.approvals.get(approval_id)
                 return DecisionOutcome(DecisionResult.ALREADY_DECIDED, latest, None, current)
             decided = await uow.approvals.get(approval_id)
             task = await uow.tasks.get(approval.task_id)
             assert decided is not None and task is not None
             if status is ApprovalStatus.DENIED:
-                await self._stop_task(uow, approval, TaskStatus.REJECTED, user, "")
+                await self._stop_task(uow, approval, TaskStatus.REJECTED, user, reason)
         return DecisionOutcome(DecisionResult.DECIDED, decided, task.root_id, current)
+
+    async def refusal(
+        self, approval_id: int, user: str, *, external: bool = False
+    ) -> DecisionOutcome | None:
+        """Why `user` may not decide now (read only), or None: lets a front end ask
+        for a denial's reason only from someone who may deny. decide() checks again."""
+        async with self._uow_factory(read_only=True) as uow:
+            approval = await uow.approvals.get(approval_id)
+        if approval is None:
+            return DecisionOutcome(DecisionResult.NOT_FOUND)
+        current = self._policy.approvers_for(approval.requester)
+        if approval.status is not ApprovalStatus.PENDING:
+            return DecisionOutcome(DecisionResult.ALREADY_DECIDED, approval, None, current)
+        if not self._policy.may_approve(user, approval.requester, external=external):
+            own = user == approval.requester
+            return DecisionOutcome(DecisionResult.NOT_ALLOWED, approval, None, current, own)
+        return None
 
     async def _expire(
         self, uow: UnitOfWork, approval: Approval, current: tuple[str, ...]
@@ -153,7 +179,12 @@ class Approvals:
         return True
 
     async def close_approval(
-        self, uow: UnitOfWork, approval: Approval, status: ApprovalStatus, user: str | None
+        self,
+        uow: UnitOfWork,
+        approval: Approval,
+        status: ApprovalStatus,
+        user: str | None,
+        reason: str = "",
     ) -> bool:
         """Record the approval's end and replace every copy of its message;
         False if it had ended already."""
@@ -166,13 +197,15 @@ class Approvals:
             approval.task_id,
             user or "taskbot",
             f"approval_{OUTCOME[status]}",
-            {"approval_id": approval.id},
+            {"approval_id": approval.id, **({"reason": reason} if reason else {})},
         )
         task = await uow.tasks.get(approval.task_id)
         decided = await uow.approvals.get(approval.id)
         assert task is not None and decided is not None
+        budget = await Budgets(self._policy, self._clock).status(uow, task.requester)
+        facts = approval_facts(task, decided, await request_words(uow, task), budget)
         for copy in await uow.approvals.messages(approval.id):
-            await uow.outbox.add(copy_decided(decided, task.title, copy), now)
+            await uow.outbox.add(copy_decided(decided, task.title, copy, facts, reason), now)
         if status is ApprovalStatus.APPROVED:
             # denial, expiry and cancellation are told by the task's own notice
             await uow.outbox.add(
@@ -197,7 +230,10 @@ class Approvals:
         if task is None or task.status is not TaskStatus.PENDING:
             return
         now = self._clock.now()
-        error = reason or f"Denied by {actor}."
+        error = (
+            (reason and f"Denied by {actor}: {reason}") if target is TaskStatus.REJECTED else reason
+        )
+        error = error or f"Denied by {actor}."
         if await transition(
             uow,
             task,
@@ -213,6 +249,7 @@ class Approvals:
                     task_id=task.id,
                     title=task.title,
                     decided_by=actor,
+                    reason=reason,
                 )
                 if target is TaskStatus.REJECTED
                 else TaskCancelled(

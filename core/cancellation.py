@@ -139,7 +139,9 @@ class Cancellation:
                 "have taken effect, so please check it."
             )
             approvers = self._policy.approvers_for(task.requester)
-            return await flag_task(uow, task, reference, detail, approvers, self._clock)
+            return await flag_task(
+                uow, task, reference, detail, approvers, self._clock, self._policy.approval_channel
+            )
         reason = f"Cancelled by {actor}: it had been running for {age} s without finishing."
         return await self._cancel_one(uow, task, actor, reason)
 

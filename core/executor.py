@@ -21,13 +21,18 @@ from core.agents.base import (
     TransientAgentError,
 )
 from core.agents.registry import AgentRegistry
-from core.approval_routing import approval_notices
+from core.approval_routing import (
+    approval_notices,
+    attention_notices,
+    record_reference,
+    request_words,
+)
 from core.audit import audit
 from core.budget import Budgets
 from core.clock import Clock
 from core.jsonsafe import NotStorable, storable_result
 from core.money import format_money
-from core.notices import Destination, TaskFailed, TaskFinished, TaskNeedsAttention
+from core.notices import Destination, TaskFailed, TaskFinished
 from core.policy import NO_APPROVERS, Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import LedgerEntry, Task, TaskChanges
@@ -184,8 +189,10 @@ async def flag_task(
     detail: str,
     approvers: Sequence[str],
     clock: Clock,
+    approval_channel: str | None = None,
 ) -> bool:
-    """NEEDS_ATTENTION: the money stays held, the approvers are told with the reference."""
+    """NEEDS_ATTENTION: the money stays held, the approvers are told with the reference
+    where they act (their DMs or the approval channel) and the requester in the thread."""
     if not await transition(
         uow,
         task,
@@ -196,17 +203,10 @@ async def flag_task(
         detail={"reference": reference},
     ):
         return False
-    await uow.outbox.add(
-        TaskNeedsAttention(
-            destination=destination_of(task),
-            task_id=task.id,
-            title=task.title,
-            reference=reference,
-            detail=detail,
-            approvers=tuple(approvers),
-        ),
-        clock.now(),
-    )
+    for notice in attention_notices(
+        task, destination_of(task), reference, detail, tuple(approvers), approval_channel
+    ):
+        await uow.outbox.add(notice, clock.now())
     return True
 
 
@@ -271,10 +271,8 @@ class TaskExecutor:
         if approval is None:
             return Gate.WAITING  # another worker asked first
         budget = await self._budgets.status(uow, task.requester)
-        root = task if task.root_id == task.id else await uow.tasks.get(task.root_id)
-        params = (root or task).params
-        words = str(params.get("text") or task.params.get("request") or task.title)
-        for notice in approval_notices(self._policy, task, approval, words, budget.remaining_cents):
+        words = await request_words(uow, task)
+        for notice in approval_notices(self._policy, task, approval, words, budget):
             await uow.outbox.add(notice, now)
         await audit(
             uow,
@@ -434,7 +432,7 @@ class TaskExecutor:
             await self._write_until_done(lambda uow: uow.tasks.record_outcome(running.id, result))
         try:
             done = await self._write(
-                lambda uow: complete_task(uow, running, result, self._clock, grace=self._grace),
+                lambda uow: self._complete(uow, running, result, reference),
                 attempts=self.record_attempts,
             )
             if not done and effects:
@@ -448,6 +446,16 @@ class TaskExecutor:
                 await self._flag(running, reference, f"The {agent.name} step was done, but {what}.")
             else:
                 await self._fail(running, f"The {agent.name} agent finished, but {what}.")
+
+    async def _complete(
+        self, uow: UnitOfWork, task: Task, result: AgentResult, reference: str
+    ) -> bool:
+        if not await complete_task(uow, task, result, self._clock, grace=self._grace):
+            return False
+        if reference.startswith("PO-"):
+            budget = await self._budgets.status(uow, task.requester)
+            await record_reference(uow, self._clock, task, reference, budget)
+        return True
 
     async def _outcome_after_end(
         self, uow: UnitOfWork, task: Task, result: AgentResult, reference: str
@@ -469,21 +477,17 @@ class TaskExecutor:
             "outcome_after_end",
             {"status": current.status.value, "reference": reference, "result": result.to_json()},
         )
-        await uow.outbox.add(
-            TaskNeedsAttention(
-                destination=destination_of(task),
-                task_id=task.id,
-                title=task.title,
-                reference=reference,
-                detail=(
-                    f"The {task.agent} step was done after it had been marked "
-                    f"{current.status.value.lower()}, so it is not on the ledger; "
-                    "please reconcile it."
-                ),
-                approvers=self._policy.approvers_for(task.requester),
-            ),
-            self._clock.now(),
+        notices = attention_notices(
+            task,
+            destination_of(task),
+            reference,
+            f"The {task.agent} step was done after it had been marked "
+            f"{current.status.value.lower()}, so it is not on the ledger; please reconcile it.",
+            self._policy.approvers_for(task.requester),
+            self._policy.approval_channel,
         )
+        for notice in notices:
+            await uow.outbox.add(notice, self._clock.now())
         return True
 
     async def _fail(self, task: Task, reason: str) -> None:
@@ -494,7 +498,9 @@ class TaskExecutor:
     async def _flag(self, task: Task, reference: str, detail: str) -> None:
         approvers = self._policy.approvers_for(task.requester)
         await self._write_until_done(
-            lambda uow: flag_task(uow, task, reference, detail, approvers, self._clock)
+            lambda uow: flag_task(
+                uow, task, reference, detail, approvers, self._clock, self._policy.approval_channel
+            )
         )
 
     async def _write(

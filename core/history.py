@@ -54,6 +54,15 @@ class History:
                 return None
             return task, await uow.tasks.children(task.id)
 
+    async def posted_in(self, task_id: int, channel: str) -> Task | None:
+        """The task if its result was posted in `channel` (whoever sees the message
+        may read it whole); None otherwise."""
+        async with self._uow_factory(read_only=True) as uow:
+            task = await uow.tasks.get(task_id)
+        if task is None or task.conversation.channel != channel:
+            return None
+        return task
+
     async def budget(self, requester: str) -> BudgetStatus:
         async with self._uow_factory(read_only=True) as uow:
             return await self._budgets.status(uow, requester)

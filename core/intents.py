@@ -144,6 +144,14 @@ _AFTER_AMOUNT = re.compile(
     re.I,
 )
 
+#: where the item ends and the requester's reason begins: "monitors | for the new hires,
+#: need them by Friday" (the reason stays in the request's own words, not in the item)
+_REASON = re.compile(
+    r"\s*(?:[,;:(]|\s-\s|\s(?:for|because|since|so\s+that|by|before|until|which|that|"
+    r"who|need|needed|asap)\b)",
+    re.I,
+)
+
 
 class IntentParser:
     """Splits a request into clauses at conjunctions that start a new action, then reads each."""
@@ -241,7 +249,7 @@ class IntentParser:
         return Intent(
             "purchase",
             clause,
-            _tidy(item.rstrip(" (")),
+            _tidy(_REASON.split(item, maxsplit=1)[0].rstrip(" (")),
             amount=amount,
             currency=found.currency or self.default_currency,
             quantity=quantity,

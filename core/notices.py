@@ -83,6 +83,13 @@ class ApprovalNeeded(Notice):
     #: the requester's thread, for a link to it
     request_channel: str | None = None
     request_thread_ts: str | None = None
+    #: what is bought, so the message can show the unit price
+    item: str = ""
+    quantity: int = 1
+    #: the requester's monthly limit (0: unknown)
+    limit_cents: int = 0
+    #: decide by (seconds since the epoch; 0: unknown)
+    expires_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,22 @@ class ApprovalDecided(Notice):
     message_ts: str | None = None
     amount_cents: int = 0
     currency: str = "USD"
+    #: the request's details, kept on the decided message (see ApprovalNeeded)
+    requester: str = ""
+    request_text: str = ""
+    request_channel: str | None = None
+    request_thread_ts: str | None = None
+    item: str = ""
+    quantity: int = 1
+    remaining_cents: int = 0
+    limit_cents: int = 0
+    expires_at: int = 0
+    #: when it was decided (seconds since the epoch; 0: unknown)
+    decided_at: int = 0
+    #: the approver's reason for a denial
+    reason: str = ""
+    #: what was done once approved, e.g. the purchase order number (may come later)
+    reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,6 +180,9 @@ class TaskNeedsAttention(Notice):
     reference: str = ""
     detail: str = ""
     approvers: tuple[str, ...] = ()
+    requester: str = ""
+    #: the copy sent where the approvers act (their DMs or the approval channel)
+    for_approvers: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,6 +190,8 @@ class TaskRejected(Notice):
     kind: ClassVar[str] = "task_rejected"
     title: str = ""
     decided_by: str = ""
+    #: the approver's reason, sent back to the requester
+    reason: str = ""
 
 
 @dataclass(frozen=True)

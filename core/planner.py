@@ -84,9 +84,41 @@ def _step(intent: Intent, text: str, deps: tuple[int, ...], currency: str) -> Pl
             deps,
         )
     if intent.agent == "compare":
-        label = f"Price comparison: {_PRICES_OF.sub('', intent.topic) or intent.topic}"
+        topic = _PRICES_OF.sub("", intent.topic) or intent.topic
+        label = noun_first(topic, "price comparison", "Price comparison of")
         return PlannedStep("compare", label, {"topic": intent.topic}, deps)
-    return PlannedStep("research", f"Research: {intent.topic}", {"topic": intent.topic}, deps)
+    label = noun_first(intent.topic, "research", "Research on")
+    return PlannedStep("research", label, {"topic": intent.topic}, deps)
+
+
+#: words that rank or hedge a topic but do not name it ("best laptops" → "laptop")
+_QUALIFIERS = re.compile(
+    r"^(?:(?:the|some|a|an|best|top|good|great|cheap|cheapest|latest|new|newest|"
+    r"recommended|popular)\s+)+",
+    re.IGNORECASE,
+)
+_NOT_PLURAL = frozenset({"series", "species", "news"})
+#: a short topic reads well before its kind: "Laptop research", "Office chair price comparison"
+_SHORT_TOPIC = 3
+
+
+def noun_first(topic: str, kind: str, long_form: str) -> str:
+    """ "best laptops" → "Laptop research"; a longer topic → "Research on <topic>"."""
+    words = (_QUALIFIERS.sub("", topic.strip()) or topic.strip()).split()
+    if not words or topic.strip().lower() == "prices":
+        return kind.capitalize()
+    if len(words) > _SHORT_TOPIC:
+        return f"{long_form} {' '.join(words)}"
+    last = words[-1]
+    plural = last.endswith("s") and not last.endswith(("ss", "us", "is", "ics", "ews", "ies"))
+    if last.lower().endswith(("sses", "shes", "ches", "xes")):
+        words[-1] = last[:-2]
+    elif last.lower().endswith("ies") and last.lower() not in _NOT_PLURAL:
+        words[-1] = last[:-3] + "y"
+    elif len(last) > 3 and plural and last.lower() not in _NOT_PLURAL:
+        words[-1] = last[:-1]
+    label = " ".join(words)
+    return f"{label[0].upper()}{label[1:]} {kind}"
 
 
 #: "prices for office chairs" → "office chairs" (the label already says prices)

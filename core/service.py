@@ -82,10 +82,17 @@ class TaskService:
         channel: str | None = None,
         message_ts: str | None = None,
         external: bool = False,
+        reason: str = "",
     ) -> DecisionOutcome:
         """The one way to decide an approval, for every front end (see core.approvals)."""
         outcome = await self.approvals.decide(
-            approval_id, user, decision, channel=channel, message_ts=message_ts, external=external
+            approval_id,
+            user,
+            decision,
+            channel=channel,
+            message_ts=message_ts,
+            external=external,
+            reason=reason,
         )
         if outcome.resume_root is not None:
             self.orchestrator.schedule(outcome.resume_root)

@@ -18,6 +18,7 @@ different, empty database.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///taskbot.db"
@@ -223,10 +225,38 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         write_lock(engine)
         return engine
     if backend == "postgresql":
-        options: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+        options: dict[str, Any] = {"pool_size": 10, "max_overflow": 10}
         options.update(kwargs)
-        return create_async_engine(url, **options)
+        engine = create_async_engine(url, **options)
+        if not options.get("pool_pre_ping"):
+            _ping_when_idle(engine)
+        return engine
     return create_async_engine(url, **kwargs)
+
+
+#: a pooled connection unused this long is pinged before it is handed out
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """pool_pre_ping, but only for connections that sat idle: a server restart is
+    still noticed before the first statement, while under a burst (connections back
+    in the pool for milliseconds) no transaction pays a round trip for the ping."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("checked_in_at")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            # the pool drops this connection and hands out another (or a new one)
+            raise DisconnectionError(f"idle connection failed its ping: {exc!r}") from exc
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -107,6 +108,27 @@ class TaskRow(Base):
         Index("ix_tasks_requester_created_at", "requester", "created_at"),
         Index("ix_tasks_status_created_at", "status", "created_at"),
         Index("ix_tasks_parent_id", "parent_id"),
+        # /tasks [filter]: a person's requests (roots), newest first
+        Index(
+            "ix_tasks_history",
+            "requester",
+            "created_at",
+            "id",
+            "status",
+            "parent_id",
+            postgresql_where=text("parent_id IS NULL"),
+            sqlite_where=text("parent_id IS NULL"),
+        ),
+        Index(
+            "ix_tasks_history_status",
+            "requester",
+            "status",
+            "created_at",
+            "id",
+            "parent_id",
+            postgresql_where=text("parent_id IS NULL"),
+            sqlite_where=text("parent_id IS NULL"),
+        ),
     )
 
 

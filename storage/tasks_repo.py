@@ -2,14 +2,15 @@
 
 `set_status` is the one conditional UPDATE the state machine relies on: the
 WHERE on the expected status makes exactly one of several racing callers win.
-Reads use populate_existing so a task read after an UPDATE in the same unit of
-work shows the new row, not a stale copy from the session's identity map.
+Reads select plain columns (no ORM identity map), so a task read after an
+UPDATE in the same unit of work always shows the new row.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, update
@@ -24,7 +25,7 @@ from core.states import TaskStatus
 from storage._sql import NO_SYNC, rowcount
 from storage.models import TaskDependencyRow, TaskRow
 
-_FRESH = {"populate_existing": True}
+_COLUMNS = tuple(TaskRow.__table__.c)
 _Q = TypeVar("_Q", bound=Select[Any])
 
 
@@ -74,14 +75,30 @@ class SqlTaskRepository:
                 .values(root_id=task_id)
                 .execution_options(**NO_SYNC)
             )
-        if new.depends_on:
+        depends_on = tuple(dict.fromkeys(new.depends_on))
+        if depends_on:
             await self._session.execute(
                 insert(TaskDependencyRow),
-                [{"task_id": task_id, "depends_on_id": d} for d in dict.fromkeys(new.depends_on)],
+                [{"task_id": task_id, "depends_on_id": d} for d in depends_on],
             )
-        task = await self.get(task_id)
-        assert task is not None
-        return task
+        # Everything in the row is known: no need to read it back.
+        return Task(
+            id=task_id,
+            root_id=root_id if root_id is not None else task_id,
+            parent_id=new.parent_id,
+            conversation=conv,
+            agent=new.agent,
+            title=new.title,
+            params=json.loads(json.dumps(dict(new.params))),  # as the JSON column returns it
+            status=TaskStatus.PENDING,
+            cost_cents=new.cost_cents,
+            currency=new.currency,
+            created_at=now.astimezone(UTC),
+            updated_at=now.astimezone(UTC),
+            depends_on=tuple(sorted(depends_on)),
+            source_event_id=new.source_event_id,
+            position=new.position,
+        )
 
     async def get(self, task_id: int) -> Task | None:
         tasks = await self._load(select(TaskRow).where(TaskRow.id == task_id))
@@ -212,7 +229,8 @@ class SqlTaskRepository:
         return tasks[0] if tasks else None
 
     async def _load(self, query: Select[TaskRow]) -> list[Task]:
-        rows = list((await self._session.scalars(query.execution_options(**_FRESH))).all())
+        # Plain rows, not ORM objects: nothing to track, nothing stale to refresh.
+        rows = list((await self._session.execute(query.with_only_columns(*_COLUMNS))).all())
         if not rows:
             return []
         edges = await self._session.execute(
@@ -257,7 +275,7 @@ def _history_filter(
     return query
 
 
-def _to_task(row: TaskRow, depends_on: tuple[int, ...]) -> Task:
+def _to_task(row: Any, depends_on: tuple[int, ...]) -> Task:
     return Task(
         id=row.id,
         root_id=row.root_id if row.root_id is not None else row.id,

@@ -81,7 +81,8 @@ def _approval_asked(notice: ApprovalAsked) -> str:
 
 def _approval_decided(notice: ApprovalDecided) -> str:
     by = f" by {notice.decided_by}" if notice.decided_by else ""
-    return f"Approval for #{notice.task_id} {notice.outcome}{by}."
+    extra = "".join(f" · {x}" for x in (notice.reference, notice.reason) if x)
+    return f"Approval for #{notice.task_id} {notice.outcome}{by}{extra}."
 
 
 def _approval_reminder(notice: ApprovalReminder) -> str:
@@ -105,7 +106,9 @@ def _task_needs_attention(notice: TaskNeedsAttention) -> str:
 
 def _task_rejected(notice: TaskRejected) -> str:
     return (
-        f"🚫 Denied by {notice.decided_by}: {notice.title}\n"
+        f"🚫 Denied by {notice.decided_by}: {notice.title}"
+        + (f" — {notice.reason}" if notice.reason else "")
+        + "\n"
         f"  You can ask again with a different amount or item. Request {notice.task_id}"
     )
 

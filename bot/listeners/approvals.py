@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.listeners import deny_reason, full_text
 from bot.listeners.later import answer_later
 from bot.views import escape, mention
 from core.approvals import Decision, DecisionOutcome, DecisionResult
@@ -18,7 +19,8 @@ from core.service import TaskService
 
 log = logging.getLogger(__name__)
 
-ACTION = re.compile(r"^approval:(approve|deny)$")
+#: Deny… opens a reason modal first (bot/listeners/deny_reason.py)
+ACTION = re.compile(r"^approval:approve$")
 
 
 def refusal_text(outcome: DecisionOutcome) -> str:
@@ -44,6 +46,9 @@ def is_external(body: dict[str, Any]) -> bool:
 
 
 def register(app: AsyncApp, service: TaskService) -> None:
+    deny_reason.register(app, service)
+    full_text.register(app, service)
+
     @app.action(ACTION)
     async def on_decision(
         ack: AsyncAck,

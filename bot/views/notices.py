@@ -9,12 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bot.views.approval import (
+    APPROVAL_BLOCK_PREFIX,
+    APPROVE_ACTION,
+    DENY_ACTION,
+    approval_block_id,
+    approval_decided,
+    approval_needed,
+    approval_reminder,
+    outcome_line,
+)
 from bot.views.blocks import (
     Block,
     Message,
     actions,
     button,
-    confirm,
     context,
     message,
     plain,
@@ -33,6 +42,7 @@ from bot.views.escape import (
     with_mentions,
 )
 from bot.views.format import humanize_age, money, status_emoji, status_label, title_mrkdwn
+from bot.views.full_text import full_text_button
 from bot.views.results import key_points, result_blocks
 from bot.views.status import render_status, request_footer
 from core.notices import (
@@ -55,9 +65,14 @@ from core.notices import (
     TaskRetried,
 )
 
-APPROVE_ACTION = "approval:approve"
-DENY_ACTION = "approval:deny"
-APPROVAL_BLOCK_PREFIX = "approval:"
+__all__ = [
+    "APPROVAL_BLOCK_PREFIX",
+    "APPROVE_ACTION",
+    "DENY_ACTION",
+    "approval_block_id",
+    "outcome_line",
+    "render",
+]
 
 #: titles in headings: long enough to read, short enough for one line
 _TITLE = 150
@@ -70,10 +85,6 @@ def render(notice: Notice, permalinks: Permalinks | None = None) -> Message:
     the stale report to link each task's thread."""
     renderer = RENDERERS.get(type(notice))
     return renderer(notice, permalinks or {}) if renderer else _generic(notice)
-
-
-def approval_block_id(approval_id: int) -> str:
-    return f"{APPROVAL_BLOCK_PREFIX}{approval_id}"
 
 
 # --- helpers -----------------------------------------------------------------
@@ -95,15 +106,6 @@ def _more_note(task_id: int | None) -> str:
 def _generic(notice: Notice) -> Message:
     text = f"Update on {_ref(notice.task_id)} ({escape(notice.kind)})."
     return message(text, [section(text)])
-
-
-def _approval_summary(
-    task_id: int | None, title: str, amount_cents: int, currency: str
-) -> list[str]:
-    return [
-        f"*Approval for {_ref(task_id)}:* {_title(title)}",
-        f"Cost: *{escape(money(amount_cents, currency))}*",
-    ]
 
 
 # --- renderers -----------------------------------------------------------------
@@ -149,49 +151,6 @@ def _request_refused(n: RequestRefused) -> Message:
     return message(f"Sorry, I can't do that: {reason}", blocks)
 
 
-def _approval_needed(n: ApprovalNeeded, thread_link: str | None = None) -> Message:
-    """Everything an approver needs to decide alone, wherever they read it."""
-    amount = escape(money(n.amount_cents, n.currency))
-    lines = [
-        f"🔐 *Approval needed* for {_ref(n.task_id)}: *{_title(n.title)}*",
-        f"Cost: *{amount}*",
-    ]
-    if n.requester:
-        lines.append(f"Requested by {mention(n.requester)}")
-    lines.append(f"Budget left after this purchase: {escape(money(n.remaining_cents, n.currency))}")
-    words = one_line(n.request_text)
-    if words:
-        lines.append(f"They asked: _{truncate(escape(words), 500, '…')}_")
-    if thread_link:
-        lines.append(link(thread_link, "Open the request's thread"))
-    blocks: list[Block] = [section("\n".join(lines))]
-    if n.approvers:
-        who = "Approver" if len(n.approvers) == 1 else "Approvers"
-        blocks.append(context(f"{who}: {mentions(n.approvers)}"))
-    dialog = confirm(
-        "Approve this purchase?",
-        f"This spends {amount} for {_ref(n.task_id)} and cannot be undone.",
-        "Approve",
-        "Not yet",
-    )
-    value = str(n.approval_id)
-    blocks.append(
-        actions(
-            [
-                button("Approve", APPROVE_ACTION, value, style="primary", confirm=dialog),
-                button("Deny", DENY_ACTION, value, style="danger"),
-            ],
-            block_id=approval_block_id(n.approval_id),
-        )
-    )
-    text = f"Approval needed: {_title(n.title)}"
-    if amount not in text:
-        text += f" ({amount})"
-    if n.approvers:
-        text += f" — {mentions(n.approvers)}"
-    return message(text, blocks, keep_tail=1)
-
-
 def _approval_asked(n: ApprovalAsked) -> Message:
     amount = escape(money(n.amount_cents, n.currency))
     who = mentions(n.approvers) if n.approvers else "the approvers"
@@ -203,41 +162,6 @@ def _approval_asked(n: ApprovalAsked) -> Message:
         f"approval from {who}{where}. I'll tell you here what they decide."
     )
     return message(f"Waiting for approval: {_title(n.title)}", [section(line)])
-
-
-_OUTCOMES: dict[str, tuple[str, bool]] = {
-    # outcome → (line, whether "by <@U>" follows)
-    "approved": ("✅ Approved", True),
-    "denied": ("❌ Denied", True),
-    "expired": ("⌛ Expired", False),
-    "cancelled": ("⏹️ Cancelled", False),
-    "canceled": ("⏹️ Cancelled", False),
-}
-
-
-def outcome_line(outcome: str, decided_by: str | None) -> str:
-    label, with_actor = _OUTCOMES.get(outcome.strip().lower(), (escape(one_line(outcome)), True))
-    if with_actor and decided_by:
-        label += f" by {mention(decided_by)}"
-    return label or "Decided"
-
-
-def _approval_decided(n: ApprovalDecided) -> Message:
-    lines = _approval_summary(n.task_id, n.title, n.amount_cents, n.currency)
-    result = outcome_line(n.outcome, n.decided_by)
-    blocks: list[Block] = [section("\n".join(lines)), section(result)]
-    return message(f"{result}: {_title(n.title)}", blocks)
-
-
-def _approval_reminder(n: ApprovalReminder) -> Message:
-    waited = escape(humanize_age(n.waiting_seconds))
-    line = (
-        f"⏰ *Reminder:* {_ref(n.task_id)} *{_title(n.title)}* has been waiting "
-        f"{waited} for approval."
-    )
-    if n.approvers:
-        line += f"\n{mentions(n.approvers)}: the Approve / Deny buttons are on the request above."
-    return message(f"Reminder: {_title(n.title)} is waiting for approval", [section(line)])
 
 
 def _headline(emoji: str, word: str, title: str) -> Block:
@@ -264,6 +188,8 @@ def _task_finished(n: TaskFinished) -> Message:
         signature=mention(n.requester) if n.requester else "",
     )
     points = key_points(n.result.body)
+    if points and n.task_id is not None:
+        blocks[0] = {**blocks[0], "accessory": full_text_button(n.task_id)}
     if points and request is not None:
         blocks.append(context(f"Request {request} · full text: `/tasks {request}`"))
     elif footer := _footer(request):
@@ -332,9 +258,15 @@ def _task_needs_attention(n: TaskNeedsAttention) -> Message:
         lines.append(f"Reference: *{escape(n.reference)}*")
     if n.detail.strip():
         lines.append(escape(n.detail.strip()))
-    if n.approvers:
-        who = " ".join(mention(a) for a in n.approvers)
+    if n.for_approvers:
+        # where the approvers act; the requester's thread may be a DM they can't open
+        if n.requester:
+            lines.append(f"Requested by {mention(n.requester)}.")
+        who = " ".join(mention(a) for a in n.approvers) or "Approvers"
         lines.append(f"{who}: please check it; the money stays held until it is resolved.")
+    elif n.approvers:
+        who = " ".join(mention(a) for a in n.approvers)
+        lines.append(f"I've asked {who} to check it; the money stays held until then.")
     text = f"Needs attention: {_title(n.title)}" + (
         f" — {escape(n.reference)}" if n.reference else ""
     )
@@ -420,10 +352,10 @@ RENDERERS: dict[type[Notice], Renderer] = {
     RequestStatus: lambda n, _links: render_status(n),
     RequestAccepted: lambda n, _links: _request_accepted(n),
     RequestRefused: lambda n, _links: _request_refused(n),
-    ApprovalNeeded: lambda n, links: _approval_needed(n, links.get(n.task_id or 0)),
+    ApprovalNeeded: lambda n, links: approval_needed(n, links.get(n.task_id or 0)),
     ApprovalAsked: lambda n, _links: _approval_asked(n),
-    ApprovalDecided: lambda n, _links: _approval_decided(n),
-    ApprovalReminder: lambda n, _links: _approval_reminder(n),
+    ApprovalDecided: lambda n, _links: approval_decided(n),
+    ApprovalReminder: lambda n, _links: approval_reminder(n),
     TaskFinished: lambda n, _links: _task_finished(n),
     TaskFailed: lambda n, _links: _task_failed(n),
     TaskNeedsAttention: lambda n, _links: _task_needs_attention(n),

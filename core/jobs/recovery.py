@@ -92,7 +92,15 @@ class Recovery:
                     "may or may not have been placed: please check before asking again."
                 )
                 approvers = self._policy.approvers_for(task.requester)
-                return await flag_task(uow, task, "unknown", detail, approvers, self._clock)
+                return await flag_task(
+                    uow,
+                    task,
+                    "unknown",
+                    detail,
+                    approvers,
+                    self._clock,
+                    self._policy.approval_channel,
+                )
             reason = (
                 "Interrupted by a restart before it finished. It was not re-run because "
                 "it may have had effects; please check and ask again if needed."
@@ -110,7 +118,15 @@ class Recovery:
         )
         try:
             async with self._uow_factory() as uow:
-                return await flag_task(uow, task, reference, detail, approvers, self._clock)
+                return await flag_task(
+                    uow,
+                    task,
+                    reference,
+                    detail,
+                    approvers,
+                    self._clock,
+                    self._policy.approval_channel,
+                )
         except Exception:
             log.exception("flagging task %s failed; trying again next run", task.id)
             return False

@@ -151,6 +151,8 @@ class BotProcess:
 def reply_kind(call: Call) -> str:
     """What a chat.postMessage said, from its fallback text (bot/views/notices.py)."""
     text = str(call.params.get("text") or "")
+    if " to approve " in text:  # "@Alice asks you to approve $300.00 for 2 × monitors"
+        return "approval"
     for prefix, kind in (
         ("Got it", "accepted"),
         ("Done:", "finished"),

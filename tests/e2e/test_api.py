@@ -193,10 +193,13 @@ async def test_approve_over_the_api_updates_the_slack_message(api: Api) -> None:
     assert status == 200 and body["approval"]["status"] == "APPROVED"
     await h.settle()
     # the approval message (the request's status message is updated too)
-    (update,) = [
+    # decided, then the purchase order joins the record
+    update, with_po = [
         c for c in h.slack.calls_to("chat.update") if c.params["ts"] == message.response["ts"]
     ]
     assert "Approved by" in json.dumps(update.params["blocks"])
+    assert "Approved by" in json.dumps(with_po.params["blocks"])
+    assert " · PO-" in json.dumps(with_po.params["blocks"], ensure_ascii=False)
     assert len(h.posts(lambda c: "PO-" in json.dumps(c.params.get("blocks")))) == 1
     status, body, _ = await approver.call("POST", f"/approvals/{approval['id']}/deny")
     assert status == 409 and body["error"]["code"] == "already_decided"

@@ -115,7 +115,7 @@ def approval_copies(slack: FakeSlack) -> list[dict[str, Any]]:
     return [
         {**m, "channel": ch}
         for (ch, _), m in sorted(slack.messages.items(), key=lambda kv: kv[0][1])
-        if "Approval needed" in m.get("text", "") or "Approval for" in json.dumps(m)
+        if "Purchase approval:" in json.dumps(m, ensure_ascii=False)
     ]
 
 
@@ -134,6 +134,19 @@ async def click(
         where = (message["channel"], message["ts"])
     payload = h.slack.click(*where, action, user, **kw)
     response = await h.sender.interaction(payload)
+    await h.settle()
+    return response.status
+
+
+async def deny(h: Harness, message: dict[str, Any], user: str, reason: str) -> int:
+    """`user` clicks Deny…, the modal opens (views.open), and they submit `reason`."""
+    opened = len(h.slack.opened_views)
+    assert await click(h, message, DENY, user) == 200
+    assert len(h.slack.opened_views) == opened + 1, "views.open was not called"
+    view = h.slack.opened_views[-1]
+    payload = h.slack.submit_view(view, {"reason": {"reason_input": reason}})
+    response = await h.sender.interaction(payload)
+    print(f"\nview_submission (deny) answered in {response.elapsed * 1000:.0f} ms")
     await h.settle()
     return response.status
 
@@ -179,7 +192,7 @@ async def test_a_dm_purchase_reaches_each_approvers_dm_and_the_click_resumes_it(
             if b["type"] == "actions"
             for e in b["elements"]
         }
-        assert buttons[APPROVE]["style"] == "primary" and buttons[DENY]["style"] == "danger"
+        assert buttons[APPROVE]["style"] == "primary" and "style" not in buttons[DENY]
     # every message went where someone concerned can read it
     assert fake_slack.unseen("U1", "UA1", "UA2") == []
     # nothing with buttons in the requester's DM, and the requester cannot click a copy
@@ -245,7 +258,7 @@ async def test_with_an_approval_channel_one_message_goes_there_and_is_updated(
     told = thread_texts(fake_slack, fake_slack.dm_channel_for("U1"), thread)
     assert "waits for approval from" in told and "<@UA1>" in told and "<@UA2>" in told
 
-    assert await click(h, message, DENY, "UA1") == 200
+    assert await deny(h, message, "UA1", "we have spares") == 200
     (after,) = approval_copies(fake_slack)
     assert not has_buttons(after) and "Denied by <@UA1>" in json.dumps(after["blocks"])
     assert purchase_orders(fake_slack) == []
@@ -268,7 +281,7 @@ async def test_the_requester_cannot_approve_their_own_purchase(
     )
     await ask_in_dm(h)
     (message,) = approval_copies(fake_slack)
-    assert "<@UA1>" in message["text"] and "<@U1>" not in message["text"].split("—")[-1]
+    assert "<@UA1>" in message["text"] and "<@U1>" not in message["text"].split(" asks ")[-1]
     updates = len(fake_slack.calls_to("chat.update"))
 
     assert await click(h, message, APPROVE, "U1") == 200
@@ -412,7 +425,11 @@ async def test_double_click_changes_nothing_and_says_who_decided(
     assert (await h.sender.interaction(payload_b)).status == 200
     await h.settle()
     updates = [c for c in fake_slack.calls_to("chat.update") if c.params["ts"] == message["ts"]]
-    assert len(updates) == 1
+    # decided once; the second update only adds the purchase order to the record
+    assert len(updates) == 2
+    first, second = (json.dumps(u.params["blocks"], ensure_ascii=False) for u in updates)
+    assert "Approved by <@UA1>" in first and "PO-" not in first
+    assert "Approved by <@UA1>" in second and " · PO-" in second
     assert len(purchase_orders(fake_slack)) == 1
     (late,) = ephemerals_to(fake_slack, "UA2")
     assert "already approved" in late and "<@UA1>" in late

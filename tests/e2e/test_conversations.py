@@ -169,6 +169,10 @@ async def _decide(h: Harness, approval: Call, action_id: str) -> None:
     )
     await h.sender.interaction(payload)
     await h.settle()
+    if action_id == "approval:deny":  # Deny… opened a modal: the approver gives a reason
+        view = h.slack.opened_views[-1]
+        await h.sender.interaction(h.slack.submit_view(view, {"reason": {"reason_input": "no"}}))
+        await h.settle()
 
 
 async def _requester_posts(h: Harness, text: str, decision: str | None = None) -> list[Call]:
@@ -187,7 +191,7 @@ async def _requester_posts(h: Harness, text: str, decision: str | None = None) -
 @pytest.mark.parametrize(
     ("text", "decision", "expected"),
     [
-        ("research best laptops", None, ["Done: Research: best laptops"]),
+        ("research best laptops", None, ["Done: Laptop research"]),
         (
             "research best laptops and draft email to john@example.com",
             None,

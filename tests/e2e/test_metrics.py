@@ -77,7 +77,7 @@ async def test_metrics_count_events_retries_clicks_transitions_and_approvals(
     assert value(m, "taskbot_ack_latency_seconds_bucket", kind="message", le="+Inf") == 2
     assert value(m, "taskbot_approvals_pending") == 1
 
-    approval = next(c for c in harness.posts() if "Approval needed" in str(c.params.get("text")))
+    approval = next(c for c in harness.posts() if "to approve" in str(c.params.get("text")))
     assert await click(harness, approval, "approval:approve", "UAPPROVER") == 200
     assert (await harness.sender.command(payloads.slash_command("pending"))).status == 200
     await harness.settle()

@@ -65,7 +65,7 @@ async def test_500_503_and_429_are_retried_and_every_reply_arrives_once(
     delivered = [c for c in calls if c.ok]
     assert Counter(reply_kind(c) for c in delivered) == Counter(finished=2)
     # thread order kept: the first answer first, though the second waited behind its retries
-    assert ["laptops" in c.params["text"] for c in delivered] == [True, False]
+    assert ["Laptop" in c.params["text"] for c in delivered] == [True, False]
     assert len(calls) == 6, slack.dump_calls()  # four failures, two deliveries, nothing more
     assert {(c.params["channel"], c.params["thread_ts"]) for c in calls} == {("D1", thread)}
     assert [m["text"] for m in slack.messages_in("D1", thread)] == [
@@ -73,7 +73,7 @@ async def test_500_503_and_429_are_retried_and_every_reply_arrives_once(
     ]
 
     # the failures were retries of the first reply, with backoff, not a tight loop...
-    assert all("laptops" in c.params["text"] for c in calls[:5])
+    assert all("Laptop" in c.params["text"] for c in calls[:5])
     assert calls[1].received_at - calls[0].received_at >= 0.5
     # ...and after a 429 nothing was sent before its Retry-After (1 s, then 2 s) had passed
     assert calls[3].received_at - calls[2].received_at >= 1.0
@@ -124,10 +124,10 @@ async def test_a_permanent_error_is_tried_once_logged_and_reported_in_health(
     # a poll and a full backoff later, still exactly one attempt at the lost reply
     await asyncio.sleep(1.5)
     await harness.settle()
-    lost = [c for c in slack.calls_to("chat.postMessage") if "laptops" in c.params["text"]]
+    lost = [c for c in slack.calls_to("chat.postMessage") if "Laptop" in c.params["text"]]
     assert len(lost) == 1, slack.dump_calls()
     assert lost[0].response["error"] == "channel_not_found"
-    later = [c for c in slack.calls_to("chat.postMessage") if "monitors" in c.params["text"]]
+    later = [c for c in slack.calls_to("chat.postMessage") if "Monitor" in c.params["text"]]
     assert len(later) == 1 and later[0].ok and later[0].params["thread_ts"] == thread
     assert not [r for r in caplog.records if "will retry" in r.getMessage()]
 

@@ -17,8 +17,8 @@ POISON = [
     ("buy 1 widget for $" + "9" * 28, "at most"),
     ("buy 1 widget for $1e9", "plain digits"),
     ("buy 1 widget for $0.004", "less than one cent"),
-    ("research lap\x00tops\x1b[0m", "Done: Research"),
-    ("research \ud800 monitors", "Done: Research"),
+    ("research lap\x00tops\x1b[0m", "research — "),  # "Done: Laptops… research — …"
+    ("research \ud800 monitors", "Done: Monitor research"),
 ]
 
 

@@ -531,6 +531,40 @@ def block_action(
     return payload
 
 
+def view_submission(
+    view: dict[str, Any],
+    user: str,
+    values: dict[str, dict[str, str]],
+    *,
+    team: str = TEAM_ID,
+    api_app_id: str = API_APP_ID,
+) -> dict[str, Any]:
+    """A ``view_submission`` payload: ``user`` submits the opened modal ``view`` with
+    plain-text inputs ``values`` (block_id -> action_id -> text). Shaped like the
+    block_actions sample's user/team (Slack sends no channel or message with it)."""
+    sample = load_sample("interactive_block_actions_button_in_message.json")
+    name = f"user{user.lower()}"
+    state = {
+        block: {
+            action: {"type": "plain_text_input", "value": text} for action, text in actions.items()
+        }
+        for block, actions in values.items()
+    }
+    submitted = {**copy.deepcopy(view), "state": {"values": state}}
+    return {
+        "type": "view_submission",
+        "team": {"id": team, "domain": sample["team"].get("domain", "fake-workspace")},
+        "user": {"id": user, "username": name, "name": name, "team_id": team},
+        "api_app_id": api_app_id,
+        "token": sample.get("token", ""),
+        "trigger_id": new_trigger_id(),
+        "view": submitted,
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
 def slash_command(
     text: str,
     user: str = "U1",

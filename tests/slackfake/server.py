@@ -329,6 +329,10 @@ def validate_message(params: Mapping[str, Any], *, require_text: bool = True) ->
     return errors
 
 
+#: how long a trigger_id may open a modal (Slack: 3 seconds)
+TRIGGER_TTL = 3.0
+
+
 def validate_view(view: Any, *, expected_type: str | None = None) -> list[str]:
     """Validate a view (modal / Home tab) with slack_sdk's ``View`` and the block rules."""
     if isinstance(view, str):
@@ -399,6 +403,10 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.home_views: dict[str, dict[str, Any]] = {}
+        #: modals opened with views.open, in order
+        self.opened_views: list[dict[str, Any]] = []
+        #: trigger_id -> (user, monotonic time issued): valid for TRIGGER_TTL seconds, once
+        self.triggers: dict[str, tuple[str, float]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.dm_channels: dict[str, str] = {}
         #: conversation id -> who is in it (a DM: its user and the bot)
@@ -432,6 +440,7 @@ class FakeSlack:
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
             "apps.connections.open": self._apps_connections_open,
         }
         #: Socket Mode: the websocket that apps.connections.open hands out
@@ -645,7 +654,10 @@ class FakeSlack:
         if not self.can_see(user, channel):
             raise ClickRefused(f"{user} is not in {channel} and cannot see {message_ts}")
         for block in message.get("blocks") or []:
-            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            elements = block.get("elements", []) if block.get("type") == "actions" else []
+            if isinstance(block.get("accessory"), dict):
+                elements = [block["accessory"]]  # a section's button
+            for element in elements:
                 if element.get("action_id") == action_id:
                     payload = payloads.block_action(
                         action_id,
@@ -661,6 +673,7 @@ class FakeSlack:
                     )
                     if user_team is not None:
                         payload["user"]["team_id"] = user_team
+                    self.triggers[payload["trigger_id"]] = (user, time.monotonic())
                     return payload
         raise ClickRefused(f"message {message_ts} in {channel} has no {action_id} button")
 
@@ -1200,6 +1213,51 @@ class FakeSlack:
             raise _ApiFailure("user_not_found")
         user = self.users.get(user_id) or self._default_user(user_id)
         return {"ok": True, "user": copy.deepcopy(user)}
+
+    def age_trigger(self, trigger_id: str, seconds: float) -> None:
+        """Make a click's trigger_id older (e.g. past Slack's 3 seconds) without waiting."""
+        user, issued = self.triggers[trigger_id]
+        self.triggers[trigger_id] = (user, issued - seconds)
+
+    async def _views_open(self, call: Call) -> dict[str, Any]:
+        """A modal needs a trigger_id from an interaction of the last 3 seconds, used once."""
+        trigger = call.params.get("trigger_id")
+        if not isinstance(trigger, str) or trigger not in self.triggers:
+            raise _ApiFailure("invalid_trigger_id")
+        user, issued = self.triggers.pop(trigger)
+        if time.monotonic() - issued > TRIGGER_TTL:
+            raise _ApiFailure("expired_trigger_id")
+        view = call.params.get("view")
+        errors = self._record(call.method, validate_view(view, expected_type="modal"))
+        if errors:
+            raise _ApiFailure("invalid_blocks", **self._invalid_blocks_details(errors))
+        if isinstance(view, str):
+            view = json.loads(view)
+        assert isinstance(view, dict)
+        self._view_seq += 1
+        opened = {
+            **copy.deepcopy(view),
+            "id": f"V{self._view_seq:08d}",
+            "team_id": self.team_id,
+            "user": user,
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{self._view_seq:08x}",
+            "app_id": self.app_id,
+            "bot_id": self.bot_id,
+        }
+        self.opened_views.append(opened)
+        return {"ok": True, "view": opened}
+
+    def submit_view(
+        self, view: dict[str, Any], values: dict[str, dict[str, str]]
+    ) -> dict[str, Any]:
+        """The ``view_submission`` payload Slack sends when the modal's user submits
+        ``values`` (block_id -> action_id -> typed text)."""
+        from tests.slackfake import payloads
+
+        return payloads.view_submission(
+            view, user=str(view["user"]), values=values, team=self.team_id
+        )
 
     async def _views_publish(self, call: Call) -> dict[str, Any]:
         params = call.params

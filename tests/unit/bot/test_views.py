@@ -451,7 +451,9 @@ def test_approval_needed_has_two_buttons_with_approval_id() -> None:
         "42",
         "primary",
     )
-    assert (deny["action_id"], deny["value"], deny["style"]) == (DENY_ACTION, "42", "danger")
+    # Deny… opens a modal asking for a reason: unstyled, no confirm
+    assert (deny["action_id"], deny["value"]) == (DENY_ACTION, "42")
+    assert "style" not in deny and "confirm" not in deny
     assert "confirm" in approve
     out = all_text(msg)
     assert format_money(30000, "USD") in out

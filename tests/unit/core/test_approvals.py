@@ -359,12 +359,17 @@ async def test_two_approvers_at_once_give_exactly_one_outcome(
         else:
             assert final.status is ApprovalStatus.DENIED
             assert (stored.status, charges) == (S.REJECTED, [])
-        decided_notes = [
+        every_note = [
             n for n in await notices(uow_factory, ApprovalDecided) if n.approval_id == pending.id
         ]
+        decided_notes = [n for n in every_note if not n.reference]
         # each approver's copy replaced once, with the one outcome
         in_place = sorted(n.destination.channel for n in decided_notes if n.message_ts)
         assert in_place == ["DUBOSS", "DUCFO"]
+        # once ordered, the purchase order joins the record on each copy
+        with_po = sorted(n.destination.channel for n in every_note if n.reference)
+        approved = final.status is ApprovalStatus.APPROVED
+        assert with_po == (["DUBOSS", "DUCFO"] if approved else [])
         assert {n.outcome for n in decided_notes} == {final.status.value.lower()}
         actions = await _audit_actions(uow_factory, purchase.id)
         assert len([a for a in actions if a.startswith("approval_")]) == 2  # requested + one
@@ -431,9 +436,12 @@ async def test_every_copy_is_recorded_and_replaced_when_decided(
     await service.idle()
     assert ok.result is DecisionResult.DECIDED
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
-    replaced = await notices(uow_factory, ApprovalDecided)
+    every_note = await notices(uow_factory, ApprovalDecided)
+    replaced = [n for n in every_note if not n.reference]
     in_place = sorted((n.destination.channel, n.message_ts) for n in replaced if n.message_ts)
     assert in_place == [("DUBOSS", "1700000001.000200"), ("DUCFO", "1700000001.000200")]
+    with_po = sorted((n.destination.channel, n.reference) for n in every_note if n.reference)
+    assert with_po == [("DUBOSS", f"PO-{purchase.id}"), ("DUCFO", f"PO-{purchase.id}")]
     (told,) = [n for n in replaced if not n.message_ts]  # and the requester's thread
     assert told.destination == Destination(CHANNEL, THREAD)
     assert (told.outcome, told.decided_by) == ("approved", "UCFO")

@@ -64,7 +64,7 @@ def test_console_runs_a_whole_conversation(tmp_path: Path) -> None:
     replies = _replies(done.stdout)
 
     # as in Slack: the research feeds the email, so the draft is the one answer
-    assert not [r for r in replies if "Research: best laptops — done" in r]
+    assert not [r for r in replies if "Laptop research — done" in r]
     assert not [r for r in replies if "completed: 2/2 steps" in r]
     # the email draft to john@example.com quotes what the research found, with sources
     _, email = _one(replies, "Email draft to john@example.com — done")

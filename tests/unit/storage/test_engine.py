@@ -7,7 +7,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
+import storage.engine
 from core.notices import Destination, TaskFailed
 from storage.engine import create_engine, normalize_database_url, write_lock
 from storage.migrate import upgrade_engine
@@ -48,6 +52,42 @@ async def test_sqlite_pragmas_and_begin_immediate(sqlite_url: str) -> None:
         assert write_lock(engine) is write_lock(engine) is not None
     finally:
         await engine.dispose()
+
+
+async def _pid_of_pooled_connection_after_its_server_side_ends(postgres_url: str) -> int:
+    """Take a pooled connection's backend pid, end that backend, then use the pool again."""
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as connection:
+            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        admin = create_async_engine(postgres_url, poolclass=NullPool)
+        try:
+            async with admin.connect() as connection:
+                await connection.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        finally:
+            await admin.dispose()
+        async with engine.connect() as connection:
+            again = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert again != pid
+        return int(again)
+    finally:
+        await engine.dispose()
+
+
+async def test_idle_postgres_connection_is_pinged_and_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage.engine, "PING_AFTER_IDLE_SECONDS", 0.0)
+    await _pid_of_pooled_connection_after_its_server_side_ends(postgres_url)
+
+
+async def test_busy_postgres_connection_is_not_pinged(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control: without the ping, the dead connection is handed out and fails."""
+    monkeypatch.setattr(storage.engine, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    with pytest.raises(DBAPIError):
+        await _pid_of_pooled_connection_after_its_server_side_ends(postgres_url)
 
 
 async def test_no_writer_lock_on_postgres(postgres_url: str) -> None:

@@ -169,7 +169,11 @@ async def test_a_purchase_cut_off_mid_order_needs_attention_and_keeps_its_hold(
     assert flagged.status is TaskStatus.NEEDS_ATTENTION
     assert flagged.error is not None and "Interrupted by a restart" in flagged.error
     assert survivor.recorder.started() == []  # never ordered a second time
-    (notice,) = await notices(uow_factory, TaskNeedsAttention)
+    notice, *to_approvers = await notices(uow_factory, TaskNeedsAttention)
+    assert not notice.for_approvers  # the requester's thread first
+    assert [(n.destination, n.for_approvers) for n in to_approvers] == [
+        (Destination(user=a), True) for a in notice.approvers
+    ]  # and each approver's DM
     assert notice.task_id == buy_id and notice.approvers == ("UAPPROVER",)
     assert notice.destination == Destination(CHANNEL, THREAD)
     assert await notices(uow_factory, TaskFinished) == []

@@ -361,7 +361,7 @@ async def test_without_a_report_channel_slack_opens_a_dm_to_each_approver(
     approval_dms = {
         c.response["channel"]: c.response["ts"]
         for c in fake_slack.calls_to("chat.postMessage")
-        if c.ok and "Approval needed" in c.params["text"]
+        if c.ok and " to approve " in c.params["text"]
     }
     fake_slack.calls.clear()
     clock.advance(STALE + 60)
