@@ -19,18 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-import aiohttp
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -39,34 +35,15 @@ from sqlalchemy.pool import NullPool
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.clock import FakeClock, SystemClock
-from core.housekeeping import Housekeeping, Retention
+from bench.common import SECRET, running_bot
+from core.clock import SystemClock
+from core.jobs.housekeeping import Housekeeping, Retention
 from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
 from tests.slackfake import payloads
 from tests.slackfake.server import FakeSlack
 from tests.slackfake.signing import SignedSender
-
-SECRET = "bench-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_healthy(url: str, deadline: float) -> None:
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url + "/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("the bot did not become healthy")
 
 
 async def drive(slack: FakeSlack, url: str, requests: int, concurrency: int) -> None:
@@ -124,11 +101,11 @@ async def postgres_bytes(url: str, vacuum: bool) -> int:
 async def prune_as_if_retention_passed(database_url: str) -> dict[str, int]:
     retention = Retention()
     later = FakeClock(SystemClock().now() + retention.records + timedelta(days=1))
-    uow = SqlUnitOfWorkFactory.from_url(database_url, later)
+    uow_factory = SqlUnitOfWorkFactory.from_url(database_url, later)
     try:
-        return await Housekeeping(uow, later, retention).run()
+        return await Housekeeping(uow_factory, later, retention).run()
     finally:
-        await uow.dispose()
+        await uow_factory.dispose()
 
 
 async def main() -> None:
@@ -169,27 +146,8 @@ async def measure(database_url: str, requests: int, concurrency: int, sqlite_pat
 
     await upgrade(database_url)
     empty = await size(vacuum=False)  # the schema's fixed cost, not counted per request
-    async with FakeSlack() as slack:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": "xoxb-bench",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.base_url,
-            "DATABASE_URL": database_url,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-        }
-        env.pop("SLACK_APP_TOKEN", None)
-        bot = subprocess.Popen([sys.executable, "-m", "bot"], cwd=ROOT, env=env)
-        try:
-            await wait_healthy(url, time.monotonic() + 60)
-            await drive(slack, url, requests, concurrency)
-        finally:
-            bot.terminate()
-            bot.wait(timeout=30)
+    async with FakeSlack() as slack, running_bot(slack, database_url) as url:
+        await drive(slack, url, requests, concurrency)
 
     after_run = await size(vacuum=postgres)
     pruned = await prune_as_if_retention_passed(database_url)

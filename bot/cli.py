@@ -48,18 +48,18 @@ async def _token(settings: Settings, args: argparse.Namespace) -> int:
     from storage.uow import SqlUnitOfWorkFactory
 
     await upgrade(settings.database_url)
-    uow = SqlUnitOfWorkFactory.from_url(settings.database_url)
+    uow_factory = SqlUnitOfWorkFactory.from_url(settings.database_url)
     try:
         if args.token_action == "create":
             if not _USER_ID.match(args.user):
                 print(f"taskbot: {args.user!r} is not a Slack user id (like U0123ABCD)")
                 return 2
-            token_id, token = await create_token(uow, args.user, args.name)
+            token_id, token = await create_token(uow_factory, args.user, args.name)
             print(f"Token {token_id} for {args.user} created. It is shown only this once:")
             print(token)
         elif args.token_action == "list":
-            async with uow(read_only=True) as u:
-                tokens = await u.api.tokens()
+            async with uow_factory(read_only=True) as uow:
+                tokens = await uow.api.tokens()
             for t in tokens:
                 state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
                 print(
@@ -68,13 +68,13 @@ async def _token(settings: Settings, args: argparse.Namespace) -> int:
             if not tokens:
                 print("no tokens")
         else:
-            async with uow() as u:
-                revoked = await u.api.revoke_token(args.id, uow.clock.now())
+            async with uow_factory() as uow:
+                revoked = await uow.api.revoke_token(args.id, uow_factory.clock.now())
             print(f"Token {args.id} revoked." if revoked else f"No active token {args.id}.")
             return 0 if revoked else 1
         return 0
     finally:
-        await uow.dispose()
+        await uow_factory.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     _logging(settings)
 
     if args.command == "console":
-        from bot.console import run_console
+        from bot.console.repl import run_console
         from bot.container import build
 
         if not settings.approvers:

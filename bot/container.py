@@ -8,11 +8,23 @@ from bot.llm_client import ChatCompletionsModel
 from bot.settings import Settings
 from bot.webhooks import WebhookSender
 from core.agents.registry import AgentRegistry, builtin_registry
+from core.approvals import Approvals
+from core.background import Background
+from core.cancellation import Cancellation
 from core.clock import Clock, SystemClock
+from core.executor import Sleep, TaskExecutor, has_effects
+from core.history import History
+from core.jobs.approval_timer import ApprovalTimer
+from core.jobs.housekeeping import Housekeeping
+from core.jobs.recovery import Recovery
+from core.jobs.stale import StaleReporter
 from core.knowledge import LanguageModel
+from core.orchestrator import Orchestrator
 from core.outbox import OutboxDispatcher
-from core.ports import Notifier
-from core.service import TaskService
+from core.policy import Policy
+from core.ports import Notifier, UnitOfWorkFactory
+from core.retry import Retrying
+from core.service import TaskService, new_worker_id
 from core.webhooks import WebhookEmitter
 from storage.engine import create_engine
 from storage.knowledge_index import KnowledgeIndex
@@ -20,13 +32,25 @@ from storage.migrate import upgrade
 from storage.uow import SqlUnitOfWorkFactory
 
 
+@dataclass(frozen=True)
+class Jobs:
+    """The scheduled jobs bot/scheduler.py runs, built here like everything else."""
+
+    stale: StaleReporter
+    approval_timer: ApprovalTimer
+    recovery: Recovery
+    housekeeping: Housekeeping
+
+
 @dataclass
 class Container:
     settings: Settings
-    uow: SqlUnitOfWorkFactory
+    uow_factory: SqlUnitOfWorkFactory
     service: TaskService
     registry: AgentRegistry
     clock: Clock
+    policy: Policy
+    jobs: Jobs
     dispatcher: OutboxDispatcher | None = field(default=None)
     #: the webhook lane's sender (None without TASKBOT_WEBHOOK_SECRET)
     webhooks: WebhookSender | None = field(default=None)
@@ -37,13 +61,13 @@ class Container:
         # A claim lives as long as a worker's liveness lease: renewed while delivering,
         # lapsed soon after a crash so another (or the restarted) process sends it.
         self.dispatcher = OutboxDispatcher(
-            self.uow,
+            self.uow_factory,
             notifier,
             self.clock,
             concurrency=self.settings.outbox_concurrency,
             lease_seconds=self.settings.worker_ttl_seconds,
         )
-        self.uow.on_outbox_written(self.dispatcher.wake)
+        self.uow_factory.on_outbox_written(self.dispatcher.wake)
         return self.dispatcher
 
     def attach_webhooks(self) -> OutboxDispatcher | None:
@@ -55,7 +79,7 @@ class Container:
             secret.get_secret_value(), allow_private=self.settings.webhook_allow_private
         )
         self.webhook_dispatcher = OutboxDispatcher(
-            self.uow,
+            self.uow_factory,
             self.webhooks,
             self.clock,
             concurrency=4,
@@ -65,12 +89,12 @@ class Container:
             give_up_after_seconds=self.settings.webhook_give_up_seconds,
         )
         self.webhook_dispatcher.on_gave_up.append(self.webhooks.gave_up)
-        self.uow.on_outbox_written(self.webhook_dispatcher.wake)
+        self.uow_factory.on_outbox_written(self.webhook_dispatcher.wake)
         return self.webhook_dispatcher
 
     async def close(self) -> None:
-        await self.service.background.close(grace=10)
-        await self.uow.dispose()
+        await self.service.close(grace=10)
+        await self.uow_factory.dispose()
 
 
 def build_registry(settings: Settings) -> AgentRegistry:
@@ -92,9 +116,54 @@ async def build(settings: Settings, clock: Clock | None = None) -> Container:
     """Upgrade the schema, then wire everything on one engine."""
     await upgrade(settings.database_url)
     clock = clock or SystemClock()
-    uow = SqlUnitOfWorkFactory(create_engine(settings.database_url), clock)
+    uow_factory = SqlUnitOfWorkFactory(create_engine(settings.database_url), clock)
     if settings.webhook_secret is not None:  # unsigned webhooks are never sent
-        uow.before_commit_with_notices(WebhookEmitter(clock, settings.webhook_url))
+        uow_factory.before_commit_with_notices(WebhookEmitter(clock, settings.webhook_url))
     registry = build_registry(settings)
-    service = TaskService(uow, registry, settings.policy(), clock)
-    return Container(settings, uow, service, registry, clock)
+    policy = settings.policy()
+    service = build_service(uow_factory, registry, policy, clock)
+    jobs = Jobs(
+        stale=StaleReporter(uow_factory, policy, clock, settings.report_channel),
+        approval_timer=ApprovalTimer(uow_factory, service.approvals, policy, clock),
+        recovery=Recovery(uow_factory, registry, clock, service.worker, policy),
+        housekeeping=Housekeeping(uow_factory, clock, settings.retention()),
+    )
+    return Container(settings, uow_factory, service, registry, clock, policy, jobs)
+
+
+def build_service(
+    uow_factory: UnitOfWorkFactory,
+    registry: AgentRegistry,
+    policy: Policy,
+    clock: Clock,
+    *,
+    worker: str | None = None,
+    sleep: Sleep | None = None,
+) -> TaskService:
+    """Wire the core façade and every collaborator behind it (tests call this too)."""
+    worker = worker or new_worker_id()
+    background = Background()
+    executor = TaskExecutor(uow_factory, registry, policy, clock, worker, sleep=sleep)
+    orchestrator = Orchestrator(
+        uow_factory, registry, policy, clock, executor, background, sleep=sleep
+    )
+    approvals = Approvals(uow_factory, clock, policy)
+
+    def effects(agent: str) -> bool:
+        try:
+            return has_effects(registry.get(agent))
+        except KeyError:
+            return True  # an agent no longer installed: assume the worst
+
+    return TaskService(
+        uow_factory=uow_factory,
+        orchestrator=orchestrator,
+        approvals=approvals,
+        history=History(uow_factory, policy, clock),
+        cancellation=Cancellation(uow_factory, approvals, clock, policy, effects),
+        retrying=Retrying(uow_factory, registry, clock),
+        background=background,
+        policy=policy,
+        clock=clock,
+        worker=worker,
+    )

@@ -24,10 +24,10 @@ async def health_report(
     if link_problem is not None:
         report["slack_link"] = "ok" if down is None else f"down: {down}"
     try:
-        async with container.uow(read_only=True) as uow:
+        async with container.uow_factory(read_only=True) as uow:
             pending, oldest, failed = await uow.outbox.backlog(now)
             failures = await uow.outbox.recent_failures(5)
-            stuck_after = container.service.policy.stuck_after_seconds
+            stuck_after = container.policy.stuck_after_seconds
             stuck = await uow.tasks.running_since(now - timedelta(seconds=stuck_after), 20)
     except Exception as exc:
         report["database"] = f"unreachable: {type(exc).__name__}"

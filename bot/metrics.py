@@ -128,7 +128,7 @@ class Metrics:
         """Set the gauges from the database (at scrape time)."""
         now = container.clock.now()
         try:
-            async with container.uow(read_only=True) as uow:
+            async with container.uow_factory(read_only=True) as uow:
                 pending, oldest, failed = await uow.outbox.backlog(now)
                 approvals = await pending_approvals(uow.session)
         except Exception:

@@ -14,10 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.container import Container
 from bot.metrics import Metrics
 from bot.settings import Settings
-from core.approval_timer import ApprovalTimer
-from core.housekeeping import Housekeeping
-from core.recovery import Recovery, worker_lease
-from core.stale import StaleReporter
+from core.jobs.recovery import worker_lease
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +28,14 @@ class JobScheduler:
         self._metrics = metrics or Metrics()
         self.worker = container.service.worker
         self._scheduler = AsyncIOScheduler(timezone=UTC)
-        service = container.service
-        self.stale = StaleReporter(
-            container.uow, service.policy, container.clock, settings.report_channel
-        )
-        self.approval_timer = ApprovalTimer(
-            container.uow, service.approvals, service.policy, container.clock
-        )
-        self.recovery = Recovery(
-            container.uow, service.registry, container.clock, self.worker, service.policy
-        )
-        self.liveness = container.uow.liveness_lease(
+        self.stale = container.jobs.stale
+        self.approval_timer = container.jobs.approval_timer
+        self.recovery = container.jobs.recovery
+        self.housekeeper = container.jobs.housekeeping
+        self.liveness = container.uow_factory.liveness_lease(
             worker_lease(self.worker), self.worker, settings.worker_ttl_seconds
         )
         self._beating: asyncio.Task[None] | None = None
-        self.housekeeper = Housekeeping(container.uow, container.clock, settings.retention())
 
     @property
     def running(self) -> bool:
@@ -129,7 +119,7 @@ class JobScheduler:
 
     async def lease(self, name: str, seconds: int) -> bool:
         """One holder per job per tick; a holder that dies is replaced after one interval."""
-        async with self._c.uow() as uow:
+        async with self._c.uow_factory() as uow:
             return await uow.leases.acquire(
                 f"job:{name}", self.worker, self._c.clock.now(), seconds * 0.9
             )
@@ -145,14 +135,14 @@ class JobScheduler:
         """Reminders written plus approvals expired."""
         reminded, roots = await self.approval_timer.run()
         for root in roots:
-            self._c.service.orchestrator.schedule(root)
+            self._c.service.resume(root)
         return reminded + len(roots)
 
     async def recover(self) -> int:
         """Workflows taken over from dead processes."""
         roots = await self.recovery.run()
         for root in roots:
-            self._c.service.orchestrator.schedule(root)
+            self._c.service.resume(root)
         return len(roots)
 
     async def housekeeping(self) -> int:

@@ -56,7 +56,7 @@ class Running:
             await self.runner.cleanup()
         if self.socket_link is not None:
             await self.socket_link.close()
-        await self.container.service.background.close(grace=10)
+        await self.container.service.close(grace=10)
         self.scheduler.shutdown()
         for task in (self.sender, self.webhook_sender):
             if task is not None:
@@ -68,7 +68,7 @@ class Running:
         if self.container.dispatcher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.container.dispatcher.drain(), timeout=5)
-        await self.container.uow.dispose()
+        await self.container.uow_factory.dispose()
         if self.http is not None:
             await self.http.close()
 
@@ -113,7 +113,7 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
     container = container or await build(settings)
     metrics = Metrics()
     metrics.watch_webhooks(container)
-    container.uow.on_transition(metrics.task_transitioned)
+    container.uow_factory.on_transition(metrics.task_transitioned)
     http = aiohttp.ClientSession()
     client = web_client(settings, metrics, http)
     dispatcher = container.attach_notifier(SlackNotifier(client))

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from core.housekeeping import Retention
+from core.jobs.housekeeping import Retention
 from core.money import to_cents
 from core.policy import Policy
 

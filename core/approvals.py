@@ -27,9 +27,8 @@ from core.notices import ApprovalDecided, Notice, TaskCancelled, TaskRejected
 from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Approval, ApprovalMessage, TaskChanges
-from core.states import ApprovalStatus, TaskStatus
+from core.states import ApprovalStatus, TaskStatus, transition
 from core.status import write_status
-from core.transitions import transition
 
 
 class Decision(Enum):
@@ -78,8 +77,8 @@ def _when(at: datetime) -> str:
 
 
 class Approvals:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, policy: Policy) -> None:
-        self._uow = uow
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, policy: Policy) -> None:
+        self._uow_factory = uow_factory
         self._clock = clock
         self._policy = policy
 
@@ -103,7 +102,7 @@ class Approvals:
         reason, sent back to the requester and kept in the audit log.
         """
         now = self._clock.now()
-        async with self._uow(urgent=True) as uow:
+        async with self._uow_factory(urgent=True) as uow:
             approval = await uow.approvals.get(approval_id)
             if approval is None:
                 return DecisionOutcome(DecisionResult.NOT_FOUND)
@@ -141,7 +140,7 @@ class Approvals:
     ) -> DecisionOutcome | None:
         """Why `user` may not decide now (read only), or None: lets a front end ask
         for a denial's reason only from someone who may deny. decide() checks again."""
-        async with self._uow(read_only=True) as uow:
+        async with self._uow_factory(read_only=True) as uow:
             approval = await uow.approvals.get(approval_id)
         if approval is None:
             return DecisionOutcome(DecisionResult.NOT_FOUND)

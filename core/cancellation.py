@@ -12,9 +12,8 @@ from core.notices import TaskCancelled
 from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges
-from core.states import ApprovalStatus, TaskStatus
+from core.states import ApprovalStatus, TaskStatus, transition
 from core.status import write_status
-from core.transitions import transition
 
 
 class _Moved(Exception):
@@ -33,13 +32,13 @@ class CancelOutcome:
 class Cancellation:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow_factory: UnitOfWorkFactory,
         approvals: Approvals,
         clock: Clock,
         policy: Policy | None = None,
         has_effects: Callable[[str], bool] | None = None,
     ) -> None:
-        self._uow = uow
+        self._uow_factory = uow_factory
         self._approvals = approvals
         self._clock = clock
         self._policy = policy or Policy()
@@ -64,7 +63,7 @@ class Cancellation:
             )
 
     async def _cancel(self, requester: str, task_id: int) -> CancelOutcome:
-        async with self._uow(urgent=True) as uow:
+        async with self._uow_factory(urgent=True) as uow:
             task = await uow.tasks.get(task_id)
             if task is None or task.requester != requester:
                 return CancelOutcome(

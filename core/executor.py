@@ -36,9 +36,8 @@ from core.notices import Destination, TaskFailed, TaskFinished
 from core.policy import NO_APPROVERS, Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import LedgerEntry, Task, TaskChanges
-from core.states import ApprovalStatus, TaskStatus
+from core.states import ApprovalStatus, TaskStatus, transition
 from core.status import DEFAULT_GRACE_SECONDS, write_status
-from core.transitions import transition
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +213,7 @@ async def flag_task(
 class TaskExecutor:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow_factory: UnitOfWorkFactory,
         registry: AgentRegistry,
         policy: Policy,
         clock: Clock,
@@ -223,7 +222,7 @@ class TaskExecutor:
         jitter: Callable[[], float] | None = None,
     ) -> None:
         self.worker = worker
-        self._uow = uow
+        self._uow_factory = uow_factory
         self._registry = registry
         self._policy = policy
         self._clock = clock
@@ -239,7 +238,7 @@ class TaskExecutor:
     async def gate(self, task: Task) -> Gate:
         """Decide whether a PENDING task whose dependencies are done may run now."""
         agent = self._registry.get(task.agent)
-        async with self._uow() as uow:
+        async with self._uow_factory() as uow:
             current = await uow.tasks.get(task.id)
             if current is None or current.status is not TaskStatus.PENDING:
                 return Gate.WAITING
@@ -306,7 +305,7 @@ class TaskExecutor:
         and its requester is told, whatever fails on the way; nothing is raised.
         """
         now = self._clock.now()
-        async with self._uow() as uow:
+        async with self._uow_factory() as uow:
             claimed = await transition(
                 uow,
                 task,
@@ -513,7 +512,7 @@ class TaskExecutor:
         while True:
             tried += 1
             try:
-                async with self._uow() as uow:
+                async with self._uow_factory() as uow:
                     return await write(uow)
             except Exception:
                 if attempts is not None and tried >= attempts:

@@ -32,8 +32,8 @@ class HistoryPage:
 
 
 class History:
-    def __init__(self, uow: UnitOfWorkFactory, policy: Policy, clock: Clock) -> None:
-        self._uow = uow
+    def __init__(self, uow_factory: UnitOfWorkFactory, policy: Policy, clock: Clock) -> None:
+        self._uow_factory = uow_factory
         self._budgets = Budgets(policy, clock)
 
     async def page(
@@ -41,14 +41,14 @@ class History:
     ) -> HistoryPage:
         statuses = FILTERS.get(filter_name) if filter_name else None
         page = max(0, page)
-        async with self._uow(read_only=True) as uow:
+        async with self._uow_factory(read_only=True) as uow:
             tasks = await uow.tasks.history(requester, statuses, page_size, page * page_size)
             total = await uow.tasks.count_history(requester, statuses)
         return HistoryPage(tasks, total, page, page_size, filter_name)
 
     async def detail(self, requester: str, task_id: int) -> tuple[Task, list[Task]] | None:
         """One of the requester's tasks and its steps; None for anyone else's."""
-        async with self._uow(read_only=True) as uow:
+        async with self._uow_factory(read_only=True) as uow:
             task = await uow.tasks.get(task_id)
             if task is None or task.requester != requester:
                 return None
@@ -57,12 +57,12 @@ class History:
     async def posted_in(self, task_id: int, channel: str) -> Task | None:
         """The task if its result was posted in `channel` (whoever sees the message
         may read it whole); None otherwise."""
-        async with self._uow(read_only=True) as uow:
+        async with self._uow_factory(read_only=True) as uow:
             task = await uow.tasks.get(task_id)
         if task is None or task.conversation.channel != channel:
             return None
         return task
 
     async def budget(self, requester: str) -> BudgetStatus:
-        async with self._uow(read_only=True) as uow:
+        async with self._uow_factory(read_only=True) as uow:
             return await self._budgets.status(uow, requester)

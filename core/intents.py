@@ -11,7 +11,6 @@ from decimal import Decimal
 
 from core.money import MAX_AMOUNT, MAX_AMOUNT_CENTS, find_amount, format_money, to_cents
 
-AGENTS = ("research", "communication", "purchase", "compare")
 MAX_TEXT_LENGTH = 4000
 MAX_STEPS = 10
 MAX_QUANTITY = 1000
@@ -153,15 +152,6 @@ _REASON = re.compile(
     re.I,
 )
 
-_SLACK_MARKUP = (
-    (re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>"), r"\1"),
-    (re.compile(r"<[@!][^>]*>"), ""),
-    (re.compile(r"<#[A-Z0-9]+\|([^>]*)>"), r"#\1"),
-    (re.compile(r"<(?:https?://)[^|>]+\|([^>]+)>"), r"\1"),
-    (re.compile(r"<((?:https?://)[^>]+)>"), r"\1"),
-    (re.compile(r":[a-z0-9_+'-]*[a-z][a-z0-9_+'-]*:"), " "),
-)
-
 
 class IntentParser:
     """Splits a request into clauses at conjunctions that start a new action, then reads each."""
@@ -274,9 +264,8 @@ class IntentParser:
 
 
 def _normalize(text: str) -> str:
-    for pattern, replacement in _SLACK_MARKUP:
-        text = pattern.sub(replacement, text)
-    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    """Curly apostrophes as straight ones. Slack markup never gets here: bot/slack_text.py
+    turned it into plain text before core saw it."""
     return text.replace("\u2019", "'").replace("\u2018", "'")
 
 

@@ -106,12 +106,6 @@ _MONEY_CONTEXT = re.compile(
 
 
 @dataclass(frozen=True)
-class ParsedAmount:
-    amount: Decimal
-    currency: str | None
-
-
-@dataclass(frozen=True)
 class AmountMatch:
     """A parsed amount plus where it sits in the text, so callers can cut it out."""
 
@@ -202,8 +196,3 @@ def find_amount(text: str) -> AmountMatch | None:
         if alone or _MONEY_CONTEXT.search(text[: m.start()]):
             return _to_match(m, None)
     return None
-
-
-def parse_amount(text: str) -> ParsedAmount | None:
-    match = find_amount(text)
-    return ParsedAmount(match.amount, match.currency) if match else None

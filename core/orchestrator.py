@@ -22,9 +22,8 @@ from core.planner import Plan, plan
 from core.policy import Policy
 from core.ports import TaskCursor, UnitOfWork, UnitOfWorkFactory, cursor_of
 from core.records import Conversation, NewTask, Task, TaskChanges
-from core.states import TaskStatus
+from core.states import TaskStatus, transition
 from core.status import write_status
-from core.transitions import transition
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +62,22 @@ class Submission:
 class Orchestrator:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow_factory: UnitOfWorkFactory,
         registry: AgentRegistry,
         policy: Policy,
         clock: Clock,
-        background: Background | None = None,
-        worker: str = "local",
+        executor: TaskExecutor,
+        background: Background,
         sleep: Sleep | None = None,
     ) -> None:
-        self._uow = uow
+        self._uow_factory = uow_factory
         self._registry = registry
         self._policy = policy
         self._clock = clock
         self._sleep: Sleep = sleep or asyncio.sleep
         self._parser = IntentParser(default_currency=policy.currency)
-        self.executor = TaskExecutor(uow, registry, policy, clock, worker, sleep=sleep)
-        self.background = background or Background()
+        self.executor = executor
+        self.background = background
         self._locks: dict[int, asyncio.Lock] = {}
 
     async def submit(self, request: Request) -> Submission:
@@ -95,7 +94,7 @@ class Orchestrator:
         except NotUnderstood as exc:
             return await self._refuse(request, exc.message)
         now = self._clock.now()
-        async with self._uow(urgent=True) as uow:
+        async with self._uow_factory(urgent=True) as uow:
             if request.event_id and not await uow.inbox.add(request.event_id, now):
                 return Submission(
                     Outcome.DUPLICATE, await uow.tasks.by_source_event(request.event_id)
@@ -166,7 +165,7 @@ class Orchestrator:
                 raise NotUnderstood(f"I don't have a {step.agent} agent installed.") from exc
 
     async def _refuse(self, request: Request, reason: str) -> Submission:
-        async with self._uow(urgent=True) as uow:
+        async with self._uow_factory(urgent=True) as uow:
             if request.event_id and not await uow.inbox.add(request.event_id, self._clock.now()):
                 return Submission(Outcome.DUPLICATE)
             await self._add_refusal(uow, request, reason)
@@ -259,7 +258,7 @@ class Orchestrator:
                 del self._locks[root_id]
 
     async def _advance_once(self, root_id: int) -> bool:
-        async with self._uow() as uow:
+        async with self._uow_factory() as uow:
             root = await uow.tasks.get(root_id)
             if root is None or root.status.terminal:
                 return False
@@ -321,7 +320,7 @@ class Orchestrator:
         else:
             verb = "was denied" if blocker.status is TaskStatus.REJECTED else "was cancelled"
             target, reason = TaskStatus.CANCELLED, f"Not started: step {label} {verb}."
-        async with self._uow() as uow:
+        async with self._uow_factory() as uow:
             await transition(
                 uow,
                 node,
@@ -334,7 +333,7 @@ class Orchestrator:
             await write_status(uow, self._clock, node, grace=self._policy.status_grace_seconds)
 
     async def _finish_root(self, root_id: int) -> None:
-        async with self._uow() as uow:
+        async with self._uow_factory() as uow:
             root = await uow.tasks.get(root_id)
             if root is None or root.status.terminal:
                 return
@@ -388,7 +387,7 @@ class Orchestrator:
         count = 0
         after: TaskCursor | None = None
         while True:
-            async with self._uow(read_only=True) as uow:
+            async with self._uow_factory(read_only=True) as uow:
                 roots = await uow.tasks.unfinished_roots(page, after)
             for root in roots:
                 self.schedule(root.id)

@@ -27,7 +27,7 @@ def backoff_seconds(attempts: int, *, base: float = 1.0, cap: float = 300.0) -> 
 class OutboxDispatcher:
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow_factory: UnitOfWorkFactory,
         notifier: Notifier,
         clock: Clock,
         *,
@@ -38,7 +38,7 @@ class OutboxDispatcher:
         webhooks: bool = False,
         give_up_after_seconds: float | None = None,
     ) -> None:
-        self._uow = uow
+        self._uow_factory = uow_factory
         self._notifier = notifier
         self._clock = clock
         self._batch = batch
@@ -64,7 +64,7 @@ class OutboxDispatcher:
         delivered = 0
         async with self._lock:
             while True:
-                async with self._uow() as uow:
+                async with self._uow_factory() as uow:
                     items = await uow.outbox.claim_due(
                         self._clock.now(), self._batch, self._lease, webhooks=self._webhooks
                     )
@@ -96,7 +96,7 @@ class OutboxDispatcher:
             if done.is_set():
                 return
             try:
-                async with self._uow() as uow:
+                async with self._uow_factory() as uow:
                     until = self._clock.now() + timedelta(seconds=self._lease)
                     await uow.outbox.extend_claims(item_ids, until)
             except Exception:
@@ -122,7 +122,7 @@ class OutboxDispatcher:
         # look for the post (or, where it can't, repeat it): commit the mark at once.
         ts = posted.ts if isinstance(posted, Posted) else posted
         channel = posted.channel if isinstance(posted, Posted) else item.notice.destination.channel
-        async with self._uow(urgent=True) as uow:
+        async with self._uow_factory(urgent=True) as uow:
             await uow.outbox.mark_sent(item.id, ts, self._clock.now())
             notice = item.notice
             if isinstance(notice, ApprovalNeeded) and ts and channel:
@@ -136,7 +136,7 @@ class OutboxDispatcher:
         the answer)."""
         if not isinstance(notice, RequestStatus | StaleReport):
             return notice
-        async with self._uow(read_only=True) as uow:
+        async with self._uow_factory(read_only=True) as uow:
             ts = await uow.outbox.sent_ts(notice.lane)
         if ts is None and isinstance(notice, RequestStatus) and notice.final:
             return None
@@ -144,7 +144,7 @@ class OutboxDispatcher:
 
     async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:
         now = self._clock.now()
-        async with self._uow() as uow:
+        async with self._uow_factory() as uow:
             too_old = (
                 self._give_up_after is not None
                 and (now - item.created_at).total_seconds() >= self._give_up_after

@@ -64,12 +64,6 @@ class TaskRepository(Protocol):
         so an outcome with effects is known even if finishing it fails."""
         ...
 
-    async def with_status(
-        self, status: TaskStatus, limit: int, after: TaskCursor | None = None
-    ) -> list[Task]:
-        """Oldest first; `after` continues from the last task of the previous page."""
-        ...
-
     async def running_steps(self, limit: int, after: TaskCursor | None = None) -> list[Task]:
         """IN_PROGRESS steps (not requests grouping steps), oldest first, paged."""
         ...
@@ -79,7 +73,7 @@ class TaskRepository(Protocol):
         ...
 
     async def unfinished_roots(self, limit: int, after: TaskCursor | None = None) -> list[Task]:
-        """PENDING or IN_PROGRESS requests, oldest first, paged like with_status."""
+        """PENDING or IN_PROGRESS requests, oldest first, paged like running_steps."""
         ...
 
     async def by_source_event(self, event_id: str) -> Task | None: ...

@@ -20,8 +20,7 @@ from core.executor import destination_of
 from core.notices import TaskRetried
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges
-from core.states import TaskStatus
-from core.transitions import transition
+from core.states import TaskStatus, transition
 
 
 class _Moved(Exception):
@@ -40,8 +39,10 @@ class RetryOutcome:
 
 
 class Retrying:
-    def __init__(self, uow: UnitOfWorkFactory, registry: AgentRegistry, clock: Clock) -> None:
-        self._uow = uow
+    def __init__(
+        self, uow_factory: UnitOfWorkFactory, registry: AgentRegistry, clock: Clock
+    ) -> None:
+        self._uow_factory = uow_factory
         self._registry = registry
         self._clock = clock
 
@@ -57,7 +58,7 @@ class Retrying:
             )
 
     async def _retry(self, requester: str, task_id: int) -> RetryOutcome:
-        async with self._uow(urgent=True) as uow:
+        async with self._uow_factory(urgent=True) as uow:
             task = await uow.tasks.get(task_id)
             if task is None or task.requester != requester:
                 return RetryOutcome(

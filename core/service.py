@@ -6,52 +6,64 @@ import hashlib
 import os
 import socket
 import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
 
-from core.agents.registry import AgentRegistry
 from core.approvals import Approvals, Decision, DecisionOutcome
 from core.background import Background
 from core.cancellation import Cancellation, CancelOutcome
 from core.clock import Clock
-from core.executor import Sleep, has_effects
 from core.history import History
 from core.orchestrator import Orchestrator, Outcome, Request, Submission
 from core.policy import Policy
 from core.ports import UnitOfWorkFactory
 from core.records import Approval
 from core.retry import Retrying, RetryOutcome
+from core.tasks_command import TasksCommand, TasksResult
+from core.tasks_command import answer as answer_tasks
 
 
+@dataclass(frozen=True, kw_only=True)
 class TaskService:
-    def __init__(
-        self,
-        uow: UnitOfWorkFactory,
-        registry: AgentRegistry,
-        policy: Policy,
-        clock: Clock,
-        background: Background | None = None,
-        worker: str | None = None,
-        sleep: Sleep | None = None,
-    ) -> None:
-        #: this process, as named in task claims and its liveness lease
-        self.worker = worker or new_worker_id()
-        self.uow = uow
-        self.policy = policy
-        self.clock = clock
-        self.registry = registry
-        self.orchestrator = Orchestrator(
-            uow, registry, policy, clock, background, self.worker, sleep=sleep
-        )
-        self.background = self.orchestrator.background
-        self.approvals = Approvals(uow, clock, policy)
-        self.history = History(uow, policy, clock)
-        self.cancellation = Cancellation(uow, self.approvals, clock, policy, self._has_effects)
-        self.retrying = Retrying(uow, registry, clock)
+    """Verbs only: bot/container.py builds every collaborator and injects it. Front ends
+    call the methods below; the fields are there for the composition root and tests."""
 
-    def _has_effects(self, agent: str) -> bool:
-        try:
-            return has_effects(self.registry.get(agent))
-        except KeyError:
-            return True  # an agent no longer installed: assume the worst
+    uow_factory: UnitOfWorkFactory
+    orchestrator: Orchestrator
+    approvals: Approvals
+    history: History
+    cancellation: Cancellation
+    retrying: Retrying
+    background: Background
+    policy: Policy
+    clock: Clock
+    #: this process, as named in task claims and its liveness lease
+    worker: str
+
+    def run_in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` after the front end has answered; close() waits for it."""
+        self.background.spawn(work, name)
+
+    def resume(self, root_id: int) -> None:
+        """Schedule a request to go on (after recovery or an approval expired)."""
+        self.orchestrator.schedule(root_id)
+
+    async def advance(self, root_id: int) -> None:
+        """Drive a request as far as it goes now (recovery and tests; start() schedules)."""
+        await self.orchestrator.advance(root_id)
+
+    @property
+    def busy(self) -> int:
+        """How many background tasks are still running."""
+        return self.background.busy
+
+    async def idle(self) -> None:
+        """Wait until no scheduled or background work is left."""
+        await self.background.idle()
+
+    async def close(self, grace: float) -> None:
+        await self.background.close(grace=grace)
 
     async def submit(self, request: Request) -> Submission:
         """Persist only; call start() once the front end has acknowledged."""
@@ -99,10 +111,23 @@ class TaskService:
             self.orchestrator.schedule(outcome.root_id)
         return outcome
 
+    async def tasks(
+        self, requester: str, command: TasksCommand, page_size: int = 10
+    ) -> TasksResult:
+        """/tasks, for every front end: see core.tasks_command."""
+        return await answer_tasks(
+            command,
+            requester,
+            history=self.history,
+            cancel=self.cancel,
+            retry=self.retry,
+            page_size=page_size,
+        )
+
     async def decidable_approvals(self, user: str, limit: int = 100) -> list[Approval]:
         """Pending approvals `user` may decide now (current configuration, not expired),
         oldest first."""
-        async with self.uow(read_only=True) as uow:
+        async with self.uow_factory(read_only=True) as uow:
             pending = await uow.approvals.pending(limit)
         now = self.clock.now()
         return [

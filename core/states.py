@@ -1,8 +1,15 @@
-"""The task state machine: the one place that knows which status may follow which."""
+"""The task state machine: which status may follow which, and `transition()`, the one
+function through which a task changes status."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.clock import Clock
+    from core.ports import UnitOfWork
+    from core.records import Task, TaskChanges
 
 
 class TaskStatus(StrEnum):
@@ -81,3 +88,39 @@ class ApprovalStatus(StrEnum):
     DENIED = "DENIED"
     EXPIRED = "EXPIRED"
     CANCELLED = "CANCELLED"
+
+
+async def transition(
+    uow: UnitOfWork,
+    task: Task,
+    target: TaskStatus,
+    *,
+    actor: str,
+    clock: Clock,
+    changes: TaskChanges | None = None,
+    detail: dict[str, Any] | None = None,
+) -> bool:
+    """Move `task` from the status it was read with to `target`: the single function
+    through which every task changes status.
+
+    Raises IllegalTransition for a move the state machine forbids; returns False
+    when another writer changed the task first (the conditional UPDATE lost).
+    The audit row shares the caller's transaction.
+    """
+    # imported here: core.records imports this module for the status enums
+    from core.records import AuditEntry, TaskChanges
+
+    check_transition(task.id, task.status, target)
+    now = clock.now()
+    won = await uow.tasks.set_status(task.id, task.status, target, now, changes or TaskChanges())
+    if won:
+        await uow.audit.record(
+            AuditEntry(
+                task_id=task.id,
+                actor=actor,
+                action=f"{task.status}->{target}",
+                created_at=now,
+                detail=detail or {},
+            )
+        )
+    return won

@@ -31,7 +31,6 @@ from core.task_view import task_view
 
 COMPLETED, FAILED, CANCELLED = "task.completed", "task.failed", "task.cancelled"
 APPROVAL_REQUESTED = "approval.requested"
-EVENT_TYPES = (COMPLETED, FAILED, CANCELLED, APPROVAL_REQUESTED)
 
 #: a request's final status → its event (a denied request failed: nobody cancelled it)
 _ENDINGS = {

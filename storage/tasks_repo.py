@@ -189,12 +189,6 @@ class SqlTaskRepository:
         )
         return await rowcount(self._session, statement) == 1
 
-    async def with_status(
-        self, status: TaskStatus, limit: int, after: TaskCursor | None = None
-    ) -> list[Task]:
-        query = select(TaskRow).where(TaskRow.status == status.value)
-        return await self._load(_oldest_first(query, after).limit(limit))
-
     async def running_steps(self, limit: int, after: TaskCursor | None = None) -> list[Task]:
         query = select(TaskRow).where(TaskRow.status == TaskStatus.IN_PROGRESS.value, _is_leaf())
         return await self._load(_oldest_first(query, after).limit(limit))

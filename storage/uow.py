@@ -9,12 +9,10 @@ sender wakes at once instead of waiting for its next poll.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.clock import Clock, SystemClock
@@ -44,7 +42,6 @@ from storage.tasks_repo import SqlTaskRepository
 
 log = logging.getLogger(__name__)
 
-PING_SECONDS = 5.0
 
 PreCommit = Callable[["SqlUnitOfWork", Sequence[Notice]], Awaitable[None]]
 
@@ -160,20 +157,6 @@ class SqlUnitOfWorkFactory:
                 callback()
             except Exception:
                 log.exception("outbox callback %r failed", callback)
-
-    async def ping(self) -> bool:
-        """SELECT 1, for health checks: True when the database answers within PING_SECONDS."""
-        try:
-            async with (
-                asyncio.timeout(PING_SECONDS),
-                serialized(self.engine),
-                self.engine.connect() as connection,
-            ):
-                await connection.execute(text("SELECT 1"))
-        except Exception:
-            log.warning("database ping failed", exc_info=True)
-            return False
-        return True
 
     async def dispose(self) -> None:
         for lease in self._side_leases:

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.slackfake.fixtures", "tests.storage.fixtures"]
+pytest_plugins = ["tests.slackfake.fixtures", "tests.unit.storage.fixtures"]

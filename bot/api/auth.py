@@ -31,21 +31,23 @@ def bearer(request: web.Request) -> str:
     return token.strip()
 
 
-async def authenticate(uow: SqlUnitOfWorkFactory, request: web.Request) -> str:
+async def authenticate(uow_factory: SqlUnitOfWorkFactory, request: web.Request) -> str:
     """The Slack user id the request's token belongs to; 401 for a missing/bad/revoked one."""
     match = _TOKEN.match(bearer(request))
     found = None
     if match:
-        async with uow(read_only=True) as u:
-            found = await u.api.live_token(int(match[1]))
+        async with uow_factory(read_only=True) as uow:
+            found = await uow.api.live_token(int(match[1]))
     if match is None or found is None or not hmac.compare_digest(found[1], secret_hash(match[2])):
         raise ApiError(401, "unauthorized", "That token is not valid (unknown or revoked).")
     return found[0]
 
 
-async def create_token(uow: SqlUnitOfWorkFactory, user: str, name: str | None) -> tuple[int, str]:
+async def create_token(
+    uow_factory: SqlUnitOfWorkFactory, user: str, name: str | None
+) -> tuple[int, str]:
     """A new token for `user`: (its id, the token itself, which is never shown again)."""
     secret = secrets.token_urlsafe(32)
-    async with uow() as u:
-        token_id = await u.api.add_token(user, name, secret_hash(secret), uow.clock.now())
+    async with uow_factory() as uow:
+        token_id = await uow.api.add_token(user, name, secret_hash(secret), uow_factory.clock.now())
     return token_id, f"tb_{token_id}_{secret}"

@@ -63,7 +63,7 @@ def _container(request: web.Request) -> Container:
 
 
 async def _user(request: web.Request) -> str:
-    return await authenticate(_container(request).uow, request)
+    return await authenticate(_container(request).uow_factory, request)
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
@@ -96,7 +96,7 @@ def _path_id(request: web.Request) -> int:
 
 async def _own_task(request: web.Request, user: str, task_id: int) -> dict[str, Any]:
     """The task as the API shows it; 404 unless it is the caller's."""
-    async with _container(request).uow(read_only=True) as uow:
+    async with _container(request).uow_factory(read_only=True) as uow:
         task = await uow.tasks.get(task_id)
         if task is None or task.requester != user:
             raise ApiError(404, "not_found", f"There is no task {task_id} among your tasks.")
@@ -123,7 +123,7 @@ async def create_task(request: web.Request) -> web.Response:
         if not 1 <= len(key) <= 255:
             raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1–255 characters.")
         digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-        async with container.uow() as uow:
+        async with container.uow_factory() as uow:
             bound = await uow.api.claim_idempotency_key(user, key, digest, container.clock.now())
         if bound != digest:
             raise ApiError(
@@ -132,7 +132,7 @@ async def create_task(request: web.Request) -> web.Response:
                 "This Idempotency-Key was used with a different request body.",
             )
         event_id = "api:" + hashlib.sha256(f"{user}\0{key}".encode()).hexdigest()[:48]
-        async with container.uow(read_only=True) as uow:
+        async with container.uow_factory(read_only=True) as uow:
             earlier = await uow.tasks.by_source_event(event_id)
         if earlier is not None:
             return await _accepted(request, user, earlier, replayed=True)
@@ -150,7 +150,7 @@ async def create_task(request: web.Request) -> web.Response:
         reason = submission.reason or "This request was refused when it was first sent."
         raise ApiError(422, "not_understood", reason)
     if webhook is not None:
-        async with container.uow() as uow:
+        async with container.uow_factory() as uow:
             await uow.api.set_webhook(submission.root.id, webhook)
     container.service.start(submission)
     return await _accepted(
@@ -224,7 +224,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     user = await _user(request)
     query: m.TaskListQuery = _query(request, m.TaskListQuery)
     before = _after(query.cursor)
-    async with _container(request).uow(read_only=True) as uow:
+    async with _container(request).uow_factory(read_only=True) as uow:
         ids = await uow.api.root_ids(user, query.status, before, query.limit + 1)
         tasks = await uow.tasks.get_many(ids[: query.limit])
         views = [await task_view(uow, t) for t in sorted(tasks, key=lambda t: -t.id)]

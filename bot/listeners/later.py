@@ -34,4 +34,4 @@ def answer_later(
         except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("could not answer %s privately: %r", user, exc)
 
-    service.background.spawn(send(), "ephemeral-answer")
+    service.run_in_background(send(), "ephemeral-answer")

@@ -34,13 +34,13 @@ def register(app: AsyncApp, service: TaskService) -> None:
     async def handle(
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        if not _is_from_a_person(event):
+        if not _is_from_a_person(event) or not context.channel_id:
             context["outcome"] = "ignored"
             return
         conversation = Conversation(
             requester=event["user"],
-            channel=event["channel"],
-            thread_ts=event.get("thread_ts") or event["ts"],
+            channel=context.channel_id,
+            thread_ts=context.thread_ts or event["ts"],
             team=body.get("team_id") or event.get("team"),
         )
         text = plain_text(event.get("text") or "", context.bot_user_id)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -11,7 +11,6 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.tasks_command import TasksCommand, parse_tasks_command
 from bot.views import (
     render_budget,
     render_help,
@@ -20,9 +19,22 @@ from bot.views import (
     render_text,
 )
 from bot.views.blocks import message, section
+from bot.views.buttons import PageButton, RowMenu
 from bot.views.escape import link
-from bot.views.history import ROW_ACTION, ROW_VERBS
+from core.history import HistoryPage
+from core.records import BudgetStatus
 from core.service import TaskService
+from core.tasks_command import (
+    Action,
+    Done,
+    Help,
+    Invalid,
+    TaskDetail,
+    TaskNotFound,
+    TasksCommand,
+    TasksResult,
+    parse_tasks_command,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,42 +42,39 @@ PAGE_SIZE = 10
 
 
 async def answer(service: TaskService, user: str, cmd: TasksCommand) -> dict[str, Any]:
-    now = service.clock.now()
-    if cmd.action == "list":
-        page = await service.history.page(user, cmd.filter_name, cmd.page, PAGE_SIZE)
-        return render_history(
-            page.tasks,
-            page=page.page + 1,
-            total=page.total,
-            page_size=page.page_size,
-            filter_name=page.filter_name,
-            now=now,
-        )
-    if cmd.action == "detail" and cmd.task_id is not None:
-        found = await service.history.detail(user, cmd.task_id)
-        if found is None:
-            return render_text(f"I can't find request {cmd.task_id} among your requests.")
-        task, children = found
-        return render_task_detail(task, children, now)
-    if cmd.action == "cancel" and cmd.task_id is not None:
-        return render_text((await service.cancel(user, cmd.task_id)).message)
-    if cmd.action == "retry" and cmd.task_id is not None:
-        return render_text((await service.retry(user, cmd.task_id)).message)
-    if cmd.action == "budget":
-        return render_budget(await service.history.budget(user))
-    if cmd.action == "help":
-        return render_help()
-    return render_text(cmd.error or "Try `/tasks help`.")
+    return render(await service.tasks(user, cmd, PAGE_SIZE), service.clock.now())
+
+
+def render(result: TasksResult, now: datetime) -> dict[str, Any]:
+    """Block Kit for a /tasks answer; core.tasks_command decided what it says."""
+    match result:
+        case HistoryPage():
+            return render_history(
+                result.tasks,
+                page=result.page + 1,
+                total=result.total,
+                page_size=result.page_size,
+                filter_name=result.filter_name,
+                now=now,
+            )
+        case TaskDetail():
+            return render_task_detail(result.task, result.children, now)
+        case BudgetStatus():
+            return render_budget(result)
+        case Help():
+            return render_help()
+        case TaskNotFound() | Done() | Invalid():
+            return render_text(result.message)
 
 
 async def thread_link(
     service: TaskService, client: AsyncWebClient, user: str, task_id: int
 ) -> dict[str, Any]:
     """A link to the thread a request of the user's was asked in."""
-    found = await service.history.detail(user, task_id)
-    if found is None:
-        return render_text(f"I can't find request {task_id} among your requests.")
-    conversation = found[0].conversation
+    found = await service.tasks(user, TasksCommand("detail", task_id=task_id))
+    if not isinstance(found, TaskDetail):
+        return render_text(TaskNotFound(task_id).message)
+    conversation = found.task.conversation
     if not conversation.thread_ts:
         return render_text(f"Request {task_id} has no thread.")
     try:
@@ -82,14 +91,13 @@ async def thread_link(
 async def row_action(
     service: TaskService, client: AsyncWebClient, user: str, value: str
 ) -> dict[str, Any]:
-    verb, _, raw = value.partition(":")
-    if verb not in ROW_VERBS or not raw.isdigit():
+    choice = RowMenu.unpack(value)
+    if choice is None:
         return render_text("That menu is not valid any more.")
-    task_id = int(raw)
-    if verb == "thread":
-        return await thread_link(service, client, user, task_id)
-    action = "detail" if verb == "view" else "cancel"
-    return await answer(service, user, TasksCommand(action, task_id=task_id))
+    if choice.verb == "thread":
+        return await thread_link(service, client, user, choice.task_id)
+    action: Action = "detail" if choice.verb == "view" else "cancel"
+    return await answer(service, user, TasksCommand(action, task_id=choice.task_id))
 
 
 def register(app: AsyncApp, service: TaskService) -> None:
@@ -106,7 +114,7 @@ def register(app: AsyncApp, service: TaskService) -> None:
             message = render_text("Sorry, I couldn't load your tasks just now. Please try again.")
         await ack(response_type="ephemeral", **message)
 
-    @app.action(ROW_ACTION)
+    @app.action(RowMenu.action_id)
     async def on_row(
         ack: AsyncAck,
         body: dict[str, Any],
@@ -123,7 +131,7 @@ def register(app: AsyncApp, service: TaskService) -> None:
             message = render_text("Sorry, that didn't work just now. Please try again.")
         await respond(replace_original=False, **message)
 
-    @app.action("tasks:page")
+    @app.action(PageButton.action_id)
     async def on_page(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
@@ -131,21 +139,16 @@ def register(app: AsyncApp, service: TaskService) -> None:
         # the page is loaded and sent after, off the request path, so a slow Web API
         # never delays the ack past Slack's 3 seconds.
         await ack()
-        service.background.spawn(_turn_page(service, body, action, respond), "tasks-page")
+        service.run_in_background(_turn_page(service, body, action, respond), "tasks-page")
 
 
 async def _turn_page(
     service: TaskService, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
 ) -> None:
-    try:
-        value = json.loads(action.get("value") or "{}")
-        page = max(1, int(value.get("page", 1))) - 1  # buttons count pages from 1
-        filter_name = value.get("filter")
-        if filter_name is not None and not isinstance(filter_name, str):
-            raise ValueError(filter_name)
-    except (ValueError, TypeError, AttributeError):
+    button = PageButton.unpack(str(action.get("value") or ""))
+    if button is None:
         await respond(replace_original=False, **render_text("That button is not valid."))
         return
-    cmd = TasksCommand("list", filter_name=filter_name, page=page)
+    cmd = TasksCommand("list", filter_name=button.filter_name, page=button.page - 1)
     message = await answer(service, body["user"]["id"], cmd)
     await respond(replace_original=True, **message)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -18,31 +17,21 @@ from bot.views.blocks import (
     section,
     split_sections,
 )
+from bot.views.buttons import PageButton, RowMenu, RowVerb
 from bot.views.escape import escape, mention, one_line, truncate, with_mentions
 from bot.views.format import EN_DASH, age, money, status_emoji, status_label, title_mrkdwn
 from bot.views.results import result_blocks
 from core.records import BudgetStatus, Task
 from core.states import TaskStatus
 
-PAGE_ACTION = "tasks:page"
-#: the overflow menu on each row: view, cancel, open thread ("view:5", "cancel:5", "thread:5")
-ROW_ACTION = "tasks:row"
-ROW_VERBS = ("view", "cancel", "thread")
 #: each pagination button sits in its own actions block: Slack wants action_ids
-#: unique within a block, and both buttons use PAGE_ACTION
+#: unique within a block, and both buttons are PageButtons
 PREV_BLOCK = "tasks:page:prev"
 NEXT_BLOCK = "tasks:page:next"
 
 EMPTY = "You have no requests yet. Try DMing me: research best laptops"
 #: subtasks listed under each task on a history page
 MAX_CHILDREN_SHOWN = 10
-_FILTER_IN_VALUE = 100
-
-
-def page_value(page: int, filter_name: str | None) -> str:
-    """The pagination button value: JSON {"page": n, "filter": name-or-null}."""
-    name = filter_name[:_FILTER_IN_VALUE] if filter_name else None
-    return json.dumps({"page": page, "filter": name}, separators=(",", ":"))
 
 
 def _children_of(task: Task, children: Mapping[int, Sequence[Task]] | None) -> list[Task]:
@@ -90,15 +79,15 @@ def _task_line(task: Task, now: datetime, *, amount: bool = True) -> str:
 
 
 def _row_menu(task: Task) -> dict[str, object]:
-    verbs = [("View", "view")]
+    verbs: list[tuple[str, RowVerb]] = [("View", "view")]
     if not task.status.terminal:
         verbs.append(("Cancel", "cancel"))
     verbs.append(("Open thread", "thread"))
     return {
         "type": "overflow",
-        "action_id": ROW_ACTION,
+        "action_id": RowMenu.action_id,
         "options": [
-            {"text": {"type": "plain_text", "text": label}, "value": f"{verb}:{task.id}"}
+            {"text": {"type": "plain_text", "text": label}, "value": RowMenu(verb, task.id).pack()}
             for label, verb in verbs
         ],
     }
@@ -152,10 +141,10 @@ def render_history(
         blocks += row
     tail: list[Block] = []
     if page > 1:
-        prev = button("◀ Previous", PAGE_ACTION, page_value(page - 1, filter_name))
+        prev = button("◀ Previous", PageButton.action_id, PageButton(page - 1, filter_name).pack())
         tail.append(actions([prev], block_id=PREV_BLOCK))
     if page * page_size < total:
-        nxt = button("Next ▶", PAGE_ACTION, page_value(page + 1, filter_name))
+        nxt = button("Next ▶", PageButton.action_id, PageButton(page + 1, filter_name).pack())
         tail.append(actions([nxt], block_id=NEXT_BLOCK))
     tail.append(context("`/tasks 5` shows request 5 in full · `/tasks help` for more"))
     waiting = sum(1 for t in tasks if t.status is TaskStatus.PENDING)
@@ -227,7 +216,7 @@ def render_budget(status: BudgetStatus) -> Message:
     return message(f"Budget {status.month}: {money(left, cur)} left of {money(limit, cur)}", blocks)
 
 
-#: every "• " example below is run through the parsers by tests/bot/test_messages.py
+#: every "• " example below is run through the parsers by tests/unit/bot/test_messages.py
 HELP_REQUESTS = (
     "research best laptops",
     "research standing desks and draft an email about them to team@example.com",

@@ -20,7 +20,6 @@ BUTTON_TEXT = 75
 ACTION_ID = 255
 BUTTON_VALUE = 2000
 BLOCK_ID = 255
-HEADER_TEXT = 150
 CONTEXT_ELEMENTS = 10
 #: a text object in a context block (Slack's general text-object maximum)
 CONTEXT_TEXT = 3000

@@ -6,7 +6,8 @@ chat.update or chat.postEphemeral (the caller adds channel, thread_ts, ts…).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from bot.views.approval import (
     APPROVAL_BLOCK_PREFIX,
@@ -29,6 +30,7 @@ from bot.views.blocks import (
     section,
     split_sections,
 )
+from bot.views.buttons import RetryButton
 from bot.views.escape import (
     escape,
     is_user_id,
@@ -63,13 +65,10 @@ from core.notices import (
     TaskRetried,
 )
 
-RETRY_ACTION = "task:retry"
-
 __all__ = [
     "APPROVAL_BLOCK_PREFIX",
     "APPROVE_ACTION",
     "DENY_ACTION",
-    "RETRY_ACTION",
     "approval_block_id",
     "outcome_line",
     "render",
@@ -84,38 +83,8 @@ Permalinks = Mapping[int, str]
 def render(notice: Notice, permalinks: Permalinks | None = None) -> Message:
     """The message for a notice. ``permalinks`` (task id → thread URL) is used by
     the stale report to link each task's thread."""
-    links: Permalinks = permalinks or {}
-    if isinstance(notice, RequestStatus):
-        return render_status(notice)
-    if isinstance(notice, RequestAccepted):
-        return _request_accepted(notice)
-    if isinstance(notice, RequestRefused):
-        return _request_refused(notice)
-    if isinstance(notice, ApprovalNeeded):
-        return approval_needed(notice, links.get(notice.task_id or 0))
-    if isinstance(notice, ApprovalAsked):
-        return _approval_asked(notice)
-    if isinstance(notice, ApprovalDecided):
-        return approval_decided(notice)
-    if isinstance(notice, ApprovalReminder):
-        return approval_reminder(notice)
-    if isinstance(notice, TaskFinished):
-        return _task_finished(notice)
-    if isinstance(notice, TaskFailed):
-        return _task_failed(notice)
-    if isinstance(notice, TaskNeedsAttention):
-        return _task_needs_attention(notice)
-    if isinstance(notice, TaskRejected):
-        return _task_rejected(notice)
-    if isinstance(notice, TaskCancelled):
-        return _task_cancelled(notice)
-    if isinstance(notice, RequestFinished):
-        return _request_finished(notice)
-    if isinstance(notice, StaleReport):
-        return _stale_report(notice, links)
-    if isinstance(notice, TaskRetried):
-        return _task_retried(notice)
-    return _generic(notice)
+    renderer = RENDERERS.get(type(notice))
+    return renderer(notice, permalinks or {}) if renderer else _generic(notice)
 
 
 # --- helpers -----------------------------------------------------------------
@@ -263,7 +232,12 @@ def _retry_button(task_id: int | None) -> list[Block]:
     """Re-run the failed steps (the listener lets only the requester do it)."""
     if task_id is None:
         return []
-    return [actions([button("Retry", RETRY_ACTION, str(task_id))], block_id=f"retry:{task_id}")]
+    return [
+        actions(
+            [button("Retry", RetryButton.action_id, RetryButton(task_id).pack())],
+            block_id=f"retry:{task_id}",
+        )
+    ]
 
 
 def _task_retried(n: TaskRetried) -> Message:
@@ -369,3 +343,25 @@ def _stale_line(t: StaleTask, url: str | None) -> str:
     if url:
         line += " · " + link(url, "approval" if t.approval_ts else "thread")
     return line
+
+
+Renderer = Callable[[Any, Permalinks], Message]
+
+#: notice type → its message; tests/…/test_renderers.py checks every Notice has one
+RENDERERS: dict[type[Notice], Renderer] = {
+    RequestStatus: lambda n, _links: render_status(n),
+    RequestAccepted: lambda n, _links: _request_accepted(n),
+    RequestRefused: lambda n, _links: _request_refused(n),
+    ApprovalNeeded: lambda n, links: approval_needed(n, links.get(n.task_id or 0)),
+    ApprovalAsked: lambda n, _links: _approval_asked(n),
+    ApprovalDecided: lambda n, _links: approval_decided(n),
+    ApprovalReminder: lambda n, _links: approval_reminder(n),
+    TaskFinished: lambda n, _links: _task_finished(n),
+    TaskFailed: lambda n, _links: _task_failed(n),
+    TaskNeedsAttention: lambda n, _links: _task_needs_attention(n),
+    TaskRejected: lambda n, _links: _task_rejected(n),
+    TaskCancelled: lambda n, _links: _task_cancelled(n),
+    RequestFinished: lambda n, _links: _request_finished(n),
+    StaleReport: _stale_report,
+    TaskRetried: lambda n, _links: _task_retried(n),
+}

@@ -9,6 +9,7 @@ where Slack parses no mrkdwn; a Cancel button stays while the request runs.
 from __future__ import annotations
 
 from bot.views.blocks import Block, Message, actions, button, confirm, context, message, plain
+from bot.views.buttons import CancelButton
 from bot.views.escape import escape, mentions, one_line
 from bot.views.format import money
 from core.notices import (
@@ -21,8 +22,6 @@ from core.notices import (
     StepState,
     TaskFinished,
 )
-
-CANCEL_ACTION = "status:cancel"
 
 #: a request's status → (emoji, word); "WAITING" is a pending step waiting for someone
 _HEADLINE: dict[str, tuple[str, str]] = {
@@ -87,8 +86,8 @@ def render_status(n: RequestStatus) -> Message:
         steps = " · ".join(step_line(s) for s in n.steps)
         blocks.append({"type": "section", "text": plain(escape(steps), 2000)})
     blocks.append(context(_next_step(n)))
-    if not n.final:
-        blocks.append(_cancel(n))
+    if not n.final and n.task_id is not None:  # a button that names no request is no use
+        blocks.append(_cancel(n.task_id))
     footer = request_footer(n.task_id)
     if footer:
         blocks.append(context(footer))
@@ -113,7 +112,7 @@ def _what_next(n: RequestStatus) -> str:
     return "This message changes as the work goes on. You can cancel the steps not started yet."
 
 
-def _cancel(n: RequestStatus) -> Block:
+def _cancel(task_id: int) -> Block:
     dialog = confirm(
         "Cancel this request?",
         "The steps not started yet won't run. A step already running finishes first.",
@@ -121,8 +120,15 @@ def _cancel(n: RequestStatus) -> Block:
         "Keep it",
     )
     return actions(
-        [button("Cancel request", CANCEL_ACTION, str(n.task_id), confirm=dialog)],
-        block_id=f"status:{n.task_id}",
+        [
+            button(
+                "Cancel request",
+                CancelButton.action_id,
+                CancelButton(task_id).pack(),
+                confirm=dialog,
+            )
+        ],
+        block_id=f"status:{task_id}",
     )
 
 

@@ -13,8 +13,6 @@ from typing import Any
 from core.agents.base import AgentContext, AgentError, AgentResult, DependencyResult
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
-# Slack renders addresses as <mailto:a@b.com|a@b.com>
-_SLACK_MAILTO = re.compile(r"^<mailto:([^|>]+)(?:\|[^>]*)?>$")
 _MAX_QUOTED_LINES = 15
 _MAX_SUBJECT = 78
 
@@ -30,9 +28,6 @@ def normalize_recipients(raw: Any) -> list[str]:
         text = str(item).strip()
         if not text:
             continue
-        slack = _SLACK_MAILTO.match(text)
-        if slack:
-            text = slack.group(1)
         text = text.removeprefix("mailto:")
         if not _EMAIL.match(text):
             bad.append(text)

@@ -50,7 +50,7 @@ class Api:
         return dict(body)
 
     async def as_user(self, user: str) -> Api:
-        _id, token = await create_token(self.harness.running.container.uow, user, "test")
+        _id, token = await create_token(self.harness.running.container.uow_factory, user, "test")
         return Api(self.harness, self.session, token)
 
 

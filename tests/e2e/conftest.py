@@ -6,14 +6,18 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import pytest
 
 from bot.server import Running, start
 from bot.settings import Settings
 from tests.slackfake.server import Call, FakeSlack
 from tests.slackfake.signing import SignedSender
+
+if TYPE_CHECKING:
+    from tests.e2e.api_helpers import Api
 
 SECRET = "e2e-signing-secret"
 
@@ -35,9 +39,9 @@ class Harness:
         dispatcher = self.running.container.dispatcher
         assert dispatcher is not None
         while True:
-            await service.background.idle()
+            await service.idle()
             await dispatcher.drain()
-            if not service.background.busy:
+            if not service.busy:
                 return
 
     def posts(self, where: Callable[[Call], bool] = lambda c: True) -> list[Call]:
@@ -76,3 +80,22 @@ async def harness(
     async with sender:
         yield Harness(fake_slack, sender, running, settings)
     await running.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for a bot process the test starts itself, on either engine."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def api(harness: Harness) -> AsyncIterator[Api]:
+    """The HTTP API of the harness's bot, with a token for U1."""
+    from bot.api.auth import create_token
+    from tests.e2e.api_helpers import Api
+
+    _id, token = await create_token(harness.running.container.uow_factory, "U1", "test")
+    async with aiohttp.ClientSession() as session:
+        yield Api(harness, session, token)

@@ -4,24 +4,12 @@ idempotency, cancel, retry, approvals, pagination, validation and the OpenAPI do
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
-import aiohttp
-import pytest
 from openapi_spec_validator import validate
 
-from bot.api.auth import create_token
 from tests.e2e.api_helpers import Api, make_flaky
-from tests.e2e.conftest import Harness
-from tests.e2e.test_approvals import ask_to_buy
+from tests.e2e.test_approval_buttons import ask_to_buy
 from tests.e2e.test_tasks_command import tasks
-
-
-@pytest.fixture
-async def api(harness: Harness) -> AsyncIterator[Api]:
-    _id, token = await create_token(harness.running.container.uow, "U1", "test")
-    async with aiohttp.ClientSession() as session:
-        yield Api(harness, session, token)
 
 
 def actions(task: dict[str, object]) -> list[str]:
@@ -75,7 +63,7 @@ async def test_auth_failures_are_401_json(api: Api) -> None:
     ) as response:
         assert response.status == 401
     token_id = int(api.token.split("_")[1])
-    async with api.harness.running.container.uow() as uow:
+    async with api.harness.running.container.uow_factory() as uow:
         assert await uow.api.revoke_token(token_id, api.harness.running.container.clock.now())
     status, body, _ = await api.call("GET", "/tasks")
     assert status == 401 and "revoked" in body["error"]["message"]
@@ -313,7 +301,7 @@ async def test_title_and_context_are_kept(api: Api) -> None:
         "research standing desks", title="Desk survey", context={"ticket": "OPS-1"}
     )
     assert created["title"] == "Desk survey"
-    async with api.harness.running.container.uow(read_only=True) as uow:
+    async with api.harness.running.container.uow_factory(read_only=True) as uow:
         task = await uow.tasks.get(created["id"])
     assert task is not None and task.params["context"] == {"ticket": "OPS-1"}
 

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 
-from bot.api.auth import create_token
 from tests.e2e.api_helpers import Api, make_flaky
-from tests.e2e.conftest import Harness
 
 
 @pytest.fixture
 def settings_overrides(postgres_url: str) -> dict[str, Any]:
     return {"DATABASE_URL": postgres_url}
-
-
-@pytest.fixture
-async def api(harness: Harness) -> AsyncIterator[Api]:
-    _id, token = await create_token(harness.running.container.uow, "U1", "test")
-    async with aiohttp.ClientSession() as session:
-        yield Api(harness, session, token)
 
 
 async def test_seed_idempotency_and_retry_on_postgres(api: Api) -> None:

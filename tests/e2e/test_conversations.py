@@ -15,7 +15,7 @@ from tests.slackfake.server import Call
 
 
 async def count_tasks(h: Harness) -> int:
-    async with h.running.container.uow() as uow:
+    async with h.running.container.uow_factory() as uow:
         session = uow.session  # type: ignore[attr-defined]
         return int((await session.execute(select(func.count()).select_from(TaskRow))).scalar_one())
 

@@ -269,7 +269,7 @@ async def _submit_as_if_a_dead_worker_had_started_it(
         )
         assert submission.outcome is Outcome.ACCEPTED and submission.root is not None
         task_id = submission.root.id
-        async with container.uow() as uow:
+        async with container.uow_factory() as uow:
             session = uow.session
             changed = await session.execute(
                 update(TaskRow)
@@ -287,16 +287,16 @@ async def _submit_as_if_a_dead_worker_had_started_it(
 
 
 async def _task(bot: BotProcess, task_id: int) -> TaskRow:
-    uow = SqlUnitOfWorkFactory.from_url(bot.env["DATABASE_URL"])
+    uow_factory = SqlUnitOfWorkFactory.from_url(bot.env["DATABASE_URL"])
     try:
-        async with uow() as unit:
+        async with uow_factory() as uow:
             row = (
-                await unit.session.execute(select(TaskRow).where(TaskRow.id == task_id))
+                await uow.session.execute(select(TaskRow).where(TaskRow.id == task_id))
             ).scalar_one()
-            unit.session.expunge(row)
+            uow.session.expunge(row)
             return row
     finally:
-        await uow.dispose()
+        await uow_factory.dispose()
 
 
 async def test_work_left_in_progress_by_a_dead_worker_is_resumed_or_failed(
@@ -359,12 +359,12 @@ async def test_work_left_in_progress_by_a_dead_worker_is_resumed_or_failed(
     assert threads[("D7002", purchase_ts)]["failed"] == 0
     assert threads[("D7002", purchase_ts)]["finished"] == 0
 
-    uow = SqlUnitOfWorkFactory.from_url(bot.env["DATABASE_URL"])
+    uow_factory = SqlUnitOfWorkFactory.from_url(bot.env["DATABASE_URL"])
     try:
-        async with uow() as unit:
+        async with uow_factory() as uow:
             statuses = Counter(
-                (await unit.session.execute(select(OutboxRow.status))).scalars().all()
+                (await uow.session.execute(select(OutboxRow.status))).scalars().all()
             )
     finally:
-        await uow.dispose()
+        await uow_factory.dispose()
     assert statuses == Counter(SENT=sum(statuses.values())), statuses

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from tests.e2e.conftest import Harness
-from tests.e2e.test_approvals import (  # noqa: F401  (fixtures)
+from tests.e2e.test_approval_buttons import (  # noqa: F401  (fixtures)
     DENY,
     app,
     approval_copies,

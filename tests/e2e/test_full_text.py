@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.views import escape
-from tests.bot.test_messages import laptop_research
 from tests.e2e.conftest import Harness
 from tests.slackfake import payloads
+from tests.unit.bot.test_messages import laptop_research
 
 FULL = "result:full_text"
 

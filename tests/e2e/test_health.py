@@ -17,7 +17,7 @@ from bot.server import Running, start
 from tests.e2e.conftest import Harness, make_settings
 from tests.slackfake import payloads
 from tests.slackfake.server import Fail, FakeSlack
-from tests.storage.fixtures import POSTGRES_ADMIN_URL
+from tests.unit.storage.fixtures import POSTGRES_ADMIN_URL
 
 
 async def get_health(port: int) -> tuple[int, dict[str, Any]]:

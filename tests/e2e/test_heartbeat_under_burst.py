@@ -8,11 +8,9 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from storage.models import AuditRow, LeaseRow, TaskRow
@@ -28,19 +26,6 @@ IN_FLIGHT = 48
 TTL = 10
 #: a safety net so a broken build fails instead of hanging, not a performance bound
 DRAIN_TIMEOUT = 600.0
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    return str(request.getfixturevalue("postgres_url"))
 
 
 async def _watch_lease(db: SqlUnitOfWorkFactory, margins: list[float], stop: asyncio.Event) -> None:
@@ -63,10 +48,10 @@ def _utc(at: datetime) -> datetime:
 
 
 async def test_heartbeat_under_a_2000_event_burst_with_a_10s_ttl(
-    slack: FakeSlack, database: str, tmp_path: Path
+    fake_slack: FakeSlack, database: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = bot_env(slack, SECRET, database, port, TASKBOT_WORKER_TTL_SECONDS=str(TTL))
+    env = bot_env(fake_slack, SECRET, database, port, TASKBOT_WORKER_TTL_SECONDS=str(TTL))
     bot = BotProcess(env, port, tmp_path / "bot.log")
     await bot.start()
     margins: list[float] = []
@@ -91,7 +76,7 @@ async def test_heartbeat_under_a_2000_event_burst_with_a_10s_ttl(
             await asyncio.gather(*(send() for _ in range(IN_FLIGHT)))
         deadline = time.monotonic() + DRAIN_TIMEOUT
         while time.monotonic() < deadline:
-            done = [c for c in slack.calls_to("chat.postMessage") if c.ok]
+            done = [c for c in fake_slack.calls_to("chat.postMessage") if c.ok]
             finished = sum(str(c.params.get("text", "")).startswith("Done:") for c in done)
             if finished >= N_EVENTS:
                 break

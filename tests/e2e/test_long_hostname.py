@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -63,43 +62,30 @@ class LongHostnameBot(BotProcess):
         await self.wait_healthy(timeout)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
 async def test_a_63_character_hostname_starts_and_works(
-    slack: FakeSlack, database: str, tmp_path: Path
+    fake_slack: FakeSlack, database: str, tmp_path: Path
 ) -> None:
     if (problem := _can_unshare()) is not None:
         pytest.skip(problem)
     port = free_port()
-    bot = LongHostnameBot(bot_env(slack, SECRET, database, port), port, tmp_path / "bot.log")
+    bot = LongHostnameBot(bot_env(fake_slack, SECRET, database, port), port, tmp_path / "bot.log")
     try:
         await bot.start()
         async with SignedSender(bot.url + "/slack/events", SECRET) as sender:
             envelope = payloads.im_message("research laptops", user="U1", channel="D1")
             assert (await sender.event(envelope)).status == 200
-        await slack.wait_for(
+        await fake_slack.wait_for(
             "chat.postMessage",
             timeout=30,
             where=lambda c: c.ok and str(c.params.get("text", "")).startswith("Done:"),
         )
-        uow = SqlUnitOfWorkFactory.from_url(database)
+        uow_factory = SqlUnitOfWorkFactory.from_url(database)
         try:
-            async with uow(read_only=True) as unit:
+            async with uow_factory(read_only=True) as unit:
                 leases = (await unit.session.execute(select(LeaseRow))).scalars().all()
                 workers = (await unit.session.execute(select(TaskRow.worker))).scalars().all()
         finally:
-            await uow.dispose()
+            await uow_factory.dispose()
         assert bot.proc is not None and bot.proc.poll() is None, bot.log_tail()
     finally:
         code = bot.stop()

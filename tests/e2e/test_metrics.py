@@ -17,7 +17,7 @@ from bot.server import Running, start
 from core.states import TaskStatus
 from storage.models import AuditRow
 from tests.e2e.conftest import SECRET, Harness, make_settings
-from tests.e2e.test_approvals import click
+from tests.e2e.test_approval_buttons import click
 from tests.slackfake import payloads
 from tests.slackfake.server import ApiError, Fail, FakeSlack
 from tests.slackfake.signing import SignedSender
@@ -46,7 +46,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 async def audited_transitions(running: Running) -> Counter[str]:
     """Statuses entered according to the audit log (one row per committed transition)."""
-    async with running.container.uow(read_only=True) as uow:
+    async with running.container.uow_factory(read_only=True) as uow:
         actions = (await uow.session.execute(select(AuditRow.action))).scalars()
         return Counter(a.split("->", 1)[1] for a in actions if "->" in a)
 
@@ -121,7 +121,7 @@ async def test_metrics_count_web_api_errors_and_show_the_outbox_backlog(
     dm = payloads.im_message("research monitors", user="U1", channel="D3")
     assert (await harness.sender.event(dm)).status == 200
     await harness.slack.wait_for("chat.postMessage", where=lambda c: c.status == 503)
-    await harness.running.container.service.background.idle()
+    await harness.running.container.service.idle()
 
     m = await scrape(port)
     assert value(m, "taskbot_outbox_backlog") >= 1

@@ -46,14 +46,14 @@ async def settle(running: Running) -> None:
     dispatcher = running.container.dispatcher
     assert dispatcher is not None
     while True:
-        await running.container.service.background.idle()
+        await running.container.service.idle()
         await dispatcher.drain()
-        if not running.container.service.background.busy:
+        if not running.container.service.busy:
             return
 
 
 async def pending_approvals(running: Running) -> list[Any]:
-    async with running.container.uow(read_only=True) as uow:
+    async with running.container.uow_factory(read_only=True) as uow:
         return await uow.approvals.pending(10)
 
 
@@ -99,7 +99,7 @@ async def test_in_socket_mode_an_unsigned_post_reaches_nothing(
 
     (still,) = await pending_approvals(socket_app)
     assert still.status is ApprovalStatus.PENDING
-    async with socket_app.container.uow(read_only=True) as uow:
+    async with socket_app.container.uow_factory(read_only=True) as uow:
         assert await uow.tasks.history("U2", None, 10, 0) == []
     assert len(fake_slack.calls) == posts_before  # nothing was said to anyone
     status, body = await health(socket_app.port)
@@ -123,7 +123,7 @@ async def test_a_blank_app_token_runs_http_mode_with_signatures_checked(
         assert status == 401
         await settle(running)
         assert fake_slack.calls_to("apps.connections.open") == []
-        async with running.container.uow(read_only=True) as uow:
+        async with running.container.uow_factory(read_only=True) as uow:
             assert len(await uow.tasks.history("U1", None, 10, 0)) == 1
             assert await uow.tasks.history("U2", None, 10, 0) == []
         status, body = await health(running.port)
@@ -209,7 +209,7 @@ async def test_unsigned_stale_or_malformed_requests_get_401_and_one_log_line(
             assert refused[0].kind == "unverified" and refused[0].reason  # type: ignore[attr-defined]
             assert not any(r.exc_info for r in caplog.records)
             assert "Traceback" not in caplog.text
-    async with http_app.container.uow(read_only=True) as uow:
+    async with http_app.container.uow_factory(read_only=True) as uow:
         assert await uow.tasks.history("U1", None, 10, 0) == []
 
 

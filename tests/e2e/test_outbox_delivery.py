@@ -26,7 +26,7 @@ async def health(h: Harness) -> tuple[int, dict[str, Any]]:
 
 
 async def task_id_of(h: Harness, event_id: str) -> int:
-    async with h.running.container.uow() as uow:
+    async with h.running.container.uow_factory() as uow:
         session = uow.session
         return int(
             (
@@ -36,7 +36,7 @@ async def task_id_of(h: Harness, event_id: str) -> int:
 
 
 async def count_tasks(h: Harness) -> int:
-    async with h.running.container.uow() as uow:
+    async with h.running.container.uow_factory() as uow:
         session = uow.session
         return int((await session.execute(select(func.count()).select_from(TaskRow))).scalar_one())
 
@@ -151,7 +151,7 @@ async def test_acks_are_not_held_up_while_slack_keeps_failing(harness: Harness) 
     assert slack.pending_script("chat.postMessage"), "Slack should still be failing"
     assert not [c for c in slack.calls_to("chat.postMessage") if c.ok]
     # once the work is done every answer waits in the outbox (there is no "got it" post)
-    await harness.running.container.service.background.idle()
+    await harness.running.container.service.idle()
     status, body = await health(harness)
     assert status == 200 and body["outbox"]["undelivered"] >= 1 + len(envelopes)
 
@@ -174,7 +174,7 @@ async def test_a_slow_post_keeps_its_claim_so_no_other_sender_takes_it(harness: 
 
     # another process's sender, on the same database, finds nothing to take
     container = harness.running.container
-    async with container.uow() as uow:
+    async with container.uow_factory() as uow:
         stolen = await uow.outbox.claim_due(container.clock.now(), 10, 2)
     assert stolen == []
 

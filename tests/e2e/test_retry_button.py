@@ -7,7 +7,7 @@ import json
 
 from tests.e2e.api_helpers import make_flaky
 from tests.e2e.conftest import Harness
-from tests.e2e.test_approvals import _button
+from tests.e2e.test_approval_buttons import _button
 from tests.slackfake import payloads
 from tests.slackfake.server import Call
 

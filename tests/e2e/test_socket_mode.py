@@ -29,7 +29,7 @@ async def socket_app(tmp_path: Path, fake_slack: FakeSlack) -> AsyncIterator[Run
 async def settle(running: Running) -> None:
     dispatcher = running.container.dispatcher
     assert dispatcher is not None
-    await running.container.service.background.idle()
+    await running.container.service.idle()
     await dispatcher.drain()
 
 
@@ -76,7 +76,7 @@ async def test_the_http_api_is_served_in_socket_mode_too(socket_app: Running) ->
 
     from bot.api.auth import create_token
 
-    _id, token = await create_token(socket_app.container.uow, "U1", "test")
+    _id, token = await create_token(socket_app.container.uow_factory, "U1", "test")
     base = f"http://127.0.0.1:{socket_app.port}/api/v1"
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession() as session:

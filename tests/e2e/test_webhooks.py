@@ -10,15 +10,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
-from bot.api.auth import create_token
 from tests.e2e.api_helpers import Api
-from tests.e2e.conftest import Harness
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -68,13 +65,6 @@ async def receiver() -> AsyncIterator[Receiver]:
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"TASKBOT_WEBHOOK_SECRET": SECRET, "TASKBOT_WEBHOOK_ALLOW_PRIVATE": "true"}
-
-
-@pytest.fixture
-async def api(harness: Harness) -> AsyncIterator[Api]:
-    _id, token = await create_token(harness.running.container.uow, "U1", "test")
-    async with aiohttp.ClientSession() as session:
-        yield Api(harness, session, token)
 
 
 async def test_completion_webhook_is_signed_the_standard_webhooks_way(

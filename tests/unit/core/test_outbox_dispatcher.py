@@ -1,0 +1,236 @@
+"""The outbox dispatcher against real storage and a scripted fake front end."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import timedelta
+
+from core.notices import ApprovalNeeded, Destination, Notice, TaskFailed
+from core.outbox import OutboxDispatcher
+from core.policy import Policy
+from core.ports import Attempt, DeliveryError
+from core.records import ApprovalMessage
+from storage.uow import SqlUnitOfWorkFactory
+from tests.fakes import FakeClock
+from tests.unit.core.helpers import (
+    CHANNEL,
+    Recorder,
+    agent_registry,
+    approval,
+    approval_for,
+    make_service,
+    outbox,
+    submit_and_advance,
+)
+
+THREAD_A = Destination(channel="C1", thread_ts="1700000000.000100")
+THREAD_B = Destination(channel="C1", thread_ts="1700000000.000200")
+
+Script = Callable[[Notice, int], str | None]  # (notice, how many times tried before) → ts
+
+
+class FakeNotifier:
+    """Delivers notices into a list; `script` may raise DeliveryError to simulate Slack."""
+
+    def __init__(self, script: Script | None = None) -> None:
+        self.script = script
+        self.calls: list[Notice] = []
+        self.attempts: list[Attempt | None] = []
+        self.delivered: list[Notice] = []
+        self._tries: dict[str, int] = defaultdict(int)
+
+    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None:
+        self.calls.append(notice)
+        self.attempts.append(attempt)
+        key = _title(notice)
+        tried = self._tries[key]
+        self._tries[key] += 1
+        ts = self.script(notice, tried) if self.script else None
+        self.delivered.append(notice)
+        return ts or f"1700000999.{len(self.delivered):06d}"
+
+    def titles(self, dest: Destination | None = None) -> list[str]:
+        return [_title(n) for n in self.delivered if dest is None or n.destination == dest]
+
+
+def _title(notice: Notice) -> str:
+    return str(getattr(notice, "title", notice.kind))
+
+
+def note(dest: Destination, title: str) -> TaskFailed:
+    return TaskFailed(destination=dest, task_id=None, title=title, error="x")
+
+
+async def add(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, *notices: Notice) -> None:
+    async with uow_factory() as uow:
+        for n in notices:
+            await uow.outbox.add(n, clock.now())
+            clock.advance(0.001)
+
+
+async def test_transient_errors_are_retried_until_delivered_once(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    def flaky(notice: Notice, tried: int) -> str | None:
+        if tried < 2:
+            raise DeliveryError(f"timeout #{tried + 1}", permanent=False)
+        return None
+
+    notifier = FakeNotifier(flaky)
+    dispatcher = OutboxDispatcher(uow_factory, notifier, clock)
+    await add(uow_factory, clock, note(THREAD_A, "hello"))
+
+    assert await dispatcher.drain() == 0
+    (entry,) = await outbox(uow_factory)
+    assert (entry.status, entry.attempts, entry.last_error) == ("PENDING", 1, "timeout #1")
+    assert await dispatcher.drain() == 0  # the retry is not due yet
+    assert len(notifier.calls) == 1
+
+    clock.advance(600)
+    assert await dispatcher.drain() == 0
+    (entry,) = await outbox(uow_factory)
+    assert (entry.status, entry.attempts, entry.last_error) == ("PENDING", 2, "timeout #2")
+
+    clock.advance(600)
+    assert await dispatcher.drain() == 1
+    clock.advance(600)
+    assert await dispatcher.drain() == 0  # delivered means done
+
+    assert notifier.titles() == ["hello"]
+    assert len(notifier.calls) == 3
+    (entry,) = await outbox(uow_factory)
+    assert (entry.status, entry.attempts) == ("SENT", 2)
+    assert entry.message_ts == "1700000999.000001"
+    async with uow_factory() as uow:
+        assert await uow.outbox.backlog(clock.now()) == (0, None, 0)
+
+
+async def test_retry_after_is_honoured(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> None:
+    def rate_limited(notice: Notice, tried: int) -> str | None:
+        if tried == 0:
+            raise DeliveryError("ratelimited", permanent=False, retry_after=30)
+        return None
+
+    notifier = FakeNotifier(rate_limited)
+    dispatcher = OutboxDispatcher(uow_factory, notifier, clock)
+    await add(uow_factory, clock, note(THREAD_A, "hello"))
+    failed_at = clock.now()
+
+    await dispatcher.drain()
+    (entry,) = await outbox(uow_factory)
+    assert entry.next_attempt_at == failed_at + timedelta(seconds=30)
+
+    clock.advance(29.9)
+    assert await dispatcher.drain() == 0
+    assert len(notifier.calls) == 1  # not before now + Retry-After
+
+    clock.advance(0.1)
+    assert await dispatcher.drain() == 1
+    assert len(notifier.calls) == 2
+    assert notifier.titles() == ["hello"]
+
+
+async def test_permanent_error_marks_failed_without_retrying(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    def gone(notice: Notice, tried: int) -> str | None:
+        if _title(notice) == "doomed":
+            raise DeliveryError("channel_not_found", permanent=True)
+        return None
+
+    notifier = FakeNotifier(gone)
+    dispatcher = OutboxDispatcher(uow_factory, notifier, clock)
+    await add(uow_factory, clock, note(THREAD_A, "doomed"), note(THREAD_A, "next"))
+
+    await dispatcher.drain()
+    for _ in range(3):
+        clock.advance(3600)
+        await dispatcher.drain()
+
+    assert [_title(n) for n in notifier.calls].count("doomed") == 1
+    assert notifier.titles() == ["next"]  # a dead entry does not block its thread forever
+    doomed, nxt = await outbox(uow_factory)
+    assert (doomed.status, doomed.attempts, doomed.last_error) == ("FAILED", 1, "channel_not_found")
+    assert nxt.status == "SENT"
+    async with uow_factory() as uow:
+        pending, oldest, failed = await uow.outbox.backlog(clock.now())
+        failures = await uow.outbox.recent_failures(10)
+    assert (pending, oldest, failed) == (0, None, 1)
+    assert [(f["id"], f["kind"], f["error"]) for f in failures] == [
+        (doomed.id, "task_failed", "channel_not_found")
+    ]
+
+
+async def test_gives_up_after_max_attempts(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    def always_down(notice: Notice, tried: int) -> str | None:
+        raise DeliveryError("service_unavailable", permanent=False, retry_after=1)
+
+    notifier = FakeNotifier(always_down)
+    dispatcher = OutboxDispatcher(uow_factory, notifier, clock, max_attempts=3)
+    await add(uow_factory, clock, note(THREAD_A, "hello"))
+    for _ in range(6):
+        await dispatcher.drain()
+        clock.advance(5)
+
+    assert len(notifier.calls) == 3
+    (entry,) = await outbox(uow_factory)
+    assert (entry.status, entry.attempts) == ("FAILED", 3)
+
+
+async def test_order_is_kept_per_thread_while_an_entry_waits_for_a_retry(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    def first_fails_once(notice: Notice, tried: int) -> str | None:
+        if _title(notice) == "a1" and tried == 0:
+            raise DeliveryError("timeout", permanent=False, retry_after=10)
+        return None
+
+    notifier = FakeNotifier(first_fails_once)
+    dispatcher = OutboxDispatcher(uow_factory, notifier, clock)
+    await add(
+        uow_factory,
+        clock,
+        note(THREAD_A, "a1"),
+        note(THREAD_B, "b1"),
+        note(THREAD_A, "a2"),
+        note(THREAD_A, "a3"),
+        note(THREAD_B, "b2"),
+    )
+
+    await dispatcher.drain()
+    assert notifier.titles(THREAD_A) == []  # a2, a3 wait behind a1
+    assert notifier.titles(THREAD_B) == ["b1", "b2"]  # another thread is not held up
+
+    clock.advance(10)
+    await dispatcher.drain()
+    assert notifier.titles(THREAD_A) == ["a1", "a2", "a3"]
+    assert all(e.status == "SENT" for e in await outbox(uow_factory))
+
+
+async def test_approval_message_ts_is_stored_on_the_approval(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Each posted copy is recorded with where it went, so it can be replaced in place."""
+    policy = Policy(approvers=("UBOSS",), approval_channel="CAPPROVALS")
+    service = make_service(uow_factory, clock, agent_registry(Recorder()), policy)
+    purchase = await submit_and_advance(service, "buy 2 monitors for $300")
+    pending = await approval_for(uow_factory, purchase.id)
+    assert pending is not None and pending.message_ts is None
+
+    def slack(notice: Notice, tried: int) -> str | None:
+        return "1700000123.000456" if isinstance(notice, ApprovalNeeded) else None
+
+    notifier = FakeNotifier(slack)
+    await OutboxDispatcher(uow_factory, notifier, clock).drain()
+
+    assert any(isinstance(n, ApprovalNeeded) for n in notifier.delivered)
+    async with uow_factory() as uow:
+        copies = await uow.approvals.messages(pending.id)
+    assert copies == [ApprovalMessage(pending.id, "CAPPROVALS", "1700000123.000456", None)]
+    stored = await approval(uow_factory, pending.id)
+    assert stored.channel == CHANNEL  # still the requester's conversation
+    (entry,) = await outbox(uow_factory, ApprovalNeeded)
+    assert (entry.status, entry.message_ts) == ("SENT", "1700000123.000456")
