@@ -12,6 +12,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners import deny_reason, full_text
+from bot.listeners.clicked import clicked
 from bot.listeners.later import answer_later
 from bot.views import escape, mention
 from core.approvals import Decision, DecisionOutcome, DecisionResult
@@ -58,11 +59,8 @@ def register(app: AsyncApp, service: TaskService) -> None:
         context: AsyncBoltContext,
     ) -> None:
         user = body["user"]["id"]
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-        message_ts = container.get("message_ts") or message.get("ts")
-        thread_ts = message.get("thread_ts") or message_ts
+        where = clicked(body, context)
+        channel, message_ts, thread_ts = where.channel, where.message_ts, where.thread_ts
         decision = Decision.APPROVE if action["action_id"].endswith("approve") else Decision.DENY
         value = str(action.get("value", ""))
         if not value.isdigit():

@@ -13,6 +13,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.listeners.clicked import clicked
 from bot.listeners.later import answer_later
 from bot.views.approval import (
     DENY_ACTION,
@@ -51,10 +52,8 @@ def register(app: AsyncApp, service: TaskService) -> None:
     ) -> None:
         await ack()
         user = body["user"]["id"]
-        container = body.get("container") or {}
-        channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-        message_ts = container.get("message_ts")
-        thread_ts = (body.get("message") or {}).get("thread_ts") or message_ts
+        where = clicked(body, context)
+        channel, message_ts, thread_ts = where.channel, where.message_ts, where.thread_ts
         value = str(action.get("value", ""))
         if not value.isdigit():
             if channel:

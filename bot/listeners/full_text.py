@@ -10,6 +10,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.listeners.clicked import clicked
 from bot.listeners.later import answer_later
 from bot.views.escape import escape
 from bot.views.full_text import FULL_TEXT_ACTION, full_text_modal
@@ -29,9 +30,8 @@ def register(app: AsyncApp, service: TaskService) -> None:
     ) -> None:
         await ack()
         user = body["user"]["id"]
-        container = body.get("container") or {}
-        channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-        thread_ts = (body.get("message") or {}).get("thread_ts") or container.get("message_ts")
+        where = clicked(body, context)
+        channel, thread_ts = where.channel, where.thread_ts
         value = str(action.get("value", ""))
         task = None
         if channel and value.isdigit() and len(value) <= 9:
