@@ -4,6 +4,7 @@ Slack signature over its raw body before anything reads that body as JSON or a f
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
@@ -12,6 +13,9 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
+
+#: ASCII digits only (str.isdigit() admits "²", which int() refuses), and few of them
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 #: how old a signed request may be (Slack's own rule: five minutes)
 MAX_AGE_SECONDS = 60 * 5
@@ -23,7 +27,7 @@ def unsigned_problem(
     secret: str, body: bytes, timestamp: str, signature: str, now: float
 ) -> str | None:
     """Why a request is not a genuine, fresh request from Slack; None when it is."""
-    if not timestamp.strip().isdigit():
+    if not _UNIX_SECONDS.fullmatch(timestamp.strip()):
         return "missing or non-numeric X-Slack-Request-Timestamp"
     if not signature:
         return "missing X-Slack-Signature"

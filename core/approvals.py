@@ -110,10 +110,8 @@ class Approvals:
                 copy = ApprovalMessage(approval.id, channel, message_ts)
                 await record_copy(uow, self._clock, copy)
             current = self._policy.approvers_for(approval.requester)
-            if approval.status is not ApprovalStatus.PENDING:
-                return DecisionOutcome(DecisionResult.ALREADY_DECIDED, approval, None, current)
-            if now >= approval.expires_at:
-                return await self._expire(uow, approval, current)
+            # Rights first: someone who may not decide learns nothing of the approval's
+            # state (who decided it) and cannot be the one whose click expires it.
             if not self._policy.may_approve(user, approval.requester, external=external):
                 return DecisionOutcome(
                     DecisionResult.NOT_ALLOWED,
@@ -122,6 +120,10 @@ class Approvals:
                     current,
                     own_request=user == approval.requester,
                 )
+            if approval.status is not ApprovalStatus.PENDING:
+                return DecisionOutcome(DecisionResult.ALREADY_DECIDED, approval, None, current)
+            if now >= approval.expires_at:
+                return await self._expire(uow, approval, current)
             status = (
                 ApprovalStatus.APPROVED if decision is Decision.APPROVE else ApprovalStatus.DENIED
             )
@@ -145,11 +147,11 @@ class Approvals:
         if approval is None:
             return DecisionOutcome(DecisionResult.NOT_FOUND)
         current = self._policy.approvers_for(approval.requester)
-        if approval.status is not ApprovalStatus.PENDING:
-            return DecisionOutcome(DecisionResult.ALREADY_DECIDED, approval, None, current)
         if not self._policy.may_approve(user, approval.requester, external=external):
             own = user == approval.requester
             return DecisionOutcome(DecisionResult.NOT_ALLOWED, approval, None, current, own)
+        if approval.status is not ApprovalStatus.PENDING:
+            return DecisionOutcome(DecisionResult.ALREADY_DECIDED, approval, None, current)
         return None
 
     async def _expire(

@@ -70,20 +70,44 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     limit = _container(request).settings.api_max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"The request body is over {limit} bytes.")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise ApiError(413, "too_large", f"The request body is over {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    # to the end of the stream: one read() returns only what has arrived so far
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"The request body is over {limit} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         if model is _Empty:
             return _Empty()
         raise ApiError(400, "bad_json", "Send a JSON object as the request body.")
     try:
-        parsed = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        parsed = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "bad_json", "The request body is not valid JSON.") from exc
+    if _has_nul(parsed):
+        raise ApiError(400, "bad_json", "The request body contains a NUL character.")
     if not isinstance(parsed, dict):
         raise ApiError(400, "bad_json", "The request body must be a JSON object.")
     return model.model_validate(parsed)
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity: Python reads them, JSON (and PostgreSQL) does not."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _has_nul(value: Any) -> bool:
+    """PostgreSQL stores no NUL in text or JSON; refused here rather than failing there."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _query(request: web.Request, model: type[BaseModel]) -> Any:
