@@ -77,6 +77,20 @@ async def ask_in_dm(h: Harness, text: str = "buy 2 monitors for $300", user: str
     return str(envelope["event"]["ts"])
 
 
+async def asked_in_approval_channel(
+    apps: list[Harness], tmp_path: Path, slack: FakeSlack, members: set[str], approvers: str
+) -> tuple[Harness, str, dict[str, Any]]:
+    """An app whose approvals go to CAPPROVALS (with `members`); U1 asks in their DM.
+    Returns the app, U1's thread and the one approval message."""
+    slack.add_channel("CAPPROVALS", members)
+    h = await app(
+        apps, tmp_path, slack, TASKBOT_APPROVERS=approvers, TASKBOT_APPROVAL_CHANNEL="CAPPROVALS"
+    )
+    thread = await ask_in_dm(h)
+    (message,) = approval_copies(slack)
+    return h, thread, message
+
+
 async def ask_in_channel(
     h: Harness, channel: str, text: str = "buy 2 monitors for $300", user: str = "U1"
 ) -> str:
@@ -240,16 +254,9 @@ async def test_a_channel_purchase_reaches_an_approver_who_is_not_in_the_channel(
 async def test_with_an_approval_channel_one_message_goes_there_and_is_updated(
     apps: list[Harness], tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
-    fake_slack.add_channel("CAPPROVALS", {"UA1", "UA2"})
-    h = await app(
-        apps,
-        tmp_path,
-        fake_slack,
-        TASKBOT_APPROVERS="UA1,UA2",
-        TASKBOT_APPROVAL_CHANNEL="CAPPROVALS",
+    h, thread, message = await asked_in_approval_channel(
+        apps, tmp_path, fake_slack, {"UA1", "UA2"}, "UA1,UA2"
     )
-    thread = await ask_in_dm(h)
-    (message,) = approval_copies(fake_slack)
     assert message["channel"] == "CAPPROVALS" and has_buttons(message)
     assert "<@UA1>" in message["text"] and "<@UA2>" in message["text"]  # mentioned: notified
     assert fake_slack.calls_to("conversations.open") == [] or all(
@@ -271,16 +278,9 @@ async def test_with_an_approval_channel_one_message_goes_there_and_is_updated(
 async def test_the_requester_cannot_approve_their_own_purchase(
     apps: list[Harness], tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
-    fake_slack.add_channel("CAPPROVALS", {"U1", "UA1"})
-    h = await app(
-        apps,
-        tmp_path,
-        fake_slack,
-        TASKBOT_APPROVERS="U1,UA1",
-        TASKBOT_APPROVAL_CHANNEL="CAPPROVALS",
+    h, _thread, message = await asked_in_approval_channel(
+        apps, tmp_path, fake_slack, {"U1", "UA1"}, "U1,UA1"
     )
-    await ask_in_dm(h)
-    (message,) = approval_copies(fake_slack)
     assert "<@UA1>" in message["text"] and "<@U1>" not in message["text"].split(" asks ")[-1]
     updates = len(fake_slack.calls_to("chat.update"))
 
@@ -409,16 +409,9 @@ async def test_a_click_on_a_copy_posted_before_a_crash_counts(
 async def test_double_click_changes_nothing_and_says_who_decided(
     apps: list[Harness], tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
-    fake_slack.add_channel("CAPPROVALS", {"UA1", "UA2"})
-    h = await app(
-        apps,
-        tmp_path,
-        fake_slack,
-        TASKBOT_APPROVERS="UA1,UA2",
-        TASKBOT_APPROVAL_CHANNEL="CAPPROVALS",
+    h, _thread, message = await asked_in_approval_channel(
+        apps, tmp_path, fake_slack, {"UA1", "UA2"}, "UA1,UA2"
     )
-    await ask_in_dm(h)
-    (message,) = approval_copies(fake_slack)
     payload_a = fake_slack.click("CAPPROVALS", message["ts"], APPROVE, "UA1")
     payload_b = fake_slack.click("CAPPROVALS", message["ts"], DENY, "UA2")  # same old buttons
     assert (await h.sender.interaction(payload_a)).status == 200
@@ -455,16 +448,9 @@ async def test_a_button_naming_an_unknown_approval_changes_nothing(
 async def test_a_refusal_is_acked_before_the_slow_web_api_answers(
     apps: list[Harness], tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
-    fake_slack.add_channel("CAPPROVALS", {"UA1", "UOTHER"})
-    h = await app(
-        apps,
-        tmp_path,
-        fake_slack,
-        TASKBOT_APPROVERS="UA1",
-        TASKBOT_APPROVAL_CHANNEL="CAPPROVALS",
+    h, _thread, message = await asked_in_approval_channel(
+        apps, tmp_path, fake_slack, {"UA1", "UOTHER"}, "UA1"
     )
-    await ask_in_dm(h)
-    (message,) = approval_copies(fake_slack)
     hold = Hold(asyncio.Event())
     fake_slack.script("chat.postEphemeral", [hold])
     payload = fake_slack.click("CAPPROVALS", message["ts"], APPROVE, "UOTHER")
