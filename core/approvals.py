@@ -22,13 +22,15 @@ from core.approval_routing import (
 from core.audit import audit
 from core.budget import Budgets
 from core.clock import Clock
-from core.executor import destination_of
-from core.notices import ApprovalDecided, Notice, TaskCancelled, TaskRejected
+from core.notices import ApprovalDecided, Notice, TaskCancelled, TaskRejected, destination_of
 from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Approval, ApprovalMessage, TaskChanges
 from core.states import ApprovalStatus, TaskStatus, transition
 from core.status import write_status
+
+#: a denial's reason short enough to read in a thread reply and an audit row
+DENY_REASON_MAX = 500
 
 
 class Decision(Enum):

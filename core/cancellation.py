@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from core.approvals import Approvals
 from core.clock import Clock
-from core.executor import destination_of, flag_task, outcome_reference
-from core.notices import TaskCancelled
+from core.executor import flag_task, outcome_reference
+from core.notices import TaskCancelled, destination_of
 from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges

@@ -32,7 +32,7 @@ from core.budget import Budgets
 from core.clock import Clock
 from core.jsonsafe import NotStorable, storable_result
 from core.money import format_money
-from core.notices import Destination, TaskFailed, TaskFinished
+from core.notices import TaskFailed, TaskFinished, destination_of
 from core.policy import NO_APPROVERS, Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import LedgerEntry, Task, TaskChanges
@@ -56,12 +56,6 @@ class Gate(Enum):
     READY = "ready"
     WAITING = "waiting"
     REFUSED = "refused"
-
-
-def destination_of(task: Task) -> Destination:
-    if not task.conversation.channel:  # submitted over the HTTP API: tell the requester by DM
-        return Destination(user=task.requester)
-    return Destination(channel=task.conversation.channel, thread_ts=task.conversation.thread_ts)
 
 
 async def fail_task(

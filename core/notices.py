@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from core.agents.base import AgentResult
+from core.records import Task
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,14 @@ class Destination:
     @property
     def key(self) -> str:
         return f"{self.channel or '@' + (self.user or '')}:{self.thread_ts or ''}"
+
+
+def destination_of(task: Task) -> Destination:
+    """The task's thread; a request submitted over the HTTP API has none, so its
+    requester is told in their DM with the bot."""
+    if not task.conversation.channel:
+        return Destination(user=task.requester)
+    return Destination(channel=task.conversation.channel, thread_ts=task.conversation.thread_ts)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,17 @@ from core.audit import audit
 from core.background import Background
 from core.budget import Budgets
 from core.clock import Clock
-from core.executor import SYSTEM, Gate, Sleep, TaskExecutor, destination_of
+from core.executor import SYSTEM, Gate, Sleep, TaskExecutor
 from core.intents import IntentParser, NotUnderstood, printable
 from core.money import format_money
-from core.notices import Destination, PlanStep, RequestAccepted, RequestFinished, RequestRefused
+from core.notices import (
+    Destination,
+    PlanStep,
+    RequestAccepted,
+    RequestFinished,
+    RequestRefused,
+    destination_of,
+)
 from core.planner import Plan, plan
 from core.policy import Policy
 from core.ports import TaskCursor, UnitOfWork, UnitOfWorkFactory, cursor_of

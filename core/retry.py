@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from core.agents.registry import AgentRegistry
 from core.clock import Clock
-from core.executor import destination_of
-from core.notices import TaskRetried
+from core.notices import TaskRetried, destination_of
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges
 from core.states import TaskStatus, transition

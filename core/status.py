@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core.clock import Clock
-from core.notices import Destination, RequestStatus, StepState
+from core.notices import RequestStatus, StepState, destination_of
 from core.ports import UnitOfWork
 from core.records import Task
 from core.states import ApprovalStatus, TaskStatus
@@ -45,9 +45,7 @@ async def write_status(
     if not root.status.terminal and waits:
         status = WAITING
     snapshot = RequestStatus(
-        destination=Destination(
-            channel=root.conversation.channel, thread_ts=root.conversation.thread_ts
-        ),
+        destination=destination_of(root),
         task_id=root.id,
         requester=root.requester,
         title=root.title,

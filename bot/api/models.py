@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from core.approvals import DENY_REASON_MAX
 from core.states import ApprovalStatus, TaskStatus
 
 
@@ -105,6 +106,12 @@ class ApprovalPage(BaseModel):
 
 class ApprovalListQuery(_Strict):
     status: Literal["pending"] = "pending"
+
+
+class DenyBody(_Strict):
+    """Why, sent back to the requester and kept in the audit log (the Slack form asks too)."""
+
+    reason: str | None = Field(None, min_length=1, max_length=DENY_REASON_MAX)
 
 
 class DecisionOut(BaseModel):

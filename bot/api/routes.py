@@ -80,8 +80,8 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
-        if model is _Empty:
-            return _Empty()
+        if model is _Empty or model is m.DenyBody:
+            return model()
         raise ApiError(400, "bad_json", "Send a JSON object as the request body.")
     try:
         parsed = json.loads(raw, parse_constant=_not_json)
@@ -321,10 +321,13 @@ _DECISION_STATUS = {
 def _decide(decision: Decision) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         user = await _user(request)
-        await _body(request, _Empty)
+        body = await _body(request, m.DenyBody if decision is Decision.DENY else _Empty)
+        reason = (getattr(body, "reason", None) or "").strip()
         # The same core decision the Slack buttons make: same rules, same audit, and the
         # same ApprovalDecided notice, which updates the Slack approval message in place.
-        outcome = await _container(request).service.decide(_path_id(request), user, decision)
+        outcome = await _container(request).service.decide(
+            _path_id(request), user, decision, reason=reason
+        )
         if outcome.result is not DecisionResult.DECIDED or outcome.approval is None:
             status, code = _DECISION_STATUS.get(outcome.result, (409, "not_decided"))
             raise ApiError(status, code, outcome.message)
@@ -393,8 +396,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "POST",
         f"/approvals/{ROUTE_ID}/deny",
         _decide(Decision.DENY),
-        "Deny",
+        "Deny, optionally saying why",
         m.DecisionOut,
+        body=m.DenyBody,
         errors=(401, 403, 404, 409, 422),
     ),
 )

@@ -207,6 +207,38 @@ async def test_approve_over_the_api_updates_the_slack_message(api: Api) -> None:
     assert status == 404
 
 
+async def test_a_denial_over_the_api_can_say_why_and_the_requester_reads_it(api: Api) -> None:
+    """The Slack form asks the approver why; the API takes the same reason, checked the
+    same way, and the requester's thread and the audit log both carry it."""
+    created = await api.submit("buy 2 monitors for $300")
+    await api.harness.settle()
+    # no thread to update: the living status message is in the requester's DM
+    requester_dm = api.harness.slack.dm_channel_for("U1")
+    (_status_post,) = [
+        c
+        for c in api.harness.posts()
+        if c.response["channel"] == requester_dm and "status:cancel" in json.dumps(c.params)
+    ]
+    approver = await api.as_user("UAPPROVER")
+    _s, pending, _ = await approver.call("GET", "/approvals")
+    deny = f"/approvals/{pending['approvals'][0]['id']}/deny"
+    for bad in ({"reason": ""}, {"reason": "x" * 501}, {"reason": 5}, {"why": "no"}):
+        status, body, _ = await approver.call("POST", deny, bad)
+        assert status == 422 and body["error"]["code"] == "invalid_request", (bad, body)
+    approve = deny.replace("/deny", "/approve")
+    status, body, _ = await approver.call("POST", approve, {"reason": "fine"})
+    assert status == 422, body  # approving takes no reason: nothing is decided
+    status, body, _ = await approver.call("POST", deny, {"reason": "  Over the team budget  "})
+    assert status == 200 and body["approval"]["status"] == "DENIED", body
+    await api.harness.settle()
+
+    task = await api.task(created["id"])
+    assert task["status"] == "REJECTED"
+    assert any("Over the team budget" in json.dumps(a) for a in task["audit"]), task["audit"]
+    told = api.harness.posts(lambda c: "Over the team budget" in json.dumps(c.params))
+    assert told, "the requester is told why"
+
+
 async def test_a_purchase_submitted_over_the_api_is_approved_with_the_slack_button(
     api: Api,
 ) -> None:
