@@ -22,6 +22,7 @@ from core.notices import (
     TaskCancelled,
     TaskFailed,
     TaskFinished,
+    TaskNeedsAttention,
     TaskRejected,
     WebhookEvent,
 )
@@ -31,6 +32,8 @@ from core.task_view import task_view
 
 COMPLETED, FAILED, CANCELLED = "task.completed", "task.failed", "task.cancelled"
 APPROVAL_REQUESTED = "approval.requested"
+#: an order was placed but its outcome could not be recorded: a person must check it
+NEEDS_ATTENTION = "task.needs_attention"
 
 #: a request's final status → its event (a denied request failed: nobody cancelled it)
 _ENDINGS = {
@@ -59,7 +62,9 @@ class WebhookEmitter:
     async def __call__(self, uow: WebhookUnitOfWork, notices: Sequence[Notice]) -> None:
         emitted: set[tuple[int, str]] = set()
         for notice in notices:
-            if notice.task_id is None or not isinstance(notice, (ApprovalNeeded, *_ENDING_NOTICES)):
+            if notice.task_id is None or not isinstance(
+                notice, (ApprovalNeeded, TaskNeedsAttention, *_ENDING_NOTICES)
+            ):
                 continue
             task = await uow.tasks.get(notice.task_id)
             if task is None:
@@ -69,6 +74,8 @@ class WebhookEmitter:
                 continue
             if isinstance(notice, ApprovalNeeded):
                 event = APPROVAL_REQUESTED
+            elif isinstance(notice, TaskNeedsAttention):
+                event = NEEDS_ATTENTION
             elif root.status in _ENDINGS:
                 event = _ENDINGS[root.status]
             else:

@@ -26,7 +26,7 @@ class TaskCreate(_Strict):
     webhook_url: HttpUrl | None = Field(
         None,
         description="Receives task.completed / task.failed / task.cancelled / "
-        "approval.requested, signed the Standard Webhooks way.",
+        "approval.requested / task.needs_attention, signed the Standard Webhooks way.",
     )
 
 

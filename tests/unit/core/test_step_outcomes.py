@@ -25,10 +25,12 @@ from core.notices import (
     TaskFailed,
     TaskFinished,
     TaskNeedsAttention,
+    WebhookEvent,
 )
 from core.policy import Policy
 from core.service import TaskService
 from core.states import TaskStatus
+from core.webhooks import WebhookEmitter
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
 from tests.unit.core.faults import Faults, RecordedSleep, ScriptedAgent
@@ -297,12 +299,15 @@ async def test_an_unstorable_purchase_result_needs_attention_with_its_reference(
     buyer.estimate_cost_cents = lambda params: int(params["amount_cents"])  # type: ignore[method-assign]
     registry = agent_registry(recorder)
     registry.register(buyer, replace=True)  # type: ignore[arg-type]
+    uow_factory.before_commit_with_notices(WebhookEmitter(clock, "https://hooks.example/x"))
     service = build_service(uow_factory, registry, POLICY, clock)
     buy_id = await approve_purchase(service, uow_factory)
     await service.idle()
 
     flagged = await task(uow_factory, buy_id)
     assert flagged.status is S.NEEDS_ATTENTION
+    events = [e.event_type for e in await notices(uow_factory, WebhookEvent)]
+    assert events == ["approval.requested", "task.needs_attention"]  # once, not per approver
     told, *to_approvers = await notices(uow_factory, TaskNeedsAttention)
     assert not told.for_approvers  # the requester's thread first
     assert [(n.destination, n.for_approvers) for n in to_approvers] == [
