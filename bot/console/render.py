@@ -70,7 +70,7 @@ def _approval_needed(notice: ApprovalNeeded) -> str:
         f"Approval needed for #{notice.task_id} {notice.title}: "
         f"{format_money(notice.amount_cents, notice.currency)} requested by {notice.requester}"
         f" ({format_money(notice.remaining_cents, notice.currency)} left this month). "
-        f"Approvers: {', '.join(notice.approvers)}.\n  [a]pprove / [d]eny"
+        f"Approvers: {', '.join(notice.approvers)}.\n  [a]pprove / [d]eny (d <why> says why)"
     )
 
 

@@ -9,7 +9,7 @@ from typing import TextIO
 from bot.console.render import render_notice, render_tasks_result
 from bot.container import Container
 from bot.views.status import folded_into_status
-from core.approvals import Decision
+from core.approvals import DENY_REASON_MAX, Decision
 from core.notices import ApprovalDecided, ApprovalNeeded, Notice, RequestStatus
 from core.orchestrator import Request
 from core.ports import Attempt
@@ -19,8 +19,9 @@ from core.tasks_command import parse_tasks_command
 HELP = """Type a request, for example:
   research best laptops and draft email to john@example.com
   buy 2 monitors for $300
-Then: a / d to approve or deny the newest approval, /tasks [pending|failed|completed|<id>|
-cancel <id>|retry <id>|budget|help] for your history, quit to leave."""
+Then: a to approve the newest approval, d [why] to deny it (saying why),
+/tasks [pending|failed|completed|<id>|cancel <id>|retry <id>|budget|help] for your
+history, quit to leave."""
 
 
 class ConsoleNotifier:
@@ -76,8 +77,9 @@ class Console:
             return False
         if text.lower() in ("help", "?"):
             self.say(HELP)
-        elif text.lower() in ("a", "approve", "d", "deny"):
-            await self._decide(Decision.APPROVE if text.lower()[0] == "a" else Decision.DENY)
+        elif (verb := text.split(maxsplit=1)[0].lower()) in ("a", "approve", "d", "deny"):
+            reason = text[len(verb) :].strip()
+            await self._decide(Decision.APPROVE if verb[0] == "a" else Decision.DENY, reason)
         elif text.lower().startswith("/tasks"):
             await self._tasks(text[len("/tasks") :])
         else:
@@ -87,12 +89,19 @@ class Console:
         await self.settle()
         return True
 
-    async def _decide(self, decision: Decision) -> None:
+    async def _decide(self, decision: Decision, reason: str) -> None:
+        """`d <why>` denies saying why, as the Slack form asks; `a` takes no reason."""
         if not self._notifier.open_approvals:
             self.say("Nothing is waiting for approval.")
             return
+        if reason and decision is Decision.APPROVE:
+            self.say("Approving takes no reason: type `a` alone.")
+            return
+        if len(reason) > DENY_REASON_MAX:
+            self.say(f"Please keep the reason under {DENY_REASON_MAX} characters.")
+            return
         approval_id = self._notifier.open_approvals.pop()
-        outcome = await self._c.service.decide(approval_id, self._approver, decision)
+        outcome = await self._c.service.decide(approval_id, self._approver, decision, reason=reason)
         self.say(outcome.message)
 
     async def _tasks(self, args: str) -> None:

@@ -103,3 +103,14 @@ def test_serve_without_a_slack_token_explains_what_to_do(tmp_path: Path) -> None
     assert "SLACK_BOT_TOKEN" in done.stderr
     assert "taskbot console" in done.stderr
     assert len(done.stderr.strip().splitlines()) <= 3, done.stderr
+
+
+def test_a_console_denial_says_why_and_the_requester_reads_it(tmp_path: Path) -> None:
+    script = "buy 2 monitors for $300\na fine by me\nd Over the team budget this month\n"
+    done = _run(["-c", "from bot.cli import main; main(['console'])"], tmp_path, stdin=script)
+    assert done.returncode == 0, done.stderr
+    replies = _replies(done.stdout)
+    _one(replies, "Approving takes no reason")  # nothing decided by `a <words>`
+    _, denied = _one(replies, "Denied by")
+    assert "Over the team budget this month" in denied, denied
+    assert not [r for r in replies if "Purchase order PO-" in r]
