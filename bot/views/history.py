@@ -224,7 +224,7 @@ HELP_REQUESTS = (
     "buy a monitor arm for $120",
 )
 HELP_COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("/tasks",), "your recent requests, those waiting for approval first"),
+    (("/tasks",), "your recent requests, newest first (`/tasks pending` for all still open)"),
     (("/tasks pending", "/tasks failed", "/tasks completed"), "only those"),
     (("/tasks 5",), "request 5 in detail, with its steps and full result"),
     (("/tasks cancel 5",), "cancel request 5 if it hasn't finished"),
