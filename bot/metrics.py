@@ -39,66 +39,64 @@ ACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.events_received = Counter(
-            "taskbot_events_received",
-            "Slack requests received (events, commands, clicks)",
-            ["kind"],
-            registry=r,
+        self.events_received = self._counter(
+            "taskbot_events_received", "Slack requests received (events, commands, clicks)", "kind"
         )
-        self.events_acked = Counter(
-            "taskbot_events_acked", "Slack requests answered with HTTP 200", ["kind"], registry=r
+        self.events_acked = self._counter(
+            "taskbot_events_acked", "Slack requests answered with HTTP 200", "kind"
         )
-        self.events_deduplicated = Counter(
+        self.events_deduplicated = self._counter(
             "taskbot_events_deduplicated",
             "Slack event deliveries recognised as already accepted (retries)",
-            ["kind"],
-            registry=r,
+            "kind",
         )
         self.ack_latency = Histogram(
             "taskbot_ack_latency_seconds",
             "Time from receiving a Slack request to the ack (listener work included)",
             ["kind"],
             buckets=ACK_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
-        self.transitions = Counter(
+        self.transitions = self._counter(
             "taskbot_task_transitions",
             "Committed task status changes, by the status entered",
-            ["status"],
-            registry=r,
+            "status",
         )
-        self.web_api_errors = Counter(
+        self.web_api_errors = self._counter(
             "taskbot_slack_api_errors",
             "Slack Web API calls that failed, by method and error code",
-            ["method", "error"],
-            registry=r,
+            "method",
+            "error",
         )
-        self.job_runs = Counter(
-            "taskbot_job_runs", "Scheduled job runs this process performed", ["job"], registry=r
+        self.job_runs = self._counter(
+            "taskbot_job_runs", "Scheduled job runs this process performed", "job"
         )
-        self.job_failures = Counter(
-            "taskbot_job_failures", "Scheduled job runs that raised", ["job"], registry=r
+        self.job_failures = self._counter(
+            "taskbot_job_failures", "Scheduled job runs that raised", "job"
         )
-        self.outbox_backlog = Gauge(
-            "taskbot_outbox_backlog", "Replies written but not yet delivered", registry=r
+        self.outbox_backlog = self._gauge(
+            "taskbot_outbox_backlog", "Replies written but not yet delivered"
         )
-        self.outbox_oldest_age = Gauge(
-            "taskbot_outbox_oldest_age_seconds",
-            "Age of the oldest undelivered reply (0 when none)",
-            registry=r,
+        self.outbox_oldest_age = self._gauge(
+            "taskbot_outbox_oldest_age_seconds", "Age of the oldest undelivered reply (0 when none)"
         )
-        self.outbox_failed = Gauge(
-            "taskbot_outbox_failed", "Replies given up on (permanent errors)", registry=r
+        self.outbox_failed = self._gauge(
+            "taskbot_outbox_failed", "Replies given up on (permanent errors)"
         )
-        self.approvals_pending = Gauge(
-            "taskbot_approvals_pending", "Approvals waiting for a decision", registry=r
+        self.approvals_pending = self._gauge(
+            "taskbot_approvals_pending", "Approvals waiting for a decision"
         )
-        self.database_up = Gauge(
-            "taskbot_database_up", "1 when the last scrape could read the database", registry=r
+        self.database_up = self._gauge(
+            "taskbot_database_up", "1 when the last scrape could read the database"
         )
         for status in TaskStatus:
             self.transitions.labels(status.value)
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def _gauge(self, name: str, documentation: str) -> Gauge:
+        return Gauge(name, documentation, registry=self.registry)
 
     def watch_webhooks(self, container: Container) -> None:
         """Count webhook deliveries (delivered, retried, given up) as the sender counts them."""

@@ -13,7 +13,15 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import log_safety
-from bot.listeners import approvals, messages, retry, status, tasks_command
+from bot.listeners import (
+    approvals,
+    deny_reason,
+    full_text,
+    messages,
+    retry,
+    status,
+    tasks_command,
+)
 from bot.metrics import Metrics, WebApiErrors
 from bot.settings import Settings
 from core.service import TaskService
@@ -124,6 +132,8 @@ def build_app(
     app.metrics = metrics or Metrics()
     messages.register(app, service)
     approvals.register(app, service)
+    deny_reason.register(app, service)
+    full_text.register(app, service)
     tasks_command.register(app, service)
     retry.register(app, service)
     status.register(app, service)

@@ -144,23 +144,17 @@ class SlackNotifier:
         cursor: str | None = None
         try:
             for _page in range(LOOKUP_PAGES):
+                page: dict[str, Any] = {
+                    "channel": channel,
+                    "oldest": oldest,
+                    "include_all_metadata": True,
+                    "limit": LOOKUP_PAGE,
+                    "cursor": cursor,
+                }
                 if thread_ts:
-                    response = await self._client.conversations_replies(
-                        channel=channel,
-                        ts=thread_ts,
-                        oldest=oldest,
-                        include_all_metadata=True,
-                        limit=LOOKUP_PAGE,
-                        cursor=cursor,
-                    )
+                    response = await self._client.conversations_replies(ts=thread_ts, **page)
                 else:
-                    response = await self._client.conversations_history(
-                        channel=channel,
-                        oldest=oldest,
-                        include_all_metadata=True,
-                        limit=LOOKUP_PAGE,
-                        cursor=cursor,
-                    )
+                    response = await self._client.conversations_history(**page)
                 for message in response.get("messages") or []:
                     if _is_entry(message, notice, attempt.entry):
                         return str(message["ts"])

@@ -1,27 +1,16 @@
-"""Approve/Deny clicks: authorized from the signed payload, decided before the ack,
-answered (ephemeral refusals) after it."""
+"""Approve clicks: authorized from the signed payload, decided before the ack,
+answered (ephemeral refusals) after it. Deny… opens a reason modal first
+(bot/listeners/deny_reason.py)."""
 
 from __future__ import annotations
 
-import logging
-import re
-from typing import Any
+from slack_bolt.async_app import AsyncApp
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.web.async_client import AsyncWebClient
-
-from bot.listeners import deny_reason, full_text
-from bot.listeners.clicked import clicked
-from bot.listeners.later import answer_later
+from bot.listeners.clicked import Click, on_click
 from bot.views import escape, mention
+from bot.views.buttons import ApproveButton
 from core.approvals import Decision, DecisionOutcome, DecisionResult
 from core.service import TaskService
-
-log = logging.getLogger(__name__)
-
-#: Deny… opens a reason modal first (bot/listeners/deny_reason.py)
-ACTION = re.compile(r"^approval:approve$")
 
 
 def refusal_text(outcome: DecisionOutcome) -> str:
@@ -39,50 +28,20 @@ def refusal_text(outcome: DecisionOutcome) -> str:
     return escape(outcome.message)
 
 
-def is_external(body: dict[str, Any]) -> bool:
-    """The clicking user belongs to another workspace or organisation (a shared channel)."""
-    user_team = (body.get("user") or {}).get("team_id")
-    team = (body.get("team") or {}).get("id")
-    return bool(user_team and team and user_team != team)
-
-
 def register(app: AsyncApp, service: TaskService) -> None:
-    deny_reason.register(app, service)
-    full_text.register(app, service)
-
-    @app.action(ACTION)
-    async def on_decision(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        client: AsyncWebClient,
-        context: AsyncBoltContext,
-    ) -> None:
-        user = body["user"]["id"]
-        where = clicked(body, context)
-        channel, message_ts, thread_ts = where.channel, where.message_ts, where.thread_ts
-        decision = Decision.APPROVE if action["action_id"].endswith("approve") else Decision.DENY
-        value = str(action.get("value", ""))
-        if not value.isdigit():
-            context["outcome"] = "invalid"
-            await ack()
-            if channel:
-                text = "That button is not valid any more."
-                answer_later(service, client, channel, user, text, thread_ts)
-            return
+    @on_click(app, service, ApproveButton, decides_before_ack=True)
+    async def on_approve(click: Click, button: ApproveButton) -> str | None:
         # The button only names the approval: who may decide, and whether it is still
         # open, is judged from the database and the current configuration.
         outcome = await service.decide(
-            int(value),
-            user,
-            decision,
-            channel=channel,
-            message_ts=message_ts,
-            external=is_external(body),
+            button.approval_id,
+            click.user,
+            Decision.APPROVE,
+            channel=click.channel,
+            message_ts=click.message_ts,
+            external=click.external,
         )
-        context["outcome"] = outcome.result.value
+        click.outcome(outcome.result.value)
         if outcome.approval is not None:
-            context["task_id"] = outcome.approval.task_id
-        await ack()
-        if outcome.result is not DecisionResult.DECIDED and channel:
-            answer_later(service, client, channel, user, refusal_text(outcome), thread_ts)
+            click.context["task_id"] = outcome.approval.task_id
+        return None if outcome.result is DecisionResult.DECIDED else refusal_text(outcome)

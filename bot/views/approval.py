@@ -3,7 +3,6 @@ decision, its reminder, and the Deny… reason modal."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,15 +18,12 @@ from bot.views.blocks import (
     plain,
     section,
 )
+from bot.views.buttons import ApproveButton, DenyButton, DenyForm
 from bot.views.escape import escape, isolate, link, mention, mentions, one_line, truncate
 from bot.views.format import humanize_age, money, title_mrkdwn
 from core.notices import ApprovalDecided, ApprovalNeeded, ApprovalReminder
 
-APPROVE_ACTION = "approval:approve"
-DENY_ACTION = "approval:deny"
-APPROVAL_BLOCK_PREFIX = "approval:"
-#: the Deny… modal: its callback, its reason input
-DENY_VIEW = "approval:deny_reason"
+#: the Deny… modal's reason input
 REASON_BLOCK = "reason"
 REASON_ACTION = "reason_input"
 #: a reason short enough to read in a thread reply and an audit row
@@ -35,10 +31,6 @@ REASON_MAX = 500
 
 _WORDS = 500
 _TITLE = 150
-
-
-def approval_block_id(approval_id: int) -> str:
-    return f"{APPROVAL_BLOCK_PREFIX}{approval_id}"
 
 
 def slack_date(unix: int) -> str:
@@ -127,14 +119,20 @@ def approval_needed(n: ApprovalNeeded, thread_link: str | None = None) -> Messag
     if n.task_id is not None:
         notes.append(f"request {n.task_id}")
     blocks.append(context(" · ".join(notes)))
-    value = str(n.approval_id)
+    approve, deny = ApproveButton(n.approval_id), DenyButton(n.approval_id)
     blocks.append(
         actions(
             [
-                button(f"Approve {amount}", APPROVE_ACTION, value, style="primary", confirm=dialog),
-                button("Deny…", DENY_ACTION, value),
+                button(
+                    f"Approve {amount}",
+                    approve.action_id,
+                    approve.pack(),
+                    style="primary",
+                    confirm=dialog,
+                ),
+                button("Deny…", deny.action_id, deny.pack()),
             ],
-            block_id=approval_block_id(n.approval_id),
+            block_id=f"approval:{n.approval_id}",
         )
     )
     who = mention(n.requester) if n.requester else "Someone"
@@ -193,14 +191,13 @@ def approval_reminder(n: ApprovalReminder) -> Message:
 # --- the Deny… modal ---------------------------------------------------------------
 
 
-def deny_modal(approval_id: int, channel: str | None, message_ts: str | None) -> dict[str, Any]:
-    """Asks for the reason the requester will read. The clicked message travels in
-    ``private_metadata`` (the view_submission payload has no container)."""
-    meta = json.dumps({"approval": approval_id, "channel": channel, "ts": message_ts})
+def deny_modal(form: DenyForm) -> dict[str, Any]:
+    """Asks for the reason the requester will read; the form travels in
+    ``private_metadata``."""
     return {
         "type": "modal",
-        "callback_id": DENY_VIEW,
-        "private_metadata": meta,
+        "callback_id": form.callback_id,
+        "private_metadata": form.pack(),
         "title": plain("Deny the request", 24),
         "submit": plain("Deny", 24),
         "close": plain("Back", 24),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from bot.views.blocks import Block, button, plain, section
+from bot.views.buttons import FullTextButton
 from bot.views.escape import escape, one_line
 from bot.views.limits import chunk_text
 
-FULL_TEXT_ACTION = "result:full_text"
 #: Block Kit modal limits
 MODAL_BLOCKS = 100
 MODAL_SECTION = 3000
@@ -16,7 +16,7 @@ MODAL_SECTION = 3000
 
 def full_text_button(task_id: int) -> dict[str, Any]:
     """A section accessory beside the result's heading (no block of its own)."""
-    return button("Full text", FULL_TEXT_ACTION, str(task_id))
+    return button("Full text", FullTextButton.action_id, FullTextButton(task_id).pack())
 
 
 def full_text_modal(title: str, text: str) -> dict[str, Any]:

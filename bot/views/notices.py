@@ -10,10 +10,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.views.approval import (
-    APPROVAL_BLOCK_PREFIX,
-    APPROVE_ACTION,
-    DENY_ACTION,
-    approval_block_id,
     approval_decided,
     approval_needed,
     approval_reminder,
@@ -66,10 +62,6 @@ from core.notices import (
 )
 
 __all__ = [
-    "APPROVAL_BLOCK_PREFIX",
-    "APPROVE_ACTION",
-    "DENY_ACTION",
-    "approval_block_id",
     "outcome_line",
     "render",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from bot.views.blocks import Block, Message, actions, button, confirm, context, message, plain
 from bot.views.buttons import CancelButton
 from bot.views.escape import escape, mentions, one_line
-from bot.views.format import money
+from bot.views.format import money, status_emoji
 from core.notices import (
     ApprovalAsked,
     ApprovalDecided,
@@ -23,28 +23,20 @@ from core.notices import (
     TaskFinished,
 )
 
-#: a request's status → (emoji, word); "WAITING" is a pending step waiting for someone
-_HEADLINE: dict[str, tuple[str, str]] = {
-    "PENDING": ("⏳", "Starting"),
-    "IN_PROGRESS": ("🔄", "Working on it"),
-    "WAITING": ("⏳", "Waiting for approval"),
-    "COMPLETED": ("✅", "Done"),
-    "FAILED": ("❌", "Failed"),
-    "REJECTED": ("🚫", "Denied"),
-    "CANCELLED": ("⏹️", "Cancelled"),
-    "NEEDS_ATTENTION": ("⚠️", "Needs attention"),
+#: a status → its word in a request's headline, and in a step's line; "WAITING" is
+#: a pending step waiting for someone. Every word has its emoji (_emoji).
+_WORDS: dict[str, tuple[str, str]] = {
+    "PENDING": ("Starting", "to do"),
+    "IN_PROGRESS": ("Working on it", "running"),
+    "WAITING": ("Waiting for approval", "waiting for approval"),
+    "COMPLETED": ("Done", "done"),
+    "FAILED": ("Failed", "failed"),
+    "REJECTED": ("Denied", "denied"),
+    "CANCELLED": ("Cancelled", "cancelled"),
+    "NEEDS_ATTENTION": ("Needs attention", "needs attention"),
 }
-
-_STEP: dict[str, tuple[str, str]] = {
-    "PENDING": ("▫️", "to do"),
-    "IN_PROGRESS": ("🔄", "running"),
-    "WAITING": ("⏳", "waiting for approval"),
-    "COMPLETED": ("✅", "done"),
-    "FAILED": ("❌", "failed"),
-    "REJECTED": ("🚫", "denied"),
-    "CANCELLED": ("⏹️", "cancelled"),
-    "NEEDS_ATTENTION": ("⚠️", "needs attention"),
-}
+#: a step not started yet: quieter than a request that is starting (⏳)
+_TO_DO = "▫️"
 
 #: what the requester can do next, once the request has ended
 _NEXT: dict[str, str] = {
@@ -64,12 +56,21 @@ def request_footer(request_id: int | None) -> str:
     return f"Request {request_id} · `/tasks {request_id}`"
 
 
+def _emoji(status: str) -> str:
+    if status not in _WORDS:
+        return "•"
+    return "⏳" if status == "WAITING" else status_emoji(status)
+
+
 def headline(status: str) -> tuple[str, str]:
-    return _HEADLINE.get(status, ("•", status.replace("_", " ").lower() or "Update"))
+    word = _WORDS[status][0] if status in _WORDS else status.replace("_", " ").lower()
+    return _emoji(status), word or "Update"
 
 
 def step_line(step: StepState) -> str:
-    emoji, word = _STEP.get(step.status, ("•", step.status.replace("_", " ").lower()))
+    status = step.status
+    word = _WORDS[status][1] if status in _WORDS else status.replace("_", " ").lower()
+    emoji = _TO_DO if status == "PENDING" else _emoji(status)
     return f"{emoji} {one_line(step.title)} ({word})"
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from bot.views import render
-from bot.views.approval import DENY_VIEW, REASON_MAX, deny_modal
+from bot.views.approval import REASON_MAX, deny_modal
+from bot.views.buttons import DenyForm
 from bot.views.full_text import full_text_modal
 from core.notices import ApprovalDecided, ApprovalNeeded, ApprovalReminder, Destination
 from tests.slackfake.server import validate_view
@@ -152,8 +153,8 @@ def test_a_reminder_says_request_not_task() -> None:
 
 
 def test_the_deny_modal_asks_for_a_bounded_reason() -> None:
-    view = deny_modal(9, "D0APPROVER", "1732449601.000200")
-    assert view["callback_id"] == DENY_VIEW
+    view = deny_modal(DenyForm(9, "D0APPROVER", "1732449601.000200"))
+    assert view["callback_id"] == "approval:deny_reason"  # as in modals already open
     assert json.loads(view["private_metadata"]) == {
         "approval": 9,
         "channel": "D0APPROVER",

@@ -22,11 +22,10 @@ from bot.views import (
     render_task_detail,
     render_text,
 )
-from bot.views.buttons import PageButton
+from bot.views.buttons import ApproveButton, DenyButton, PageButton
 from bot.views.escape import link, mention, truncate
 from bot.views.history import EMPTY
 from bot.views.limits import chunk_text, fit_blocks, split_sections
-from bot.views.notices import APPROVE_ACTION, DENY_ACTION
 from core.agents.base import AgentResult
 from core.money import format_money
 from core.notices import (
@@ -447,12 +446,12 @@ def test_approval_needed_has_two_buttons_with_approval_id() -> None:
     assert block["block_id"] == "approval:42"
     approve, deny = block["elements"]
     assert (approve["action_id"], approve["value"], approve["style"]) == (
-        APPROVE_ACTION,
+        ApproveButton.action_id,
         "42",
         "primary",
     )
     # Deny… opens a modal asking for a reason: unstyled, no confirm
-    assert (deny["action_id"], deny["value"]) == (DENY_ACTION, "42")
+    assert (deny["action_id"], deny["value"]) == (DenyButton.action_id, "42")
     assert "style" not in deny and "confirm" not in deny
     assert "confirm" in approve
     out = all_text(msg)
