@@ -33,6 +33,15 @@ from core.status import write_status
 DENY_REASON_MAX = 500
 
 
+def deny_reason_error(reason: str, *, required: bool = True) -> str | None:
+    """What is wrong with a denial's reason, in words for the approver; None if nothing."""
+    if required and not reason.strip():
+        return "Please say why, so the requester knows what to do next."
+    if len(reason) > DENY_REASON_MAX:
+        return f"Please keep the reason under {DENY_REASON_MAX} characters."
+    return None
+
+
 class Decision(Enum):
     APPROVE = "approve"
     DENY = "deny"

@@ -9,7 +9,7 @@ from typing import TextIO
 from bot.console.render import render_notice, render_tasks_result
 from bot.container import Container
 from bot.views.status import folded_into_status
-from core.approvals import DENY_REASON_MAX, Decision
+from core.approvals import Decision, deny_reason_error
 from core.notices import ApprovalDecided, ApprovalNeeded, Notice, RequestStatus
 from core.orchestrator import Request
 from core.ports import Attempt
@@ -97,8 +97,8 @@ class Console:
         if reason and decision is Decision.APPROVE:
             self.say("Approving takes no reason: type `a` alone.")
             return
-        if len(reason) > DENY_REASON_MAX:
-            self.say(f"Please keep the reason under {DENY_REASON_MAX} characters.")
+        if (problem := deny_reason_error(reason, required=False)) is not None:
+            self.say(problem)
             return
         approval_id = self._notifier.open_approvals.pop()
         outcome = await self._c.service.decide(approval_id, self._approver, decision, reason=reason)

@@ -11,20 +11,12 @@ from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.listeners.approvals import refusal_text
 from bot.listeners.clicked import Click, is_external, on_click
-from bot.views.approval import REASON_ACTION, REASON_BLOCK, REASON_MAX, deny_modal
+from bot.views.approval import REASON_ACTION, REASON_BLOCK, deny_modal
 from bot.views.buttons import DenyButton, DenyForm
-from core.approvals import Decision, DecisionResult
+from core.approvals import Decision, DecisionResult, deny_reason_error
 from core.service import TaskService
 
 _MODAL_FAILED = "I couldn't open the Deny form in time. Please click Deny… again."
-
-
-def reason_error(reason: str) -> str | None:
-    if not reason.strip():
-        return "Please say why, so the requester knows what to do next."
-    if len(reason) > REASON_MAX:
-        return f"Please keep the reason under {REASON_MAX} characters."
-    return None
 
 
 def register(app: AsyncApp, service: TaskService) -> None:
@@ -48,7 +40,7 @@ def register(app: AsyncApp, service: TaskService) -> None:
         user = body["user"]["id"]
         values = (view.get("state") or {}).get("values") or {}
         reason = str(((values.get(REASON_BLOCK) or {}).get(REASON_ACTION) or {}).get("value") or "")
-        if (error := reason_error(reason)) is not None:
+        if (error := deny_reason_error(reason)) is not None:
             await ack(response_action="errors", errors={REASON_BLOCK: error})
             return
         form = DenyForm.unpack(str(view.get("private_metadata") or ""))

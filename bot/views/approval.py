@@ -21,13 +21,12 @@ from bot.views.blocks import (
 from bot.views.buttons import ApproveButton, DenyButton, DenyForm
 from bot.views.escape import escape, isolate, link, mention, mentions, one_line, truncate
 from bot.views.format import humanize_age, money, title_mrkdwn
+from core.approvals import DENY_REASON_MAX
 from core.notices import ApprovalDecided, ApprovalNeeded, ApprovalReminder
 
 #: the Deny… modal's reason input
 REASON_BLOCK = "reason"
 REASON_ACTION = "reason_input"
-#: a reason short enough to read in a thread reply and an audit row
-REASON_MAX = 500
 
 _WORDS = 500
 _TITLE = 150
@@ -167,7 +166,7 @@ def approval_decided(n: ApprovalDecided) -> Message:
     if n.reference.strip():
         parts.append(escape(one_line(n.reference)))
     if n.reason.strip():
-        parts.append(truncate(escape(one_line(n.reason)), REASON_MAX + 50, "…"))
+        parts.append(truncate(escape(one_line(n.reason)), DENY_REASON_MAX + 50, "…"))
     record = " · ".join(parts)
     blocks.append(section(f"*{parts[0]}*" + record[len(parts[0]) :]))
     amount = escape(money(n.amount_cents, n.currency))
@@ -210,7 +209,7 @@ def deny_modal(form: DenyForm) -> dict[str, Any]:
                     "type": "plain_text_input",
                     "action_id": REASON_ACTION,
                     "multiline": True,
-                    "max_length": REASON_MAX,
+                    "max_length": DENY_REASON_MAX,
                     "placeholder": plain("e.g. We have spare monitors in the store room", 150),
                 },
             }

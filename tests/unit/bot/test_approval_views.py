@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from bot.views import render
-from bot.views.approval import REASON_MAX, deny_modal
+from bot.views.approval import deny_modal
 from bot.views.buttons import DenyForm
 from bot.views.full_text import full_text_modal
+from core.approvals import DENY_REASON_MAX
 from core.notices import ApprovalDecided, ApprovalNeeded, ApprovalReminder, Destination
 from tests.slackfake.server import validate_view
 from tests.unit.bot.test_messages import visible
@@ -160,7 +161,7 @@ def test_the_deny_modal_asks_for_a_bounded_reason() -> None:
         "channel": "D0APPROVER",
         "ts": "1732449601.000200",
     }
-    assert view["blocks"][0]["element"]["max_length"] == REASON_MAX
+    assert view["blocks"][0]["element"]["max_length"] == DENY_REASON_MAX
     assert validate_view(view, expected_type="modal") == []
 
 
