@@ -20,11 +20,7 @@ from core.executor import destination_of
 from core.notices import TaskRetried
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges
-from core.states import TaskStatus, transition
-
-
-class _Moved(Exception):
-    """A step changed between reading it and re-queueing it."""
+from core.states import TaskMoved, TaskStatus, transition
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ class Retrying:
     async def retry(self, requester: str, task_id: int) -> RetryOutcome:
         try:
             return await self._retry(requester, task_id)
-        except _Moved:
+        except TaskMoved:
             return RetryOutcome(
                 False,
                 f"Task #{task_id} changed while I was retrying it, so nothing was retried. "
@@ -95,7 +91,7 @@ class Retrying:
                     changes=TaskChanges(reset=True),
                     detail={"retry": True},
                 ):
-                    raise _Moved
+                    raise TaskMoved
             await uow.outbox.add(
                 TaskRetried(
                     destination=destination_of(root),
