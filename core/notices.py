@@ -69,8 +69,8 @@ class RequestRefused(Notice):
 
 
 @dataclass(frozen=True)
-class ApprovalNotice(Notice):
-    """About one approval: what it is for and how much it spends."""
+class ApprovalSummary:
+    """Fields the notices asking for and deciding an approval share (not a notice)."""
 
     approval_id: int = 0
     title: str = ""
@@ -79,7 +79,7 @@ class ApprovalNotice(Notice):
 
 
 @dataclass(frozen=True)
-class ApprovalFacts(ApprovalNotice):
+class ApprovalFacts(ApprovalSummary):
     """What an approver needs to decide alone, kept on the message after the decision
     (core.approval_routing.approval_facts)."""
 
@@ -100,13 +100,13 @@ class ApprovalFacts(ApprovalNotice):
 
 
 @dataclass(frozen=True)
-class ApprovalNeeded(ApprovalFacts):
+class ApprovalNeeded(ApprovalFacts, Notice):
     kind: ClassVar[str] = "approval_needed"
     approvers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class ApprovalAsked(ApprovalNotice):
+class ApprovalAsked(ApprovalSummary, Notice):
     """Tells the requester's thread who was asked to approve, and where."""
 
     kind: ClassVar[str] = "approval_asked"
@@ -116,7 +116,7 @@ class ApprovalAsked(ApprovalNotice):
 
 
 @dataclass(frozen=True)
-class ApprovalDecided(ApprovalFacts):
+class ApprovalDecided(ApprovalFacts, Notice):
     """Replaces the approval message in place: buttons gone, outcome shown."""
 
     kind: ClassVar[str] = "approval_decided"
