@@ -6,11 +6,10 @@ a front end may wire a real language model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from core.agents.base import AgentContext, AgentError
+from core.agents.base import AgentContext, AgentError, FreeAgent
 
 
 @dataclass(frozen=True)
@@ -33,19 +32,13 @@ class LanguageModel(Protocol):
         ...
 
 
-class KnowledgeAgent:
+class KnowledgeAgent(FreeAgent):
     """What the research and comparison agents share: they answer a topic from the
-    knowledge base, cost nothing and may run again."""
-
-    requires_approval = False
-    safe_to_rerun = True
+    knowledge base."""
 
     def __init__(self, knowledge: KnowledgeSearch, max_passages: int) -> None:
         self.knowledge = knowledge
         self.max_passages = max_passages
-
-    def estimate_cost_cents(self, params: Mapping[str, Any]) -> int:
-        return 0
 
     async def passages(self, ctx: AgentContext, no_topic: str) -> tuple[str, list[Passage]]:
         """The step's topic and the passages found on it. AgentError (shown to the
