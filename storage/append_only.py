@@ -22,20 +22,17 @@ class AppendOnlyLog(Generic[EntryT]):
         self._session = session
 
     async def record(self, entry: EntryT) -> None:
-        await self._session.execute(insert(self._row).values(**_columns(entry, _fields(entry))))
+        await self._session.execute(insert(self._row).values(**_fields(self._entry, entry)))
 
     async def for_task(self, task_id: int) -> list[EntryT]:
         rows = await self._session.scalars(
             select(self._row).where(self._row.task_id == task_id).order_by(self._row.id)
         )
-        return [self._entry(**_columns(r, _fields(self._entry))) for r in rows]
+        return [self._entry(**_fields(self._entry, r)) for r in rows]
 
 
-def _fields(record: Any) -> list[str]:
-    return [f.name for f in dataclasses.fields(record)]
-
-
-def _columns(source: Any, names: list[str]) -> dict[str, Any]:
-    """`names` read off `source`; a mapping (a JSON column) is copied as a plain dict."""
-    values = {name: getattr(source, name) for name in names}
+def _fields(record: type[Any], source: Any) -> dict[str, Any]:
+    """The fields of `record` read off `source` (an entry or its row); a mapping (a JSON
+    column) is copied as a plain dict."""
+    values = {f.name: getattr(source, f.name) for f in dataclasses.fields(record)}
     return {k: dict(v) if isinstance(v, Mapping) else v for k, v in values.items()}
