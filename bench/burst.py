@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.storage_size import postgres_bytes, sqlite_bytes
+from tests.e2e.process import process_env
 from tests.slackfake import payloads
 from tests.slackfake.server import FakeSlack
 from tests.slackfake.signing import SignedSender
@@ -228,22 +229,8 @@ EXTRA_ENV: dict[str, str] = {}
 
 
 def app_env(slack: FakeSlack, port: int, database_url: str | None = None) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "TASKBOT_", "DATABASE_URL", "HOST", "PORT", "LOG_LEVEL"))
-    }
-    env.update(
-        SLACK_BOT_TOKEN="xoxb-bench",
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=slack.base_url,
-        HOST="127.0.0.1",
-        PORT=str(port),
-        LOG_LEVEL="WARNING",
-    )
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    return env
+    database = {"DATABASE_URL": database_url} if database_url else {}
+    return process_env(slack, SECRET, port, SLACK_BOT_TOKEN="xoxb-bench", **database)
 
 
 @contextlib.asynccontextmanager

@@ -39,29 +39,10 @@ _STATUS = (
     "WHEN {h} < 99 THEN 'PENDING' ELSE 'IN_PROGRESS' END"
 )
 
-SQLITE_FILL = (
-    """
-WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < :tasks)
-INSERT INTO tasks (id, root_id, parent_id, requester, team, channel, thread_ts, agent, title,
-                   params, status, cost_cents, currency, position, created_at, updated_at,
-                   stale_step)
-SELECT n,
-       CASE WHEN n % 2 = 1 THEN n ELSE n - 1 END,
-       CASE WHEN n % 2 = 1 THEN NULL ELSE n - 1 END,
-       'U' || (((n - 1) / 2) % :requesters), 'T0001', 'D' || (((n - 1) / 2) % :requesters),
-       '1700000000.' || n, 'research', 'research laptops ' || n, '{}',
-       """
-    + _STATUS.format(h="(((n + 1) / 2) * 7919 % 1009 % 100)")
-    + """,
-       0, 'USD', n % 2,
-       datetime('2026-01-01', '+' || n || ' seconds') || '.000000',
-       datetime('2026-01-01', '+' || n || ' seconds') || '.000000', 0
-FROM seq
-"""
-)
 
-POSTGRES_FILL = (
-    """
+def _fill(*, head: str, created_at: str, numbers: str) -> str:
+    """The INSERT … SELECT that makes the tasks; `numbers` yields n = 1 … :tasks."""
+    return f"""{head}
 INSERT INTO tasks (id, root_id, parent_id, requester, team, channel, thread_ts, agent, title,
                    params, status, cost_cents, currency, position, created_at, updated_at,
                    stale_step)
@@ -69,15 +50,22 @@ SELECT n,
        CASE WHEN n % 2 = 1 THEN n ELSE n - 1 END,
        CASE WHEN n % 2 = 1 THEN NULL ELSE n - 1 END,
        'U' || (((n - 1) / 2) % :requesters), 'T0001', 'D' || (((n - 1) / 2) % :requesters),
-       '1700000000.' || n, 'research', 'research laptops ' || n, '{}',
-       """
-    + _STATUS.format(h="(((n + 1) / 2) * 7919 % 1009 % 100)")
-    + """,
-       0, 'USD', n % 2,
-       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second',
-       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second', 0
-FROM generate_series(1::bigint, :tasks) AS n
+       '1700000000.' || n, 'research', 'research laptops ' || n, '{{}}',
+       {_STATUS.format(h="(((n + 1) / 2) * 7919 % 1009 % 100)")},
+       0, 'USD', n % 2, {created_at}, {created_at}, 0
+FROM {numbers}
 """
+
+
+SQLITE_FILL = _fill(
+    head="WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < :tasks)",
+    created_at="datetime('2026-01-01', '+' || n || ' seconds') || '.000000'",
+    numbers="seq",
+)
+POSTGRES_FILL = _fill(
+    head="",
+    created_at="timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second'",
+    numbers="generate_series(1::bigint, :tasks) AS n",
 )
 
 

@@ -101,32 +101,23 @@ def approval_notices(
     policy: Policy, task: Task, approval: Approval, request_text: str, budget: BudgetStatus
 ) -> list[Notice]:
     """One decidable message per approver destination, and a word in the requester's thread."""
-    facts = approval_facts(task, approval, request_text, budget)
+    about: dict[str, Any] = {
+        "task_id": task.id,
+        "approval_id": approval.id,
+        "title": task.title,
+        "amount_cents": approval.amount_cents,
+        "currency": approval.currency,
+        "approvers": approval.approvers,
+    }
+    thread = Destination(task.conversation.channel, task.conversation.thread_ts)
     notices: list[Notice] = [
-        ApprovalAsked(
-            destination=Destination(task.conversation.channel, task.conversation.thread_ts),
-            task_id=task.id,
-            approval_id=approval.id,
-            title=task.title,
-            amount_cents=approval.amount_cents,
-            currency=approval.currency,
-            approvers=approval.approvers,
-            approval_channel=policy.approval_channel,
-        )
+        ApprovalAsked(destination=thread, approval_channel=policy.approval_channel, **about)
     ]
-    for destination in approver_destinations(policy, approval.approvers):
-        notices.append(
-            ApprovalNeeded(
-                destination=destination,
-                task_id=task.id,
-                approval_id=approval.id,
-                title=task.title,
-                amount_cents=approval.amount_cents,
-                currency=approval.currency,
-                approvers=approval.approvers,
-                **facts,
-            )
-        )
+    facts = approval_facts(task, approval, request_text, budget)
+    notices += [
+        ApprovalNeeded(destination=d, **about, **facts)
+        for d in approver_destinations(policy, approval.approvers)
+    ]
     return notices
 
 

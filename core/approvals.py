@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import TypedDict, Unpack
 
 from core.approval_routing import (
     OUTCOME,
@@ -45,6 +46,22 @@ def deny_reason_error(reason: str, *, required: bool = True) -> str | None:
 class Decision(Enum):
     APPROVE = "approve"
     DENY = "deny"
+
+
+class DecidedHow(TypedDict, total=False):
+    """How a decision was made, for `Approvals.decide`.
+
+    `channel`/`message_ts` name the message a click came from. Any copy of the
+    approval's message counts, one posted before a crash (never recorded)
+    included: it is recorded then, so the outcome replaces it too. `external`:
+    the user belongs to another workspace or organisation. `reason`: a denial's
+    reason, sent back to the requester and kept in the audit log.
+    """
+
+    channel: str | None
+    message_ts: str | None
+    external: bool
+    reason: str
 
 
 class DecisionResult(Enum):
@@ -94,25 +111,12 @@ class Approvals:
         self._policy = policy
 
     async def decide(
-        self,
-        approval_id: int,
-        user: str,
-        decision: Decision,
-        *,
-        channel: str | None = None,
-        message_ts: str | None = None,
-        external: bool = False,
-        reason: str = "",
+        self, approval_id: int, user: str, decision: Decision, **how: Unpack[DecidedHow]
     ) -> DecisionOutcome:
-        """Record one person's decision. The first decision wins; later ones change nothing.
-
-        `channel`/`message_ts` name the message a click came from. Any copy of the
-        approval's message counts, one posted before a crash (never recorded)
-        included: it is recorded now, so the outcome replaces it too. `external`:
-        the user belongs to another workspace or organisation. `reason`: a denial's
-        reason, sent back to the requester and kept in the audit log.
-        """
+        """Record one person's decision. The first decision wins; later ones change nothing."""
         now = self._clock.now()
+        channel, message_ts = how.get("channel"), how.get("message_ts")
+        reason = how.get("reason", "")
         async with self._uow_factory(urgent=True) as uow:
             approval = await uow.approvals.get(approval_id)
             if approval is None:
@@ -120,19 +124,10 @@ class Approvals:
             if channel and message_ts:
                 copy = ApprovalMessage(approval.id, channel, message_ts)
                 await record_copy(uow, self._clock, copy)
+            refused = self._refused(approval, user, how.get("external", False))
+            if refused is not None:
+                return refused
             current = self._policy.approvers_for(approval.requester)
-            # Rights first: someone who may not decide learns nothing of the approval's
-            # state (who decided it) and cannot be the one whose click expires it.
-            if not self._policy.may_approve(user, approval.requester, external=external):
-                return DecisionOutcome(
-                    DecisionResult.NOT_ALLOWED,
-                    approval,
-                    None,
-                    current,
-                    own_request=user == approval.requester,
-                )
-            if approval.status is not ApprovalStatus.PENDING:
-                return DecisionOutcome(DecisionResult.ALREADY_DECIDED, approval, None, current)
             if now >= approval.expires_at:
                 return await self._expire(uow, approval, current)
             status = (
@@ -157,6 +152,11 @@ class Approvals:
             approval = await uow.approvals.get(approval_id)
         if approval is None:
             return DecisionOutcome(DecisionResult.NOT_FOUND)
+        return self._refused(approval, user, external)
+
+    def _refused(self, approval: Approval, user: str, external: bool) -> DecisionOutcome | None:
+        """Rights first: someone who may not decide learns nothing of the approval's
+        state (who decided it) and cannot be the one whose click expires it."""
         current = self._policy.approvers_for(approval.requester)
         if not self._policy.may_approve(user, approval.requester, external=external):
             own = user == approval.requester

@@ -12,12 +12,8 @@ from core.notices import TaskCancelled, destination_of
 from core.policy import Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges
-from core.states import ApprovalStatus, TaskStatus, transition
+from core.states import ApprovalStatus, TaskMoved, TaskStatus, transition
 from core.status import write_status
-
-
-class _Moved(Exception):
-    """A task changed between reading it and cancelling it."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,7 @@ class Cancellation:
     async def cancel(self, requester: str, task_id: int) -> CancelOutcome:
         try:
             return await self._cancel(requester, task_id)
-        except _Moved:
+        except TaskMoved:
             return CancelOutcome(
                 False,
                 f"Request {task_id} changed while I was cancelling it (a step started or "
@@ -97,12 +93,12 @@ class Cancellation:
             flagged = [r for r in running if self._may_have_effects(r)]
             for stuck in running:
                 if not await self._abandon(uow, stuck, requester):
-                    raise _Moved
+                    raise TaskMoved
             for step in [*open_steps, task]:
                 if step is task and task in running:
                     continue  # a single wedged task: abandoned above
                 if not await self._cancel_one(uow, step, requester, reason):
-                    raise _Moved  # claimed or finished since we read it: roll it all back
+                    raise TaskMoved  # claimed or finished since we read it: roll it all back
             if task not in flagged:
                 await uow.outbox.add(
                     TaskCancelled(

@@ -78,15 +78,21 @@ class RequestRefused(Notice):
 
 
 @dataclass(frozen=True)
-class ApprovalNeeded(Notice):
-    kind: ClassVar[str] = "approval_needed"
+class ApprovalSummary:
+    """Fields the notices asking for and deciding an approval share (not a notice)."""
+
     approval_id: int = 0
-    requester: str = ""
     title: str = ""
     amount_cents: int = 0
     currency: str = "USD"
-    approvers: tuple[str, ...] = ()
-    remaining_cents: int = 0
+
+
+@dataclass(frozen=True)
+class ApprovalFacts(ApprovalSummary):
+    """What an approver needs to decide alone, kept on the message after the decision
+    (core.approval_routing.approval_facts)."""
+
+    requester: str = ""
     #: the request in the requester's own words
     request_text: str = ""
     #: the requester's thread, for a link to it
@@ -95,6 +101,7 @@ class ApprovalNeeded(Notice):
     #: what is bought, so the message can show the unit price
     item: str = ""
     quantity: int = 1
+    remaining_cents: int = 0
     #: the requester's monthly limit (0: unknown)
     limit_cents: int = 0
     #: decide by (seconds since the epoch; 0: unknown)
@@ -102,41 +109,29 @@ class ApprovalNeeded(Notice):
 
 
 @dataclass(frozen=True)
-class ApprovalAsked(Notice):
+class ApprovalNeeded(ApprovalFacts, Notice):
+    kind: ClassVar[str] = "approval_needed"
+    approvers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApprovalAsked(ApprovalSummary, Notice):
     """Tells the requester's thread who was asked to approve, and where."""
 
     kind: ClassVar[str] = "approval_asked"
-    approval_id: int = 0
-    title: str = ""
-    amount_cents: int = 0
-    currency: str = "USD"
     approvers: tuple[str, ...] = ()
     #: the shared approval channel; None when each approver got a DM
     approval_channel: str | None = None
 
 
 @dataclass(frozen=True)
-class ApprovalDecided(Notice):
+class ApprovalDecided(ApprovalFacts, Notice):
     """Replaces the approval message in place: buttons gone, outcome shown."""
 
     kind: ClassVar[str] = "approval_decided"
-    approval_id: int = 0
-    title: str = ""
     outcome: str = ""
     decided_by: str | None = None
     message_ts: str | None = None
-    amount_cents: int = 0
-    currency: str = "USD"
-    #: the request's details, kept on the decided message (see ApprovalNeeded)
-    requester: str = ""
-    request_text: str = ""
-    request_channel: str | None = None
-    request_thread_ts: str | None = None
-    item: str = ""
-    quantity: int = 1
-    remaining_cents: int = 0
-    limit_cents: int = 0
-    expires_at: int = 0
     #: when it was decided (seconds since the epoch; 0: unknown)
     decided_at: int = 0
     #: the approver's reason for a denial

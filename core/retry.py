@@ -19,11 +19,7 @@ from core.clock import Clock
 from core.notices import TaskRetried, destination_of
 from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Task, TaskChanges
-from core.states import TaskStatus, transition
-
-
-class _Moved(Exception):
-    """A step changed between reading it and re-queueing it."""
+from core.states import TaskMoved, TaskStatus, transition
 
 
 @dataclass(frozen=True)
@@ -48,7 +44,7 @@ class Retrying:
     async def retry(self, requester: str, task_id: int) -> RetryOutcome:
         try:
             return await self._retry(requester, task_id)
-        except _Moved:
+        except TaskMoved:
             return RetryOutcome(
                 False,
                 f"Task #{task_id} changed while I was retrying it, so nothing was retried. "
@@ -94,7 +90,7 @@ class Retrying:
                     changes=TaskChanges(reset=True),
                     detail={"retry": True},
                 ):
-                    raise _Moved
+                    raise TaskMoved
             await uow.outbox.add(
                 TaskRetried(
                     destination=destination_of(root),

@@ -8,9 +8,9 @@ import socket
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
-from core.approvals import Approvals, Decision, DecisionOutcome
+from core.approvals import Approvals, DecidedHow, Decision, DecisionOutcome
 from core.background import Background
 from core.cancellation import Cancellation, CancelOutcome
 from core.clock import Clock
@@ -74,26 +74,10 @@ class TaskService:
             self.orchestrator.schedule(submission.root.id)
 
     async def decide(
-        self,
-        approval_id: int,
-        user: str,
-        decision: Decision,
-        *,
-        channel: str | None = None,
-        message_ts: str | None = None,
-        external: bool = False,
-        reason: str = "",
+        self, approval_id: int, user: str, decision: Decision, **how: Unpack[DecidedHow]
     ) -> DecisionOutcome:
         """The one way to decide an approval, for every front end (see core.approvals)."""
-        outcome = await self.approvals.decide(
-            approval_id,
-            user,
-            decision,
-            channel=channel,
-            message_ts=message_ts,
-            external=external,
-            reason=reason,
-        )
+        outcome = await self.approvals.decide(approval_id, user, decision, **how)
         if outcome.resume_root is not None:
             self.orchestrator.schedule(outcome.resume_root)
         return outcome

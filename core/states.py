@@ -77,6 +77,11 @@ class IllegalTransition(Exception):
         self.target = target
 
 
+class TaskMoved(Exception):
+    """A task changed between reading it and moving it (`transition` returned False):
+    raised to roll back a unit of work that moves several tasks together."""
+
+
 def check_transition(task_id: int, current: TaskStatus, target: TaskStatus) -> None:
     if target not in ALLOWED[current]:
         raise IllegalTransition(task_id, current, target)

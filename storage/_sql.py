@@ -6,16 +6,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Executable
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 #: ORM-enabled UPDATE/DELETE without touching objects in the session
 NO_SYNC = {"synchronize_session": False}
+
+#: the dialects whose INSERT has ON CONFLICT DO NOTHING
+_INSERTS: dict[str, Callable[[Any], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
 
 
 async def rowcount(session: AsyncSession, statement: Executable) -> int:
@@ -32,18 +37,10 @@ async def insert_ignore(
 ) -> bool:
     """INSERT … ON CONFLICT (index_elements) DO NOTHING; True when a row was inserted."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        pg = (
-            pg_insert(entity)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=list(index_elements))
-        )
-        return await rowcount(session, pg) == 1
-    if dialect == "sqlite":
-        lite = (
-            sqlite_insert(entity)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=list(index_elements))
-        )
-        return await rowcount(session, lite) == 1
-    raise NotImplementedError(f"INSERT … ON CONFLICT on {dialect}")
+    insert = _INSERTS.get(dialect)
+    if insert is None:
+        raise NotImplementedError(f"INSERT … ON CONFLICT on {dialect}")
+    statement = (
+        insert(entity).values(**values).on_conflict_do_nothing(index_elements=list(index_elements))
+    )
+    return await rowcount(session, statement) == 1

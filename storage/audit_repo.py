@@ -3,39 +3,11 @@ records, so the log and the state never disagree."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from core.records import AuditEntry
+from storage.append_only import AppendOnlyLog
 from storage.models import AuditRow
 
 
-class SqlAuditLog:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def record(self, entry: AuditEntry) -> None:
-        await self._session.execute(
-            insert(AuditRow).values(
-                task_id=entry.task_id,
-                actor=entry.actor,
-                action=entry.action,
-                detail=dict(entry.detail),
-                created_at=entry.created_at,
-            )
-        )
-
-    async def for_task(self, task_id: int) -> list[AuditEntry]:
-        rows = await self._session.scalars(
-            select(AuditRow).where(AuditRow.task_id == task_id).order_by(AuditRow.id)
-        )
-        return [
-            AuditEntry(
-                task_id=r.task_id,
-                actor=r.actor,
-                action=r.action,
-                created_at=r.created_at,
-                detail=dict(r.detail or {}),
-            )
-            for r in rows
-        ]
+class SqlAuditLog(AppendOnlyLog[AuditEntry]):
+    _row = AuditRow
+    _entry = AuditEntry

@@ -10,6 +10,7 @@ makes settle and release idempotent and mutually exclusive.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -82,33 +83,10 @@ class SqlBudgetRepository:
         return False
 
     async def settle(self, task_id: int, amount_cents: int) -> bool:
-        won = await self._close_hold(task_id, SPENT, amount_cents)
-        if won is None:
-            return False
-        requester, month, held = won
-        await self._session.execute(
-            update(BudgetRow)
-            .where(BudgetRow.requester == requester, BudgetRow.month == month)
-            .values(
-                held_cents=BudgetRow.held_cents - held,
-                spent_cents=BudgetRow.spent_cents + amount_cents,
-            )
-            .execution_options(**NO_SYNC)
-        )
-        return True
+        return await self._close_hold(task_id, SPENT, amount_cents)
 
     async def release(self, task_id: int) -> bool:
-        won = await self._close_hold(task_id, RELEASED, None)
-        if won is None:
-            return False
-        requester, month, held = won
-        await self._session.execute(
-            update(BudgetRow)
-            .where(BudgetRow.requester == requester, BudgetRow.month == month)
-            .values(held_cents=BudgetRow.held_cents - held)
-            .execution_options(**NO_SYNC)
-        )
-        return True
+        return await self._close_hold(task_id, RELEASED, None)
 
     async def prune_closed(self, finished_before: datetime, limit: int) -> int:
         ended = [s.value for s in TaskStatus if s.terminal]
@@ -153,19 +131,27 @@ class SqlBudgetRepository:
             currency=currency,
         )
 
-    async def _close_hold(
-        self, task_id: int, new_status: str, settled_cents: int | None
-    ) -> tuple[str, str, int] | None:
-        """HELD → new_status in one statement; the hold's (requester, month, amount) if won."""
+    async def _close_hold(self, task_id: int, new_status: str, spent_cents: int | None) -> bool:
+        """HELD → new_status in one statement and, if this call won, the month's held money
+        moves out (to spent when `spent_cents` is given); False when the hold was not HELD."""
         row = (
             await self._session.execute(
                 update(BudgetHoldRow)
                 .where(BudgetHoldRow.task_id == task_id, BudgetHoldRow.status == HELD)
-                .values(status=new_status, settled_cents=settled_cents)
+                .values(status=new_status, settled_cents=spent_cents)
                 .returning(BudgetHoldRow.requester, BudgetHoldRow.month, BudgetHoldRow.amount_cents)
                 .execution_options(**NO_SYNC)
             )
         ).one_or_none()
         if row is None:
-            return None
-        return row.requester, row.month, row.amount_cents
+            return False
+        moved: dict[str, Any] = {"held_cents": BudgetRow.held_cents - row.amount_cents}
+        if spent_cents is not None:
+            moved["spent_cents"] = BudgetRow.spent_cents + spent_cents
+        await self._session.execute(
+            update(BudgetRow)
+            .where(BudgetRow.requester == row.requester, BudgetRow.month == row.month)
+            .values(**moved)
+            .execution_options(**NO_SYNC)
+        )
+        return True

@@ -77,3 +77,14 @@ class Agent(Protocol):
     def estimate_cost_cents(self, params: Mapping[str, Any]) -> int: ...
 
     async def run(self, ctx: AgentContext) -> AgentResult: ...
+
+
+class FreeAgent:
+    """An agent that spends nothing and reaches nothing outside: it needs no approval
+    and may run again."""
+
+    requires_approval = False
+    safe_to_rerun = True
+
+    def estimate_cost_cents(self, params: Mapping[str, Any]) -> int:
+        return 0

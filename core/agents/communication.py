@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from core.agents.base import AgentContext, AgentError, AgentResult, DependencyResult
+from core.agents.base import AgentContext, AgentError, AgentResult, DependencyResult, FreeAgent
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 _MAX_QUOTED_LINES = 15
@@ -106,15 +106,10 @@ def make_body(topic: str, dependencies: Sequence[DependencyResult], recipients: 
     return "\n".join(lines)
 
 
-class CommunicationAgent:
+class CommunicationAgent(FreeAgent):
     """Draft an email (params: {"topic", "recipients": [emails], "request"})."""
 
     name = "communication"
-    requires_approval = False
-    safe_to_rerun = True
-
-    def estimate_cost_cents(self, params: Mapping[str, Any]) -> int:
-        return 0
 
     async def run(self, ctx: AgentContext) -> AgentResult:
         recipients = normalize_recipients(ctx.params.get("recipients"))

@@ -7,13 +7,13 @@ through float. Only "$" amounts are read, so every row is in USD.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from core.agents.base import AgentContext, AgentError, AgentResult
-from core.knowledge import KnowledgeSearch
+from core.agents.base import AgentContext, AgentResult
+from core.knowledge import KnowledgeAgent, KnowledgeSearch
 
 EN_DASH = "\u2013"
 _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)(\.\d{1,2})?(?:\s?([kK])\b)?"
@@ -120,12 +120,10 @@ def find_prices(text: str, source: str, fallback_item: str) -> Iterator[PriceRow
         yield PriceRow(item=item, low_cents=low, high_cents=high, source=source, unit=unit)
 
 
-class PriceComparisonAgent:
+class PriceComparisonAgent(KnowledgeAgent):
     """Compare prices for a topic (params: {"topic": str})."""
 
     name = "compare"
-    requires_approval = False
-    safe_to_rerun = True
 
     def __init__(
         self,
@@ -133,23 +131,13 @@ class PriceComparisonAgent:
         max_passages: int = 12,
         min_relative_score: float = 0.65,
     ) -> None:
-        self.knowledge = knowledge
-        self.max_passages = max_passages
+        super().__init__(knowledge, max_passages)
         #: passages scoring below this share of the best one are off-topic
         #: (a keyboard tray mentioned on a desk page is not a keyboard price)
         self.min_relative_score = min_relative_score
 
-    def estimate_cost_cents(self, params: Mapping[str, Any]) -> int:
-        return 0
-
     async def run(self, ctx: AgentContext) -> AgentResult:
-        topic = str(ctx.params.get("topic") or ctx.title or "").strip()
-        if not topic:
-            raise AgentError("A price comparison needs a topic.")
-        try:
-            passages = await self.knowledge.search(topic, limit=self.max_passages)
-        except Exception as exc:
-            raise AgentError(f"Could not search the knowledge base: {exc}") from exc
+        topic, passages = await self.passages(ctx, "A price comparison needs a topic.")
         rows: list[PriceRow] = []
         floor = max((p.score for p in passages), default=0.0) * self.min_relative_score
         for passage in passages:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from core.agents.base import AgentContext, AgentError, AgentResult
-from core.knowledge import KnowledgeSearch, LanguageModel, Passage
+from core.knowledge import KnowledgeAgent, KnowledgeSearch, LanguageModel, Passage
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +124,10 @@ def _unique_sources(passages: Sequence[Passage]) -> list[str]:
     return list(dict.fromkeys(p.source for p in passages))
 
 
-class ResearchAgent:
+class ResearchAgent(KnowledgeAgent):
     """Research a topic in the knowledge base (params: {"topic": str})."""
 
     name = "research"
-    requires_approval = False
-    safe_to_rerun = True
 
     def __init__(
         self,
@@ -139,22 +136,12 @@ class ResearchAgent:
         max_passages: int = 4,
         model_timeout: float | None = 60.0,
     ) -> None:
-        self.knowledge = knowledge
+        super().__init__(knowledge, max_passages)
         self.model = model
-        self.max_passages = max_passages
         self.model_timeout = model_timeout
 
-    def estimate_cost_cents(self, params: Mapping[str, Any]) -> int:
-        return 0
-
     async def run(self, ctx: AgentContext) -> AgentResult:
-        topic = str(ctx.params.get("topic") or ctx.title or "").strip()
-        if not topic:
-            raise AgentError("Research needs a topic.")
-        try:
-            passages = await self.knowledge.search(topic, limit=self.max_passages)
-        except Exception as exc:
-            raise AgentError(f"Could not search the knowledge base: {exc}") from exc
+        topic, passages = await self.passages(ctx, "Research needs a topic.")
         if not passages:
             return AgentResult(
                 summary=f"I found nothing in the knowledge base about {topic}.",

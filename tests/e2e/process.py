@@ -43,9 +43,9 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {base}-{base + 999}")
 
 
-def bot_env(
-    slack: FakeSlack, secret: str, database_url: str, port: int, **extra: str
-) -> dict[str, str]:
+def process_env(slack: FakeSlack, secret: str, port: int, **settings: str) -> dict[str, str]:
+    """The environment of a bot process talking to `slack` and listening on `port`: this
+    one's without any bot setting of its own, then `settings` (also bench/burst.py)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -55,15 +55,24 @@ def bot_env(
         SLACK_BOT_TOKEN="xoxb-test",
         SLACK_SIGNING_SECRET=secret,
         SLACK_API_URL=slack.base_url,
-        DATABASE_URL=database_url,
         HOST="127.0.0.1",
         PORT=str(port),
-        TASKBOT_WORKER_TTL_SECONDS="2",
         LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
     )
-    env.update(extra)
+    env.update(settings)
     return env
+
+
+def bot_env(
+    slack: FakeSlack, secret: str, database_url: str, port: int, **extra: str
+) -> dict[str, str]:
+    settings = {
+        "DATABASE_URL": database_url,
+        "TASKBOT_WORKER_TTL_SECONDS": "2",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+    return process_env(slack, secret, port, **settings)
 
 
 class BotProcess:

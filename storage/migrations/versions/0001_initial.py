@@ -7,15 +7,11 @@ Create Date: 2026-11-24
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def _when(name: str, nullable: bool = False) -> sa.Column[object]:
@@ -23,10 +19,19 @@ def _when(name: str, nullable: bool = False) -> sa.Column[object]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
+def _id() -> sa.Column[object]:
+    return sa.Column("id", sa.Integer(), autoincrement=True, nullable=False)
+
+
+def _to_task(table: str, column: str = "task_id") -> sa.ForeignKeyConstraint:
+    """`column` of `table` names a row of `tasks`."""
+    return sa.ForeignKeyConstraint([column], ["tasks.id"], name=op.f(f"fk_{table}_{column}_tasks"))
+
+
 def upgrade() -> None:
     op.create_table(
         "tasks",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        _id(),
         sa.Column("root_id", sa.Integer(), nullable=True),
         sa.Column("parent_id", sa.Integer(), nullable=True),
         sa.Column("requester", sa.String(length=64), nullable=False),
@@ -47,8 +52,8 @@ def upgrade() -> None:
         _when("updated_at"),
         _when("started_at", nullable=True),
         _when("finished_at", nullable=True),
-        sa.ForeignKeyConstraint(["parent_id"], ["tasks.id"], name=op.f("fk_tasks_parent_id_tasks")),
-        sa.ForeignKeyConstraint(["root_id"], ["tasks.id"], name=op.f("fk_tasks_root_id_tasks")),
+        _to_task("tasks", "parent_id"),
+        _to_task("tasks", "root_id"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tasks")),
         sa.UniqueConstraint("source_event_id", name=op.f("uq_tasks_source_event_id")),
     )
@@ -60,18 +65,14 @@ def upgrade() -> None:
         "task_dependencies",
         sa.Column("task_id", sa.Integer(), nullable=False),
         sa.Column("depends_on_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["depends_on_id"], ["tasks.id"], name=op.f("fk_task_dependencies_depends_on_id_tasks")
-        ),
-        sa.ForeignKeyConstraint(
-            ["task_id"], ["tasks.id"], name=op.f("fk_task_dependencies_task_id_tasks")
-        ),
+        _to_task("task_dependencies", "depends_on_id"),
+        _to_task("task_dependencies"),
         sa.PrimaryKeyConstraint("task_id", "depends_on_id", name=op.f("pk_task_dependencies")),
     )
 
     op.create_table(
         "approvals",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        _id(),
         sa.Column("task_id", sa.Integer(), nullable=False),
         sa.Column("requester", sa.String(length=64), nullable=False),
         sa.Column("approvers", sa.JSON(), nullable=False),
@@ -86,7 +87,7 @@ def upgrade() -> None:
         _when("created_at"),
         _when("expires_at"),
         _when("reminded_at", nullable=True),
-        sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], name=op.f("fk_approvals_task_id_tasks")),
+        _to_task("approvals"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_approvals")),
         sa.UniqueConstraint("task_id", name=op.f("uq_approvals_task_id")),
     )
@@ -110,31 +111,27 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("settled_cents", sa.BigInteger(), nullable=True),
         _when("created_at"),
-        sa.ForeignKeyConstraint(
-            ["task_id"], ["tasks.id"], name=op.f("fk_budget_holds_task_id_tasks")
-        ),
+        _to_task("budget_holds"),
         sa.PrimaryKeyConstraint("task_id", name=op.f("pk_budget_holds")),
     )
 
     op.create_table(
         "transactions",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        _id(),
         sa.Column("task_id", sa.Integer(), nullable=False),
         sa.Column("requester", sa.String(length=64), nullable=False),
         sa.Column("amount_cents", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=8), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         _when("created_at"),
-        sa.ForeignKeyConstraint(
-            ["task_id"], ["tasks.id"], name=op.f("fk_transactions_task_id_tasks")
-        ),
+        _to_task("transactions"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_transactions")),
     )
     op.create_index(op.f("ix_transactions_task_id"), "transactions", ["task_id"])
 
     op.create_table(
         "audit_log",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        _id(),
         sa.Column("task_id", sa.Integer(), nullable=True),
         sa.Column("actor", sa.String(length=64), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
@@ -155,7 +152,7 @@ def upgrade() -> None:
 
     op.create_table(
         "outbox",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        _id(),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("destination_key", sa.String(length=128), nullable=False),

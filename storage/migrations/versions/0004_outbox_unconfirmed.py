@@ -7,15 +7,11 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_outbox_unconfirmed"
 down_revision: str | None = "0003_api"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -13,36 +13,24 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_history_index"
 down_revision: str | None = "0005_approval_messages"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 _ROOTS = sa.text("parent_id IS NULL")
+_INDEXES = {
+    "ix_tasks_history": ["requester", "created_at", "id", "status", "parent_id"],
+    "ix_tasks_history_status": ["requester", "status", "created_at", "id", "parent_id"],
+}
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_tasks_history",
-        "tasks",
-        ["requester", "created_at", "id", "status", "parent_id"],
-        postgresql_where=_ROOTS,
-        sqlite_where=_ROOTS,
-    )
-    op.create_index(
-        "ix_tasks_history_status",
-        "tasks",
-        ["requester", "status", "created_at", "id", "parent_id"],
-        postgresql_where=_ROOTS,
-        sqlite_where=_ROOTS,
-    )
+    for name, columns in _INDEXES.items():
+        op.create_index(name, "tasks", columns, postgresql_where=_ROOTS, sqlite_where=_ROOTS)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_tasks_history_status", table_name="tasks")
-    op.drop_index("ix_tasks_history", table_name="tasks")
+    for name in reversed(_INDEXES):
+        op.drop_index(name, table_name="tasks")

@@ -1,0 +1,38 @@
+"""Tables whose rows are written once and read back by task, never updated: the
+audit log and the ledger. Each row has a column of the same name for every field
+of its record, and an `id` that keeps the order of writing."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+EntryT = TypeVar("EntryT")
+
+
+class AppendOnlyLog(Generic[EntryT]):
+    _row: type[Any]
+    _entry: type[EntryT]
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def record(self, entry: EntryT) -> None:
+        await self._session.execute(insert(self._row).values(**_fields(self._entry, entry)))
+
+    async def for_task(self, task_id: int) -> list[EntryT]:
+        rows = await self._session.scalars(
+            select(self._row).where(self._row.task_id == task_id).order_by(self._row.id)
+        )
+        return [self._entry(**_fields(self._entry, r)) for r in rows]
+
+
+def _fields(record: type[Any], source: Any) -> dict[str, Any]:
+    """The fields of `record` read off `source` (an entry or its row); a mapping (a JSON
+    column) is copied as a plain dict."""
+    values = {f.name: getattr(source, f.name) for f in dataclasses.fields(record)}
+    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in values.items()}
