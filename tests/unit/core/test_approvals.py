@@ -81,6 +81,34 @@ async def _asking(
     return (service, *await _pending_purchase(service))
 
 
+async def _research_then_buy(service: TaskService) -> tuple[Task, Task, Approval]:
+    """A two-step request whose research is done and whose purchase awaits approval:
+    the request, the purchase step and its pending approval."""
+    root = await submit_and_advance(service, "research monitors then buy 2 monitors for $300")
+    _research, purchase = await children(service.uow_factory, root.id)
+    pending = await approval_for(service.uow_factory, purchase.id)
+    assert pending is not None and pending.status is ApprovalStatus.PENDING
+    return root, purchase, pending
+
+
+async def _decided(
+    service: TaskService,
+    approval_id: int,
+    user: str,
+    decision: Decision,
+    on: tuple[str, str] | None = None,
+    external: bool = False,
+) -> None:
+    """`user`'s decision (clicked `on` the copy in (channel, ts)) counts, and the work it
+    lets go on has run."""
+    channel, message_ts = on or (None, None)
+    outcome = await service.decide(
+        approval_id, user, decision, channel=channel, message_ts=message_ts, external=external
+    )
+    assert outcome.result is DecisionResult.DECIDED, outcome
+    await service.idle()
+
+
 async def _audit_actions(uow_factory: SqlUnitOfWorkFactory, task_id: int) -> list[str]:
     async with uow_factory() as uow:
         return [e.action for e in await uow.audit.for_task(task_id)]
@@ -153,9 +181,7 @@ async def test_rights_are_checked_against_the_configuration_at_click_time(
     assert removed.result is DecisionResult.NOT_ALLOWED
     assert removed.approvers == ("UBOSS", "UNEW")
     assert (await approval(uow_factory, pending.id)).status is ApprovalStatus.PENDING
-    added = await after.decide(pending.id, "UNEW", Decision.DENY)
-    assert added.result is DecisionResult.DECIDED
-    await after.idle()
+    await _decided(after, pending.id, "UNEW", Decision.DENY)
     assert (await task(uow_factory, purchase.id)).status is S.REJECTED
 
 
@@ -167,9 +193,7 @@ async def test_another_organisation_counts_only_when_configured_by_id(
     foreign = await service.decide(pending.id, "U1", Decision.APPROVE, external=True)
     assert foreign.result is DecisionResult.NOT_ALLOWED
     configured = _service(uow_factory, clock, Policy(approvers=("UEXT",)))
-    ok = await configured.decide(pending.id, "UEXT", Decision.APPROVE, external=True)
-    assert ok.result is DecisionResult.DECIDED
-    await configured.idle()
+    await _decided(configured, pending.id, "UEXT", Decision.APPROVE, external=True)
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
 
 
@@ -255,10 +279,7 @@ async def test_approving_one_step_of_a_request_completes_the_request(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     service = _service(uow_factory, clock, SELF)
-    root = await submit_and_advance(service, "research monitors then buy 2 monitors for $300")
-    _research, purchase = await children(uow_factory, root.id)
-    pending = await approval_for(uow_factory, purchase.id)
-    assert pending is not None
+    root, purchase, pending = await _research_then_buy(service)
 
     outcome = await service.decide(pending.id, "U1", Decision.APPROVE)  # self-approval
     assert outcome.resume_root == root.id
@@ -297,10 +318,7 @@ async def test_denied_step_stops_the_rest_of_the_request(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     service = _service(uow_factory, clock, SELF)
-    root = await submit_and_advance(service, "research monitors then buy 2 monitors for $300")
-    _research, purchase = await children(uow_factory, root.id)
-    pending = await approval_for(uow_factory, purchase.id)
-    assert pending is not None
+    root, purchase, pending = await _research_then_buy(service)
 
     await service.decide(pending.id, "U1", Decision.DENY)
     await service.idle()
@@ -436,11 +454,7 @@ async def test_every_copy_is_recorded_and_replaced_when_decided(
         ApprovalMessage(pending.id, "DUBOSS", "1700000001.000200", "UBOSS"),
         ApprovalMessage(pending.id, "DUCFO", "1700000001.000200", "UCFO"),
     ]
-    ok = await service.decide(
-        pending.id, "UCFO", Decision.APPROVE, channel="DUCFO", message_ts="1700000001.000200"
-    )
-    await service.idle()
-    assert ok.result is DecisionResult.DECIDED
+    await _decided(service, pending.id, "UCFO", Decision.APPROVE, ("DUCFO", "1700000001.000200"))
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
     every_note = await notices(uow_factory, ApprovalDecided)
     replaced = [n for n in every_note if not n.reference]
@@ -459,11 +473,7 @@ async def test_a_click_on_a_copy_never_recorded_counts_and_is_replaced_too(
     """Posted just before a crash, its ts never recorded: it is as good as any copy."""
     service, purchase, pending = await _asking(uow_factory, clock)
     await _deliver_approval_message(uow_factory, clock, "1700000002.000200")
-    outcome = await service.decide(
-        pending.id, "UBOSS", Decision.APPROVE, channel="DUBOSS", message_ts="1700000001.000100"
-    )
-    await service.idle()
-    assert outcome.result is DecisionResult.DECIDED
+    await _decided(service, pending.id, "UBOSS", Decision.APPROVE, ("DUBOSS", "1700000001.000100"))
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
     replaced = {
         (n.destination.channel, n.message_ts) for n in await notices(uow_factory, ApprovalDecided)
@@ -495,11 +505,8 @@ async def test_cancelling_a_pending_purchase_releases_the_hold_and_closes_the_ap
         purchase, pending = await _pending_purchase(service)
         target = purchase.id
     else:
-        root = await submit_and_advance(service, "research monitors then buy 2 monitors for $300")
-        _research, purchase = await children(uow_factory, root.id)
-        found = await approval_for(uow_factory, purchase.id)
-        assert found is not None
-        pending, target = found, root.id
+        root, purchase, pending = await _research_then_buy(service)
+        target = root.id
     assert (await budget(uow_factory, clock, BOSSES)).held_cents == 30000
     await _deliver_approval_message(uow_factory, clock)
 
