@@ -83,7 +83,7 @@ class JobScheduler:
             await asyncio.sleep(due - loop.time())
 
     def _every(
-        self, name: str, seconds: int, job: Callable[[], Awaitable[int]], gated: bool = True
+        self, name: str, seconds: float, job: Callable[[], Awaitable[int]], gated: bool = True
     ) -> None:
         async def tick() -> None:
             """Counted when this process ran the job; logged at INFO only when it did something."""
@@ -117,7 +117,7 @@ class JobScheduler:
             next_run_time=datetime.now(UTC) + timedelta(seconds=1 if gated else 0),
         )
 
-    async def lease(self, name: str, seconds: int) -> bool:
+    async def lease(self, name: str, seconds: float) -> bool:
         """One holder per job per tick; a holder that dies is replaced after one interval."""
         async with self._c.uow_factory() as uow:
             return await uow.leases.acquire(

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     default_budget: Decimal = Field(Decimal(500), alias="TASKBOT_DEFAULT_BUDGET", ge=0)
     currency: str = Field("USD", alias="TASKBOT_CURRENCY", pattern=r"^[A-Za-z]{3}$")
     stale_after_seconds: int = Field(86400, alias="TASKBOT_STALE_AFTER_SECONDS", gt=0)
-    stale_check_seconds: int = Field(900, alias="TASKBOT_STALE_CHECK_SECONDS", gt=0)
+    stale_check_seconds: float = Field(900, alias="TASKBOT_STALE_CHECK_SECONDS", gt=0)
     report_channel: str | None = Field(None, alias="TASKBOT_REPORT_CHANNEL")
     approval_ttl_seconds: int = Field(7 * 86400, alias="TASKBOT_APPROVAL_TTL_SECONDS", gt=0)
     reminder_after_seconds: int = Field(86400, alias="TASKBOT_REMINDER_AFTER_SECONDS", gt=0)

@@ -53,6 +53,19 @@ class Api:
         _id, token = await create_token(self.harness.running.container.uow_factory, user, "test")
         return Api(self.harness, self.session, token)
 
+    async def decided_purchase(self, verb: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Ask for "buy 2 monitors for $300" and have UAPPROVER `verb` (approve or
+        deny) the one approval now pending: the request as created, the approval as
+        it was listed."""
+        created = await self.submit("buy 2 monitors for $300")
+        await self.harness.settle()
+        approver = await self.as_user("UAPPROVER")
+        _s, pending, _ = await approver.call("GET", "/approvals?status=pending")
+        (approval,) = pending["approvals"]
+        status, _b, _ = await approver.call("POST", f"/approvals/{approval['id']}/{verb}")
+        assert status == 200
+        return created, dict(approval)
+
 
 @dataclass
 class Flaky:

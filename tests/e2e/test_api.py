@@ -161,13 +161,7 @@ async def test_retry_of_a_step_that_fails_for_good_fails_again(api: Api) -> None
 
 async def test_an_approved_purchase_that_failed_is_never_rerun(api: Api) -> None:
     purchase = make_flaky(api.harness, "purchase", failures=1)
-    created = await api.submit("buy 2 monitors for $300")
-    await api.harness.settle()
-    approver = await api.as_user("UAPPROVER")
-    _s, pending, _ = await approver.call("GET", "/approvals?status=pending")
-    (approval,) = pending["approvals"]
-    status, _b, _ = await approver.call("POST", f"/approvals/{approval['id']}/approve")
-    assert status == 200
+    created, _approval = await api.decided_purchase("approve")
     await api.harness.settle()
     assert (await api.task(created["id"]))["status"] == "FAILED" and purchase.runs == 1
     status, body, _ = await api.call("POST", f"/tasks/{created['id']}/retry")

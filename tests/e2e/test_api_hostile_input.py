@@ -45,13 +45,7 @@ async def test_nan_and_nul_get_a_json_error_not_a_500(api: Api) -> None:
 
 
 async def test_a_stranger_learns_nothing_of_an_approval_and_cannot_expire_it(api: Api) -> None:
-    await api.submit("buy 2 monitors for $300")
-    await api.harness.settle()
-    approver = await api.as_user("UAPPROVER")
-    _s, pending, _ = await approver.call("GET", "/approvals?status=pending")
-    (approval,) = pending["approvals"]
-    status, _b, _ = await approver.call("POST", f"/approvals/{approval['id']}/deny")
-    assert status == 200
+    _created, approval = await api.decided_purchase("deny")
 
     stranger = await api.as_user("USTRANGER")
     status, body, _ = await stranger.call("POST", f"/approvals/{approval['id']}/approve")

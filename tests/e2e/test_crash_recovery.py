@@ -29,8 +29,9 @@ from storage.models import OutboxRow, TaskRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.e2e.process import BotProcess, bot_env, duplicates, free_port, replies_by_thread
 from tests.slackfake import payloads
-from tests.slackfake.server import OK, AnswerLate, FakeSlack
+from tests.slackfake.server import OK, AnswerLate, Call, FakeSlack
 from tests.slackfake.signing import SignedSender
+from tests.unit.storage.helpers import stored_row
 
 SECRET = "crash-test-signing-secret"
 
@@ -289,14 +290,22 @@ async def _submit_as_if_a_dead_worker_had_started_it(
 async def _task(bot: BotProcess, task_id: int) -> TaskRow:
     uow_factory = SqlUnitOfWorkFactory.from_url(bot.env["DATABASE_URL"])
     try:
-        async with uow_factory() as uow:
-            row = (
-                await uow.session.execute(select(TaskRow).where(TaskRow.id == task_id))
-            ).scalar_one()
-            uow.session.expunge(row)
-            return row
+        return await stored_row(uow_factory, TaskRow, task_id)
     finally:
         await uow_factory.dispose()
+
+
+async def _reply_in(slack: FakeSlack, thread_ts: str, starting: str) -> list[Call]:
+    """The bot's post in the thread `thread_ts` whose text starts with `starting`."""
+    return await slack.wait_for(
+        "chat.postMessage",
+        timeout=15,
+        where=lambda c: (
+            c.ok
+            and c.params.get("thread_ts") == thread_ts
+            and str(c.params.get("text", "")).startswith(starting)
+        ),
+    )
 
 
 async def test_work_left_in_progress_by_a_dead_worker_is_resumed_or_failed(
@@ -314,24 +323,8 @@ async def test_work_left_in_progress_by_a_dead_worker_is_resumed_or_failed(
     assert slack.calls_to("chat.postMessage") == []
 
     await bot.start()
-    research_done = await slack.wait_for(
-        "chat.postMessage",
-        timeout=15,
-        where=lambda c: (
-            c.ok
-            and c.params.get("thread_ts") == research_ts
-            and str(c.params.get("text", "")).startswith("Done:")
-        ),
-    )
-    purchase_failed = await slack.wait_for(
-        "chat.postMessage",
-        timeout=15,
-        where=lambda c: (
-            c.ok
-            and c.params.get("thread_ts") == purchase_ts
-            and str(c.params.get("text", "")).startswith("Needs attention:")
-        ),
-    )
+    research_done = await _reply_in(slack, research_ts, "Done:")
+    purchase_failed = await _reply_in(slack, purchase_ts, "Needs attention:")
     deadline = time.monotonic() + 10
     while (await bot.health())[1]["outbox"]["undelivered"] and time.monotonic() < deadline:
         await asyncio.sleep(0.1)

@@ -64,7 +64,7 @@ async def bot(tmp_path: Path, fake_slack: FakeSlack) -> AsyncIterator[BotProcess
         SLACK_BOT_TOKEN=TOKEN,
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",
-        TASKBOT_STALE_CHECK_SECONDS="1",
+        TASKBOT_STALE_CHECK_SECONDS="0.25",
     )
     process = BotProcess(env, port, tmp_path / "bot.log")
     try:
@@ -84,7 +84,7 @@ async def test_json_logs_one_line_per_request_and_no_tick_or_migration_chatter(
         assert (await sender.command(payloads.slash_command("pending"))).status == 200
         assert (await sender.event(envelope, bad_signature=True)).status == 401
     await fake_slack.wait_for("chat.postMessage", count=1, timeout=30)  # the one answer
-    # Let the scheduler tick several times (heartbeat every second, stale report too).
+    # Let the scheduler tick several times (heartbeat every 0.5 s, stale report every 0.25 s).
     for _ in range(400):
         if value(await scrape(bot.port), "taskbot_job_runs_total", job="stale-report") >= 3:
             break
@@ -144,7 +144,7 @@ async def test_a_job_run_that_did_something_is_one_info_line(
         tmp_path,
         fake_slack,
         TASKBOT_STALE_AFTER_SECONDS=1,
-        TASKBOT_STALE_CHECK_SECONDS=1,
+        TASKBOT_STALE_CHECK_SECONDS=0.25,
         TASKBOT_REPORT_CHANNEL="COPS",
     )
     running = await start(settings)

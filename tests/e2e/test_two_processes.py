@@ -16,7 +16,7 @@ from tests.slackfake.server import FakeSlack
 from tests.slackfake.signing import SignedSender
 
 SECRET = "two-processes-secret"
-STALE = 4  # seconds; escalation steps at 4 s, 8 s, 16 s of age
+STALE = 3  # seconds; escalation steps at 3 s, 6 s, 12 s of age, checked every 0.25 s
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -44,7 +44,7 @@ async def test_each_stale_task_is_reported_once_per_step_across_processes(
     fake_slack: FakeSlack, shared_database: str, tmp_path: Path
 ) -> None:
     extra = {
-        "TASKBOT_STALE_CHECK_SECONDS": "1",
+        "TASKBOT_STALE_CHECK_SECONDS": "0.25",
         "TASKBOT_STALE_AFTER_SECONDS": str(STALE),
         "TASKBOT_REPORT_CHANNEL": "CREPORT",
         "TASKBOT_APPROVERS": "UAPPROVER",

@@ -20,6 +20,7 @@ import secrets
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -118,22 +119,33 @@ def channel_type(channel: str) -> str:
 # --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Workspace:
+    """Where an event is delivered: the workspace, our app and its bot user, and an
+    Enterprise Grid org (None: a plain workspace, the samples' org dropped)."""
+
+    team: str = TEAM_ID
+    api_app_id: str = API_APP_ID
+    bot_user_id: str = BOT_USER_ID
+    enterprise_id: str | None = None
+
+
+WORKSPACE = Workspace()
+
+
 def _fill_envelope(
     envelope: dict[str, Any],
     event: dict[str, Any],
-    *,
-    team: str,
-    api_app_id: str,
+    ts: str,
     event_id: str | None,
-    event_time: int,
-    bot_user_id: str,
-    enterprise_id: str | None,
+    workspace: Workspace,
 ) -> dict[str, Any]:
+    team, enterprise_id = workspace.team, workspace.enterprise_id
     envelope["team_id"] = team
-    envelope["api_app_id"] = api_app_id
+    envelope["api_app_id"] = workspace.api_app_id
     envelope["event"] = event
     envelope["event_id"] = event_id or new_event_id()
-    envelope["event_time"] = event_time
+    envelope["event_time"] = int(float(ts))
     if enterprise_id is None:
         envelope.pop("enterprise_id", None)
     else:
@@ -143,13 +155,13 @@ def _fill_envelope(
             {
                 "enterprise_id": enterprise_id,
                 "team_id": team,
-                "user_id": bot_user_id,
+                "user_id": workspace.bot_user_id,
                 "is_bot": True,
                 "is_enterprise_install": False,
             }
         ]
     if "authed_users" in envelope:
-        envelope["authed_users"] = [bot_user_id]
+        envelope["authed_users"] = [workspace.bot_user_id]
     if "event_context" in envelope:
         envelope["event_context"] = f"1-{event.get('type', 'message')}-{team}-{event['channel']}"
     return envelope
@@ -159,24 +171,12 @@ def envelope_for(
     event: dict[str, Any],
     *,
     sample: str = "event_message_im_top_level.json",
-    team: str = TEAM_ID,
-    api_app_id: str = API_APP_ID,
     event_id: str | None = None,
-    bot_user_id: str = BOT_USER_ID,
-    enterprise_id: str | None = None,
+    workspace: Workspace = WORKSPACE,
 ) -> dict[str, Any]:
     """Wrap any inner ``event`` in the ``event_callback`` envelope of ``sample``."""
     ts = event.get("event_ts") or event.get("ts") or new_ts()
-    return _fill_envelope(
-        load_sample(sample),
-        event,
-        team=team,
-        api_app_id=api_app_id,
-        event_id=event_id,
-        event_time=int(float(ts)),
-        bot_user_id=bot_user_id,
-        enterprise_id=enterprise_id,
-    )
+    return _fill_envelope(load_sample(sample), event, ts, event_id, workspace)
 
 
 # --------------------------------------------------------------------------
@@ -191,12 +191,9 @@ def im_message(
     ts: str | None = None,
     thread_ts: str | None = None,
     event_id: str | None = None,
-    team: str = TEAM_ID,
-    api_app_id: str = API_APP_ID,
     *,
     parent_user_id: str | None = None,
-    bot_user_id: str = BOT_USER_ID,
-    enterprise_id: str | None = None,
+    workspace: Workspace = WORKSPACE,
 ) -> dict[str, Any]:
     """A ``message.im`` delivery: a person's DM to the bot (top level or in a thread).
 
@@ -211,6 +208,7 @@ def im_message(
     event.update(user=user, ts=ts, text=text, channel=channel, event_ts=ts)
     event["channel_type"] = channel_type(channel)
     if thread_ts:
+        team = workspace.team
         event.update(
             team=team,
             user_team=team,
@@ -218,16 +216,7 @@ def im_message(
             thread_ts=thread_ts,
             parent_user_id=parent_user_id or user,
         )
-    return _fill_envelope(
-        envelope,
-        event,
-        team=team,
-        api_app_id=api_app_id,
-        event_id=event_id,
-        event_time=int(float(ts)),
-        bot_user_id=bot_user_id,
-        enterprise_id=enterprise_id,
-    )
+    return _fill_envelope(envelope, event, ts, event_id, workspace)
 
 
 def app_mention(
@@ -237,11 +226,8 @@ def app_mention(
     ts: str | None = None,
     thread_ts: str | None = None,
     event_id: str | None = None,
-    team: str = TEAM_ID,
-    api_app_id: str = API_APP_ID,
     *,
-    bot_user_id: str = BOT_USER_ID,
-    enterprise_id: str | None = None,
+    workspace: Workspace = WORKSPACE,
     mention: bool = True,
 ) -> dict[str, Any]:
     """An ``app_mention`` delivery (``event_app_mention.json``).
@@ -250,7 +236,7 @@ def app_mention(
     ``"<@BOT_USER_ID> "`` is prepended unless ``text`` already mentions the bot.
     """
     ts = ts or new_ts()
-    tag = f"<@{bot_user_id}>"
+    tag = f"<@{workspace.bot_user_id}>"
     if mention and tag not in text:
         text = f"{tag} {text}"
     envelope = load_sample("event_app_mention.json")
@@ -260,68 +246,78 @@ def app_mention(
         text=text,
         user=user,
         ts=ts,
-        team=team,
+        team=workspace.team,
         channel=channel,
         event_ts=ts,
     )
     if thread_ts:
         event["thread_ts"] = thread_ts
-    return _fill_envelope(
-        envelope,
-        event,
-        team=team,
-        api_app_id=api_app_id,
-        event_id=event_id,
-        event_time=int(float(ts)),
-        bot_user_id=bot_user_id,
-        enterprise_id=enterprise_id,
-    )
+    return _fill_envelope(envelope, event, ts, event_id, workspace)
+
+
+@dataclass(frozen=True)
+class _BotMessage:
+    """A ``message`` event posted by an app (ours or another one)."""
+
+    bot_id: str
+    bot_user_id: str
+    text: str
+    channel: str
+    ts: str
+    classic_sample: str
+    classic: bool
+
+    def event(self, envelope: dict[str, Any], team: str) -> dict[str, Any]:
+        """Modern: no subtype, ``bot_id``/``bot_profile`` and ``user`` (the app's bot
+        user). Classic: ``subtype: bot_message`` without ``user``."""
+        event: dict[str, Any] = envelope["event"]
+        event.update(bot_id=self.bot_id, text=self.text, ts=self.ts)
+        event.update(channel=self.channel, event_ts=self.ts)
+        if not self.classic:
+            event.update(user=self.bot_user_id, team=team)
+            event["bot_profile"].update(id=self.bot_id, team_id=team)
+        event["channel_type"] = channel_type(self.channel)
+        return event
+
+    def sample(self) -> dict[str, Any]:
+        modern = "event_message_from_other_app_bot_id.json"
+        return load_sample(self.classic_sample if self.classic else modern)
 
 
 def bot_message_self(
     bot_id: str = BOT_ID,
     *,
-    bot_user_id: str = BOT_USER_ID,
     text: str = "A reply from taskbot",
     channel: str = "D1",
     ts: str | None = None,
     thread_ts: str | None = None,
     event_id: str | None = None,
-    team: str = TEAM_ID,
-    api_app_id: str = API_APP_ID,
+    workspace: Workspace = WORKSPACE,
     classic: bool = False,
 ) -> dict[str, Any]:
     """The bot's own message coming back as a ``message`` event (must be ignored).
 
-    Modern (default): no subtype, ``bot_id``/``bot_profile``, ``user`` = the bot
-    user (shape of ``event_message_from_other_app_bot_id.json``).  ``classic``:
-    ``subtype: bot_message`` without ``user`` (``event_message_subtype_bot_message_self.json``,
-    how response_url posts come back).
+    Modern (default): the shape of ``event_message_from_other_app_bot_id.json`` with
+    our bot user.  ``classic``: ``event_message_subtype_bot_message_self.json``
+    (how response_url posts come back).
     """
     ts = ts or new_ts()
-    if classic:
-        envelope = load_sample("event_message_subtype_bot_message_self.json")
-        event = envelope["event"]
-        event.update(bot_id=bot_id, text=text, ts=ts, channel=channel, event_ts=ts)
-    else:
-        envelope = load_sample("event_message_from_other_app_bot_id.json")
-        event = envelope["event"]
-        event.update(bot_id=bot_id, text=text, user=bot_user_id, ts=ts, team=team)
-        event.update(channel=channel, event_ts=ts)
-        event["bot_profile"].update(id=bot_id, name="taskbot", app_id=api_app_id, team_id=team)
-    event["channel_type"] = channel_type(channel)
+    message = _BotMessage(
+        bot_id,
+        workspace.bot_user_id,
+        text,
+        channel,
+        ts,
+        "event_message_subtype_bot_message_self.json",
+        classic,
+    )
+    envelope = message.sample()
+    event = message.event(envelope, workspace.team)
+    if not classic:
+        event["bot_profile"].update(name="taskbot", app_id=workspace.api_app_id)
     if thread_ts:
         event["thread_ts"] = thread_ts
-    return _fill_envelope(
-        envelope,
-        event,
-        team=team,
-        api_app_id=api_app_id,
-        event_id=event_id,
-        event_time=int(float(ts)),
-        bot_user_id=bot_user_id,
-        enterprise_id=None,
-    )
+    return _fill_envelope(envelope, event, ts, event_id, workspace)
 
 
 def bot_message_other(
@@ -332,35 +328,26 @@ def bot_message_other(
     channel: str = "C1",
     ts: str | None = None,
     event_id: str | None = None,
-    team: str = TEAM_ID,
-    api_app_id: str = API_APP_ID,
-    our_bot_user_id: str = BOT_USER_ID,
+    workspace: Workspace = WORKSPACE,
     classic: bool = False,
 ) -> dict[str, Any]:
-    """A message from another app: modern (``event_message_from_other_app_bot_id.json``)
-    or legacy ``subtype: bot_message`` (``event_message_subtype_bot_message_classic.json``).
+    """A message from another app (its own ``bot_id`` and bot user): modern
+    (``event_message_from_other_app_bot_id.json``) or legacy ``subtype: bot_message``
+    (``event_message_subtype_bot_message_classic.json``).
     """
     ts = ts or new_ts()
-    if classic:
-        envelope = load_sample("event_message_subtype_bot_message_classic.json")
-        event = envelope["event"]
-        event.update(bot_id=bot_id, text=text, ts=ts, channel=channel, event_ts=ts)
-    else:
-        envelope = load_sample("event_message_from_other_app_bot_id.json")
-        event = envelope["event"]
-        event.update(bot_id=bot_id, text=text, user=bot_user_id, ts=ts, team=team)
-        event.update(channel=channel, event_ts=ts)
-        event["bot_profile"].update(id=bot_id, team_id=team)
-    event["channel_type"] = channel_type(channel)
+    message = _BotMessage(
+        bot_id,
+        bot_user_id,
+        text,
+        channel,
+        ts,
+        "event_message_subtype_bot_message_classic.json",
+        classic,
+    )
+    envelope = message.sample()
     return _fill_envelope(
-        envelope,
-        event,
-        team=team,
-        api_app_id=api_app_id,
-        event_id=event_id,
-        event_time=int(float(ts)),
-        bot_user_id=our_bot_user_id,
-        enterprise_id=None,
+        envelope, message.event(envelope, workspace.team), ts, event_id, workspace
     )
 
 
@@ -383,13 +370,12 @@ def message_changed(
     message_ts: str | None = None,
     ts: str | None = None,
     event_id: str | None = None,
-    team: str = TEAM_ID,
-    api_app_id: str = API_APP_ID,
-    bot_user_id: str = BOT_USER_ID,
+    workspace: Workspace = WORKSPACE,
 ) -> dict[str, Any]:
     """``subtype: message_changed`` (``event_message_subtype_message_changed.json``)."""
     ts = ts or new_ts()
     message_ts = message_ts or new_ts()
+    team = workspace.team
     envelope = load_sample("event_message_subtype_message_changed.json")
     event = envelope["event"]
     message = event["message"]
@@ -400,16 +386,7 @@ def message_changed(
     previous.update(text=previous_text, user=user, team=team, ts=message_ts)
     previous["blocks"] = _rich_text_blocks(previous["blocks"], previous_text)
     event.update(channel=channel, ts=ts, event_ts=ts, channel_type=channel_type(channel))
-    return _fill_envelope(
-        envelope,
-        event,
-        team=team,
-        api_app_id=api_app_id,
-        event_id=event_id,
-        event_time=int(float(ts)),
-        bot_user_id=bot_user_id,
-        enterprise_id=None,
-    )
+    return _fill_envelope(envelope, event, ts, event_id, workspace)
 
 
 def message_deleted(
@@ -420,16 +397,15 @@ def message_deleted(
     deleted_ts: str | None = None,
     ts: str | None = None,
     event_id: str | None = None,
-    team: str = TEAM_ID,
-    api_app_id: str = API_APP_ID,
-    bot_user_id: str = BOT_USER_ID,
+    workspace: Workspace = WORKSPACE,
 ) -> dict[str, Any]:
     """``subtype: message_deleted`` (``event_message_subtype_message_deleted.json``)."""
     ts = ts or new_ts()
     deleted_ts = deleted_ts or new_ts()
     envelope = load_sample("event_message_subtype_message_deleted.json")
     event = envelope["event"]
-    event["previous_message"].update(text=previous_text, user=user, team=team, ts=deleted_ts)
+    previous = event["previous_message"]
+    previous.update(text=previous_text, user=user, team=workspace.team, ts=deleted_ts)
     event.update(
         channel=channel,
         deleted_ts=deleted_ts,
@@ -437,16 +413,7 @@ def message_deleted(
         event_ts=ts,
         channel_type=channel_type(channel),
     )
-    return _fill_envelope(
-        envelope,
-        event,
-        team=team,
-        api_app_id=api_app_id,
-        event_id=event_id,
-        event_time=int(float(ts)),
-        bot_user_id=bot_user_id,
-        enterprise_id=None,
-    )
+    return _fill_envelope(envelope, event, ts, event_id, workspace)
 
 
 def url_verification(challenge: str | None = None) -> dict[str, Any]:

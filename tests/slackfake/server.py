@@ -427,6 +427,7 @@ class FakeSlack:
         self._ts_clock = ts_clock
         self._view_seq = 0
         self._changed = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._handlers: dict[str, Handler] = {
@@ -451,6 +452,7 @@ class FakeSlack:
     async def start(self) -> FakeSlack:
         if self._runner is not None:
             return self
+        self._stopping.clear()
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{name}", self._handle_response_url)
@@ -465,9 +467,16 @@ class FakeSlack:
         return self
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but not past `stop`: shutting down would otherwise wait for every
+        late answer still held back, long after the client gave up on it."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def __aenter__(self) -> FakeSlack:
         return await self.start()
@@ -740,6 +749,17 @@ class FakeSlack:
         event, self._changed = self._changed, asyncio.Event()
         event.set()
 
+    async def _play_script(self, call: Call) -> tuple[ScriptStep, web.Response | None]:
+        """Take the call's next scripted step and play it: a Delay or Hold waits here,
+        a step that decides the answer (a failure, a rate limit...) returns it."""
+        step = self._next_step(call.method)
+        if isinstance(step, Delay):
+            await self._pause(step.seconds)
+        if isinstance(step, Hold):
+            step.arrived.set()
+            await step.release.wait()
+        return step, self._scripted_response(call, step)
+
     def _scripted_response(self, call: Call, step: ScriptStep) -> web.Response | None:
         if isinstance(step, Fail):
             body: dict[str, Any] = {"ok": False, "error": step.error}
@@ -786,13 +806,7 @@ class FakeSlack:
             body = {"ok": False, "error": failure.error}
             self._finish(call, 200, body)
             return web.json_response(body)
-        step = self._next_step(method)
-        if isinstance(step, Delay):
-            await asyncio.sleep(step.seconds)
-        if isinstance(step, Hold):
-            step.arrived.set()
-            await step.release.wait()
-        scripted = self._scripted_response(call, step)
+        step, scripted = await self._play_script(call)
         if scripted is not None:
             return scripted
         try:
@@ -803,7 +817,7 @@ class FakeSlack:
             result = await handler(call)
             status = 200
             if isinstance(step, AnswerLate):
-                await asyncio.sleep(step.seconds)
+                await self._pause(step.seconds)
         except _ApiFailure as failure:
             result = {"ok": False, "error": failure.error, **failure.extra}
             status = failure.status
@@ -823,13 +837,7 @@ class FakeSlack:
             body: dict[str, Any] = {"ok": False, "error": "invalid_payload"}
             self._finish(call, 400, body)
             return web.json_response(body, status=400)
-        step = self._next_step(method)
-        if isinstance(step, Delay):
-            await asyncio.sleep(step.seconds)
-        if isinstance(step, Hold):
-            step.arrived.set()
-            await step.release.wait()
-        scripted = self._scripted_response(call, step)
+        _, scripted = await self._play_script(call)
         if scripted is not None:
             return scripted
         params = call.params

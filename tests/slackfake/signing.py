@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
@@ -44,6 +44,16 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, st
         "X-Slack-Request-Timestamp": str(ts),
         "X-Slack-Signature": signature(secret, body, ts),
     }
+
+
+class Delivery(TypedDict, total=False):
+    """How a request is signed (forged, stale or at a given time) and which headers
+    it carries besides Slack's."""
+
+    bad_signature: bool
+    stale: bool
+    timestamp: int | None
+    extra_headers: Mapping[str, str] | None
 
 
 @dataclass
@@ -128,21 +138,17 @@ class SignedSender:
         return headers
 
     async def post(
-        self,
-        body: bytes,
-        content_type: str,
-        *,
-        bad_signature: bool = False,
-        stale: bool = False,
-        timestamp: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        self, body: bytes, content_type: str, **delivery: Unpack[Delivery]
     ) -> SentResponse:
         """Sign and POST raw ``body``."""
         headers = self.headers_for(
-            body, content_type, bad_signature=bad_signature, stale=stale, timestamp=timestamp
+            body,
+            content_type,
+            bad_signature=delivery.get("bad_signature", False),
+            stale=delivery.get("stale", False),
+            timestamp=delivery.get("timestamp"),
         )
-        if extra_headers:
-            headers.update(extra_headers)
+        headers.update(delivery.get("extra_headers") or {})
         if self._session is not None:
             return await self._send(self._session, body, headers)
         async with aiohttp.ClientSession(
@@ -170,66 +176,26 @@ class SignedSender:
         envelope: Mapping[str, Any],
         retry_num: int | None = None,
         retry_reason: str = "http_timeout",
-        *,
-        bad_signature: bool = False,
-        stale: bool = False,
-        timestamp: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        **delivery: Unpack[Delivery],
     ) -> SentResponse:
         """Deliver an Events API envelope (JSON); ``retry_num`` adds Slack's retry headers."""
-        body = json.dumps(envelope).encode()
-        headers = dict(extra_headers or {})
+        headers = dict(delivery.get("extra_headers") or {})
         if retry_num is not None:
             headers["X-Slack-Retry-Num"] = str(retry_num)
             headers["X-Slack-Retry-Reason"] = retry_reason
-        return await self.post(
-            body,
-            JSON,
-            bad_signature=bad_signature,
-            stale=stale,
-            timestamp=timestamp,
-            extra_headers=headers,
-        )
+        delivery["extra_headers"] = headers
+        return await self.post(json.dumps(envelope).encode(), JSON, **delivery)
 
-    async def command(
-        self,
-        form: Mapping[str, str],
-        *,
-        bad_signature: bool = False,
-        stale: bool = False,
-        timestamp: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> SentResponse:
+    async def command(self, form: Mapping[str, str], **delivery: Unpack[Delivery]) -> SentResponse:
         """Deliver a slash command (form-encoded fields)."""
-        body = urlencode(dict(form)).encode()
-        return await self.post(
-            body,
-            FORM,
-            bad_signature=bad_signature,
-            stale=stale,
-            timestamp=timestamp,
-            extra_headers=extra_headers,
-        )
+        return await self.post(urlencode(dict(form)).encode(), FORM, **delivery)
 
     async def interaction(
-        self,
-        payload: Mapping[str, Any],
-        *,
-        bad_signature: bool = False,
-        stale: bool = False,
-        timestamp: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        self, payload: Mapping[str, Any], **delivery: Unpack[Delivery]
     ) -> SentResponse:
         """Deliver an interactivity payload (form body ``payload=<json>``)."""
         body = urlencode({"payload": json.dumps(payload)}).encode()
-        return await self.post(
-            body,
-            FORM,
-            bad_signature=bad_signature,
-            stale=stale,
-            timestamp=timestamp,
-            extra_headers=extra_headers,
-        )
+        return await self.post(body, FORM, **delivery)
 
     async def url_verification(self, challenge: str = "challenge-token") -> SentResponse:
         """Slack's request-URL handshake."""

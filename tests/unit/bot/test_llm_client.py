@@ -12,6 +12,7 @@ from bot.llm_client import ChatCompletionsModel
 from core.agents.base import AgentContext
 from core.agents.research import ResearchAgent
 from storage.knowledge_index import KnowledgeIndex
+from tests.local_http import serving
 
 
 class FakeModelServer:
@@ -32,16 +33,9 @@ class FakeModelServer:
 @pytest.fixture
 async def model_server() -> AsyncIterator[FakeModelServer]:
     fake = FakeModelServer()
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fake.url = f"http://127.0.0.1:{port}/v1"
-    yield fake
-    await runner.cleanup()
+    async with serving("/v1/chat/completions", fake.handle) as url:
+        fake.url = url.removesuffix("/chat/completions")
+        yield fake
 
 
 async def test_sends_model_messages_and_key(model_server: FakeModelServer) -> None:

@@ -198,17 +198,30 @@ def test_every_command_in_help_is_accepted(command: str) -> None:
     assert parsed.action != "invalid", parsed.error
 
 
+def _alices_request(
+    title: str, status: str, *steps: StepState, amount_cents: int = 0
+) -> RequestStatus:
+    """The status message of U0ALICE01's request 5."""
+    return RequestStatus(
+        DEST,
+        5,
+        requester="U0ALICE01",
+        title=title,
+        status=status,
+        steps=steps,
+        amount_cents=amount_cents,
+    )
+
+
 def test_bidi_and_control_characters_are_neutralised() -> None:
     title = f"{BIDI}buy *2* monitors\u202e for me\u0007"
     for notice in (
         TaskFailed(DEST, 7, title=title, error=f"broke {BIDI}"),
-        RequestStatus(
-            DEST,
-            5,
-            requester="U0ALICE01",
-            title=title,
-            status="IN_PROGRESS",
-            steps=(StepState(title, "IN_PROGRESS"), StepState("Email draft", "PENDING")),
+        _alices_request(
+            title,
+            "IN_PROGRESS",
+            StepState(title, "IN_PROGRESS"),
+            StepState("Email draft", "PENDING"),
         ),
     ):
         msg = render(notice)
@@ -222,16 +235,11 @@ def test_bidi_and_control_characters_are_neutralised() -> None:
 
 def test_the_status_message_states_each_step_with_a_word() -> None:
     msg = render(
-        RequestStatus(
-            DEST,
-            5,
-            requester="U0ALICE01",
-            title="research laptops and draft an email to john@example.com",
-            status="IN_PROGRESS",
-            steps=(
-                StepState("Research: laptops", "COMPLETED"),
-                StepState("Email draft to john@example.com", "IN_PROGRESS"),
-            ),
+        _alices_request(
+            "research laptops and draft an email to john@example.com",
+            "IN_PROGRESS",
+            StepState("Research: laptops", "COMPLETED"),
+            StepState("Email draft to john@example.com", "IN_PROGRESS"),
         )
     )
     assert_valid(msg)
@@ -246,13 +254,10 @@ def test_the_status_message_states_each_step_with_a_word() -> None:
 
 def test_a_waiting_status_says_for_whom_without_pinging_them() -> None:
     msg = render(
-        RequestStatus(
-            DEST,
-            5,
-            requester="U0ALICE01",
-            title="buy 2 monitors for $300",
-            status="WAITING",
-            steps=(StepState("Buy 2 × monitors", "WAITING", ("U0APPROVER",)),),
+        _alices_request(
+            "buy 2 monitors for $300",
+            "WAITING",
+            StepState("Buy 2 × monitors", "WAITING", ("U0APPROVER",)),
             amount_cents=30000,
         )
     )

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import select
 
 from bot.slack_notifier import SlackNotifier
 from core.notices import Destination, Notice, TaskFailed
@@ -20,6 +19,7 @@ from storage.models import OutboxRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
 from tests.slackfake.server import OK, AnswerLate, ApiError, FakeSlack, RateLimited
+from tests.unit.storage.helpers import stored_row
 
 THREAD = "1795000000.000100"
 #: the client gives up long before the fake answers a post it has already stored
@@ -57,12 +57,7 @@ async def add(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, notice: Notic
 
 
 async def row(uow_factory: SqlUnitOfWorkFactory, entry: int) -> OutboxRow:
-    async with uow_factory() as uow:
-        found = (
-            await uow.session.execute(select(OutboxRow).where(OutboxRow.id == entry))
-        ).scalar_one()
-        uow.session.expunge(found)
-        return found
+    return await stored_row(uow_factory, OutboxRow, entry)
 
 
 async def drain_until_sent(

@@ -7,7 +7,7 @@ replaced, by small recording agents implementing core.agents.base.Agent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, TypeVar
 
@@ -18,10 +18,10 @@ from core.agents.base import AgentContext, AgentError, AgentResult, DependencyRe
 from core.agents.purchase import PurchaseAgent, amount_cents
 from core.agents.registry import AgentRegistry
 from core.clock import Clock, month_key
-from core.notices import Notice, notice_from_json
+from core.notices import Destination, Notice, TaskNeedsAttention, notice_from_json
 from core.orchestrator import Request, Submission
 from core.policy import Policy
-from core.ports import UnitOfWorkFactory
+from core.ports import UnitOfWork, UnitOfWorkFactory
 from core.records import Approval, BudgetStatus, Conversation, LedgerEntry, Task
 from core.service import TaskService
 from storage.models import OutboxRow, TaskRow
@@ -163,29 +163,30 @@ def found(value: T | None) -> T:
     return value
 
 
-async def task(uow_factory: UnitOfWorkFactory, task_id: int) -> Task:
+async def read(uow_factory: UnitOfWorkFactory, query: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """What `query` finds, in a unit of work of its own."""
     async with uow_factory() as uow:
-        return found(await uow.tasks.get(task_id))
+        return await query(uow)
+
+
+async def task(uow_factory: UnitOfWorkFactory, task_id: int) -> Task:
+    return found(await read(uow_factory, lambda uow: uow.tasks.get(task_id)))
 
 
 async def children(uow_factory: UnitOfWorkFactory, parent_id: int) -> list[Task]:
-    async with uow_factory() as uow:
-        return await uow.tasks.children(parent_id)
+    return await read(uow_factory, lambda uow: uow.tasks.children(parent_id))
 
 
 async def approval_for(uow_factory: UnitOfWorkFactory, task_id: int) -> Approval | None:
-    async with uow_factory() as uow:
-        return await uow.approvals.for_task(task_id)
+    return await read(uow_factory, lambda uow: uow.approvals.for_task(task_id))
 
 
 async def approval(uow_factory: UnitOfWorkFactory, approval_id: int) -> Approval:
-    async with uow_factory() as uow:
-        return found(await uow.approvals.get(approval_id))
+    return found(await read(uow_factory, lambda uow: uow.approvals.get(approval_id)))
 
 
 async def ledger(uow_factory: UnitOfWorkFactory, task_id: int) -> list[LedgerEntry]:
-    async with uow_factory() as uow:
-        return await uow.ledger.for_task(task_id)
+    return await read(uow_factory, lambda uow: uow.ledger.for_task(task_id))
 
 
 async def budget(
@@ -235,6 +236,17 @@ async def outbox(
 
 async def notices(uow_factory: SqlUnitOfWorkFactory, kind: type[Notice]) -> list[Any]:
     return [e.notice for e in await outbox(uow_factory, kind)]
+
+
+async def needs_attention(uow_factory: SqlUnitOfWorkFactory) -> TaskNeedsAttention:
+    """The one TaskNeedsAttention notice for the requester's thread, checked to come
+    first and to be followed by one to each approver's DM."""
+    told, *to_approvers = await notices(uow_factory, TaskNeedsAttention)
+    assert isinstance(told, TaskNeedsAttention) and not told.for_approvers
+    assert [(n.destination, n.for_approvers) for n in to_approvers] == [
+        (Destination(user=a), True) for a in told.approvers
+    ]
+    return told
 
 
 def dependency_ids(deps: Sequence[DependencyResult]) -> list[int]:

@@ -61,6 +61,54 @@ async def _pending_purchase(
     return purchase, pending
 
 
+def _service(
+    uow_factory: SqlUnitOfWorkFactory,
+    clock: FakeClock,
+    policy: Policy = BOSSES,
+    recorder: Recorder | None = None,
+) -> TaskService:
+    return make_service(uow_factory, clock, agent_registry(recorder or Recorder()), policy)
+
+
+async def _asking(
+    uow_factory: SqlUnitOfWorkFactory,
+    clock: FakeClock,
+    policy: Policy = BOSSES,
+    recorder: Recorder | None = None,
+) -> tuple[TaskService, Task, Approval]:
+    """A service on `policy` and the purchase it now waits to have approved."""
+    service = _service(uow_factory, clock, policy, recorder)
+    return (service, *await _pending_purchase(service))
+
+
+async def _research_then_buy(service: TaskService) -> tuple[Task, Task, Approval]:
+    """A two-step request whose research is done and whose purchase awaits approval:
+    the request, the purchase step and its pending approval."""
+    root = await submit_and_advance(service, "research monitors then buy 2 monitors for $300")
+    _research, purchase = await children(service.uow_factory, root.id)
+    pending = await approval_for(service.uow_factory, purchase.id)
+    assert pending is not None and pending.status is ApprovalStatus.PENDING
+    return root, purchase, pending
+
+
+async def _decided(
+    service: TaskService,
+    approval_id: int,
+    user: str,
+    decision: Decision,
+    on: tuple[str, str] | None = None,
+    external: bool = False,
+) -> None:
+    """`user`'s decision (clicked `on` the copy in (channel, ts)) counts, and the work it
+    lets go on has run."""
+    channel, message_ts = on or (None, None)
+    outcome = await service.decide(
+        approval_id, user, decision, channel=channel, message_ts=message_ts, external=external
+    )
+    assert outcome.result is DecisionResult.DECIDED, outcome
+    await service.idle()
+
+
 async def _audit_actions(uow_factory: SqlUnitOfWorkFactory, task_id: int) -> list[str]:
     async with uow_factory() as uow:
         return [e.action for e in await uow.audit.for_task(task_id)]
@@ -69,8 +117,7 @@ async def _audit_actions(uow_factory: SqlUnitOfWorkFactory, task_id: int) -> lis
 async def test_approvers_come_from_the_policy(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
-    _, pending = await _pending_purchase(service)
+    _, _, pending = await _asking(uow_factory, clock)
     assert pending.approvers == ("UBOSS", "UCFO")
     asked = await notices(uow_factory, ApprovalNeeded)
     # a DM to each approver: the requester's conversation is no place for the buttons
@@ -88,7 +135,7 @@ async def test_with_an_approval_channel_one_message_goes_there(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     policy = replace(BOSSES, approval_channel="CAPPROVALS")
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), policy)
+    service = _service(uow_factory, clock, policy)
     await _pending_purchase(service)
     (asked,) = await notices(uow_factory, ApprovalNeeded)
     assert asked.destination == Destination(channel="CAPPROVALS")
@@ -100,8 +147,7 @@ async def test_the_requester_is_never_their_own_approver_while_anyone_else_is(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     policy = Policy(approvers=("U1", "UBOSS"))
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), policy)
-    purchase, pending = await _pending_purchase(service)  # U1 asks
+    service, purchase, pending = await _asking(uow_factory, clock, policy)  # U1 asks
     assert pending.approvers == ("UBOSS",)
     own = await service.decide(pending.id, "U1", Decision.APPROVE)
     assert own.result is DecisionResult.NOT_ALLOWED and own.own_request
@@ -112,7 +158,7 @@ async def test_the_requester_is_never_their_own_approver_while_anyone_else_is(
 async def test_with_no_approvers_a_purchase_is_refused_naming_the_setting(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), Policy())
+    service = _service(uow_factory, clock, Policy())
     purchase = await submit_and_advance(service, "buy 2 monitors for $300")
     refused = await task(uow_factory, purchase.id)
     assert refused.status is S.FAILED
@@ -127,37 +173,27 @@ async def test_with_no_approvers_a_purchase_is_refused_naming_the_setting(
 async def test_rights_are_checked_against_the_configuration_at_click_time(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    before = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
+    before = _service(uow_factory, clock, BOSSES)
     purchase, pending = await _pending_purchase(before)
     # restarted with UCFO removed and UNEW added
-    after = make_service(
-        uow_factory, clock, agent_registry(Recorder()), Policy(approvers=("UBOSS", "UNEW"))
-    )
+    after = _service(uow_factory, clock, Policy(approvers=("UBOSS", "UNEW")))
     removed = await after.decide(pending.id, "UCFO", Decision.APPROVE)
     assert removed.result is DecisionResult.NOT_ALLOWED
     assert removed.approvers == ("UBOSS", "UNEW")
     assert (await approval(uow_factory, pending.id)).status is ApprovalStatus.PENDING
-    added = await after.decide(pending.id, "UNEW", Decision.DENY)
-    assert added.result is DecisionResult.DECIDED
-    await after.idle()
+    await _decided(after, pending.id, "UNEW", Decision.DENY)
     assert (await task(uow_factory, purchase.id)).status is S.REJECTED
 
 
 async def test_another_organisation_counts_only_when_configured_by_id(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    policy = Policy(allow_self_approval=True)
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), policy)
-    purchase, pending = await _pending_purchase(service)
+    service, purchase, pending = await _asking(uow_factory, clock, Policy(allow_self_approval=True))
     assert pending.approvers == ("U1",)  # self-approval allowed, nobody else configured
     foreign = await service.decide(pending.id, "U1", Decision.APPROVE, external=True)
     assert foreign.result is DecisionResult.NOT_ALLOWED
-    configured = make_service(
-        uow_factory, clock, agent_registry(Recorder()), Policy(approvers=("UEXT",))
-    )
-    ok = await configured.decide(pending.id, "UEXT", Decision.APPROVE, external=True)
-    assert ok.result is DecisionResult.DECIDED
-    await configured.idle()
+    configured = _service(uow_factory, clock, Policy(approvers=("UEXT",)))
+    await _decided(configured, pending.id, "UEXT", Decision.APPROVE, external=True)
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
 
 
@@ -166,8 +202,7 @@ async def test_an_expired_approval_is_refused_at_click_time(
 ) -> None:
     """Before the expiry job runs: the click itself expires it."""
     policy = replace(BOSSES, approval_ttl_seconds=3600)
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), policy)
-    purchase, pending = await _pending_purchase(service)
+    service, purchase, pending = await _asking(uow_factory, clock, policy)
     await _deliver_approval_message(uow_factory, clock)
     clock.advance(3601)
     outcome = await service.decide(pending.id, "UBOSS", Decision.APPROVE)
@@ -188,8 +223,7 @@ async def test_an_expired_approval_is_refused_at_click_time(
 async def test_wrong_approver_is_refused_and_nothing_changes(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
-    purchase, pending = await _pending_purchase(service)
+    service, purchase, pending = await _asking(uow_factory, clock)
     outbox_before = len(await outbox(uow_factory))
 
     for user in ("U1", "UINTRUDER"):  # not even the requester, when approvers are configured
@@ -208,7 +242,7 @@ async def test_wrong_approver_is_refused_and_nothing_changes(
 async def test_unknown_approval_is_reported(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
+    service = _service(uow_factory, clock, BOSSES)
     outcome = await service.decide(424242, "UBOSS", Decision.APPROVE)
     assert outcome.result is DecisionResult.NOT_FOUND
     assert "can't find" in outcome.message
@@ -218,8 +252,7 @@ async def test_approve_resumes_the_task_which_completes_with_a_ledger_transactio
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     recorder = Recorder()
-    service = make_service(uow_factory, clock, agent_registry(recorder), BOSSES)
-    purchase, pending = await _pending_purchase(service)
+    service, purchase, pending = await _asking(uow_factory, clock, recorder=recorder)
     assert recorder.started() == []
 
     outcome = await service.decide(pending.id, "UBOSS", Decision.APPROVE)
@@ -245,11 +278,8 @@ async def test_approve_resumes_the_task_which_completes_with_a_ledger_transactio
 async def test_approving_one_step_of_a_request_completes_the_request(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), SELF)
-    root = await submit_and_advance(service, "research monitors then buy 2 monitors for $300")
-    _research, purchase = await children(uow_factory, root.id)
-    pending = await approval_for(uow_factory, purchase.id)
-    assert pending is not None
+    service = _service(uow_factory, clock, SELF)
+    root, purchase, pending = await _research_then_buy(service)
 
     outcome = await service.decide(pending.id, "U1", Decision.APPROVE)  # self-approval
     assert outcome.resume_root == root.id
@@ -263,8 +293,7 @@ async def test_approving_one_step_of_a_request_completes_the_request(
 
 async def test_deny_rejects_the_task(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> None:
     recorder = Recorder()
-    service = make_service(uow_factory, clock, agent_registry(recorder), BOSSES)
-    purchase, pending = await _pending_purchase(service)
+    service, purchase, pending = await _asking(uow_factory, clock, recorder=recorder)
     await _deliver_approval_message(uow_factory, clock)
 
     outcome = await service.decide(pending.id, "UCFO", Decision.DENY)
@@ -288,11 +317,8 @@ async def test_deny_rejects_the_task(uow_factory: SqlUnitOfWorkFactory, clock: F
 async def test_denied_step_stops_the_rest_of_the_request(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), SELF)
-    root = await submit_and_advance(service, "research monitors then buy 2 monitors for $300")
-    _research, purchase = await children(uow_factory, root.id)
-    pending = await approval_for(uow_factory, purchase.id)
-    assert pending is not None
+    service = _service(uow_factory, clock, SELF)
+    root, purchase, pending = await _research_then_buy(service)
 
     await service.decide(pending.id, "U1", Decision.DENY)
     await service.idle()
@@ -306,8 +332,7 @@ async def test_denied_step_stops_the_rest_of_the_request(
 async def test_second_decision_changes_nothing_and_names_the_first_decider(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
-    purchase, pending = await _pending_purchase(service)
+    service, purchase, pending = await _asking(uow_factory, clock)
     await service.decide(pending.id, "UBOSS", Decision.APPROVE)
     await service.idle()
     outbox_before = len(await outbox(uow_factory))
@@ -386,8 +411,8 @@ async def test_two_workers_gating_one_purchase_ask_once(
     On PostgreSQL both workers can find no approval and both try to insert one; the
     insert is insert-if-absent, so the second worker just waits (no IntegrityError).
     """
-    replica_a = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
-    replica_b = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
+    replica_a = _service(uow_factory, clock, BOSSES)
+    replica_b = _service(uow_factory, clock, BOSSES)
     for i in range(5):
         submission = await submit(replica_a, f"buy {i + 1} chairs for $10")
         assert submission.root is not None
@@ -421,8 +446,7 @@ async def _deliver_approval_message(
 async def test_every_copy_is_recorded_and_replaced_when_decided(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
-    purchase, pending = await _pending_purchase(service)
+    service, purchase, pending = await _asking(uow_factory, clock)
     await _deliver_approval_message(uow_factory, clock, "1700000001.000200")
     async with uow_factory() as uow:
         copies = await uow.approvals.messages(pending.id)
@@ -430,11 +454,7 @@ async def test_every_copy_is_recorded_and_replaced_when_decided(
         ApprovalMessage(pending.id, "DUBOSS", "1700000001.000200", "UBOSS"),
         ApprovalMessage(pending.id, "DUCFO", "1700000001.000200", "UCFO"),
     ]
-    ok = await service.decide(
-        pending.id, "UCFO", Decision.APPROVE, channel="DUCFO", message_ts="1700000001.000200"
-    )
-    await service.idle()
-    assert ok.result is DecisionResult.DECIDED
+    await _decided(service, pending.id, "UCFO", Decision.APPROVE, ("DUCFO", "1700000001.000200"))
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
     every_note = await notices(uow_factory, ApprovalDecided)
     replaced = [n for n in every_note if not n.reference]
@@ -451,14 +471,9 @@ async def test_a_click_on_a_copy_never_recorded_counts_and_is_replaced_too(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     """Posted just before a crash, its ts never recorded: it is as good as any copy."""
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
-    purchase, pending = await _pending_purchase(service)
+    service, purchase, pending = await _asking(uow_factory, clock)
     await _deliver_approval_message(uow_factory, clock, "1700000002.000200")
-    outcome = await service.decide(
-        pending.id, "UBOSS", Decision.APPROVE, channel="DUBOSS", message_ts="1700000001.000100"
-    )
-    await service.idle()
-    assert outcome.result is DecisionResult.DECIDED
+    await _decided(service, pending.id, "UBOSS", Decision.APPROVE, ("DUBOSS", "1700000001.000100"))
     assert (await task(uow_factory, purchase.id)).status is S.COMPLETED
     replaced = {
         (n.destination.channel, n.message_ts) for n in await notices(uow_factory, ApprovalDecided)
@@ -470,8 +485,7 @@ async def test_a_click_on_a_copy_never_recorded_counts_and_is_replaced_too(
 async def test_a_copy_posted_after_the_decision_is_replaced_at_once(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
-    _purchase, pending = await _pending_purchase(service)
+    service, _purchase, pending = await _asking(uow_factory, clock)
     await service.decide(pending.id, "UBOSS", Decision.DENY)  # before any copy was posted
     await service.idle()
     await _deliver_approval_message(uow_factory, clock, "1700000003.000300")
@@ -486,16 +500,13 @@ async def test_a_copy_posted_after_the_decision_is_replaced_at_once(
 async def test_cancelling_a_pending_purchase_releases_the_hold_and_closes_the_approval(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, cancel_what: str
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
+    service = _service(uow_factory, clock, BOSSES)
     if cancel_what == "purchase":
         purchase, pending = await _pending_purchase(service)
         target = purchase.id
     else:
-        root = await submit_and_advance(service, "research monitors then buy 2 monitors for $300")
-        _research, purchase = await children(uow_factory, root.id)
-        found = await approval_for(uow_factory, purchase.id)
-        assert found is not None
-        pending, target = found, root.id
+        root, purchase, pending = await _research_then_buy(service)
+        target = root.id
     assert (await budget(uow_factory, clock, BOSSES)).held_cents == 30000
     await _deliver_approval_message(uow_factory, clock)
 
@@ -524,8 +535,7 @@ async def test_cancelling_a_pending_purchase_releases_the_hold_and_closes_the_ap
 async def test_only_the_requester_may_cancel(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
-    purchase, pending = await _pending_purchase(service)
+    service, purchase, pending = await _asking(uow_factory, clock)
     result = await service.cancellation.cancel("UBOSS", purchase.id)
     assert not result.cancelled
     assert (await task(uow_factory, purchase.id)).status is S.PENDING
@@ -543,8 +553,7 @@ async def test_cancel_racing_a_worker_that_claims_the_task_does_not_report_succe
     """
     from core.states import transition
 
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), BOSSES)
-    purchase, pending = await _pending_purchase(service)
+    service, purchase, pending = await _asking(uow_factory, clock)
     decided = await service.approvals.decide(pending.id, "UBOSS", Decision.APPROVE)
     assert decided.result is DecisionResult.DECIDED  # approved, not yet run
 

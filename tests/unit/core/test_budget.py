@@ -11,6 +11,7 @@ from core.approvals import Decision, DecisionResult
 from core.notices import ApprovalNeeded, RequestRefused, TaskFailed
 from core.orchestrator import Outcome
 from core.policy import Policy
+from core.records import Task
 from core.service import TaskService
 from core.states import ApprovalStatus, TaskStatus
 from storage.models import TransactionRow
@@ -33,6 +34,19 @@ S = TaskStatus
 HUNDRED = Policy(monthly_budget_cents=10000, allow_self_approval=True)
 
 
+@pytest.fixture
+def service(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock) -> TaskService:
+    """The service on a $100 monthly budget, requesters approving their own purchases."""
+    return make_service(uow_factory, clock, agent_registry(Recorder()), HUNDRED)
+
+
+async def _bought(service: TaskService, text: str = "buy 1 chair for $60") -> Task:
+    """A purchase asked for and approved, so it has run."""
+    purchase = await submit_and_advance(service, text)
+    await _approve(service, purchase.id)
+    return purchase
+
+
 async def _approve(service: TaskService, task_id: int, user: str = "U1") -> None:
     pending = await approval_for(service.uow_factory, task_id)
     assert pending is not None
@@ -42,11 +56,9 @@ async def _approve(service: TaskService, task_id: int, user: str = "U1") -> None
 
 
 async def test_over_budget_purchase_is_refused_once_before_it_is_accepted(
-    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, service: TaskService
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), HUNDRED)
-    first = await submit_and_advance(service, "buy 1 chair for $60")
-    await _approve(service, first.id)
+    first = await _bought(service)
     assert (await task(uow_factory, first.id)).status is S.COMPLETED
 
     second = await submit(service, "buy 1 desk for $50")
@@ -62,10 +74,9 @@ async def test_over_budget_purchase_is_refused_once_before_it_is_accepted(
 
 
 async def test_a_purchase_over_budget_by_the_time_it_runs_fails_saying_what_is_left(
-    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, service: TaskService
 ) -> None:
     """Both fit when asked; the second no longer fits once the first holds its money."""
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), HUNDRED)
     first = await submit(service, "buy 1 chair for $60")
     second = await submit(service, "buy 1 desk for $50")
     assert first.root is not None and second.root is not None
@@ -96,9 +107,8 @@ async def test_over_budget_step_refuses_its_request(
 
 
 async def test_hold_on_approval_request_and_release_on_deny(
-    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, service: TaskService
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), HUNDRED)
     purchase = await submit_and_advance(service, "buy 1 chair for $60")
 
     held = await budget(uow_factory, clock, HUNDRED)
@@ -135,11 +145,9 @@ async def test_hold_released_when_the_purchase_fails(
 
 
 async def test_completed_purchase_turns_its_hold_into_spend(
-    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, service: TaskService
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), HUNDRED)
-    purchase = await submit_and_advance(service, "buy 1 chair for $60")
-    await _approve(service, purchase.id)
+    purchase = await _bought(service)
 
     status = await budget(uow_factory, clock, HUNDRED)
     assert (status.spent_cents, status.held_cents, status.remaining_cents) == (6000, 0, 4000)
@@ -147,9 +155,8 @@ async def test_completed_purchase_turns_its_hold_into_spend(
 
 
 async def test_budgets_are_per_requester_and_per_month(
-    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, service: TaskService
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), HUNDRED)
     mine = await submit_and_advance(service, "buy 1 chair for $60")
     theirs = await submit_and_advance(service, "buy 1 chair for $60", requester="U2")
     assert await approval_for(uow_factory, mine.id) is not None
@@ -163,9 +170,8 @@ async def test_budgets_are_per_requester_and_per_month(
 
 @pytest.mark.parametrize("budget_row", ["new", "existing"])
 async def test_concurrent_purchases_never_overspend(
-    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, budget_row: str
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, service: TaskService, budget_row: str
 ) -> None:
-    service = make_service(uow_factory, clock, agent_registry(Recorder()), HUNDRED)
     if budget_row == "existing":
         # A denied purchase leaves this month's budget row in place with nothing spent, so
         # the race is decided by the conditional hold itself, not by who creates the row.

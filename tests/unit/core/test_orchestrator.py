@@ -3,6 +3,8 @@ results flowing along edges, failure propagation, dedupe and refusals."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from core.notices import (
@@ -15,6 +17,7 @@ from core.notices import (
 )
 from core.orchestrator import GRAPH_AGENT, Outcome
 from core.policy import Policy
+from core.service import TaskService
 from core.states import ApprovalStatus, TaskStatus
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
@@ -34,6 +37,20 @@ from tests.unit.core.helpers import (
 )
 
 S = TaskStatus
+
+
+def _recording(
+    uow_factory: SqlUnitOfWorkFactory,
+    clock: FakeClock,
+    recorder: Recorder,
+    agent: str = "research",
+    policy: Policy | None = None,
+    **options: Any,
+) -> TaskService:
+    """A service whose `agent` records (and sleeps, fails or crashes: `options`)."""
+    registry = agent_registry(recorder)
+    registry.register(RecordingAgent(agent, recorder, **options), replace=True)
+    return make_service(uow_factory, clock, registry, policy)
 
 
 # --- plan shapes ----------------------------------------------------------------------------
@@ -113,8 +130,7 @@ async def test_research_then_purchase_waits_for_approval(
 async def test_dependents_start_only_after_their_dependencies_finished(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recorder
 ) -> None:
-    registry = agent_registry(recorder, research=RecordingAgent("research", recorder, delay=0.05))
-    service = make_service(uow_factory, clock, registry)
+    service = _recording(uow_factory, clock, recorder, delay=0.05)
     root = await submit_and_advance(
         service, "research laptops and research monitors and draft email to bob@example.com"
     )
@@ -133,8 +149,7 @@ async def test_dependents_start_only_after_their_dependencies_finished(
 async def test_independent_steps_run_concurrently(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recorder
 ) -> None:
-    registry = agent_registry(recorder, research=RecordingAgent("research", recorder, delay=0.2))
-    service = make_service(uow_factory, clock, registry)
+    service = _recording(uow_factory, clock, recorder, delay=0.2)
     root = await submit_and_advance(
         service, "research laptops and research monitors and research keyboards"
     )
@@ -194,10 +209,7 @@ async def test_real_email_draft_quotes_the_research(
 async def test_failed_step_fails_its_dependents_and_the_request(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recorder
 ) -> None:
-    registry = agent_registry(
-        recorder, research=RecordingAgent("research", recorder, fail="knowledge base offline")
-    )
-    service = make_service(uow_factory, clock, registry)
+    service = _recording(uow_factory, clock, recorder, fail="knowledge base offline")
     root = await submit_and_advance(service, "research laptops and draft email to bob@example.com")
 
     research, email = await children(uow_factory, root.id)
@@ -225,8 +237,7 @@ async def test_failed_step_fails_its_dependents_and_the_request(
 async def test_crashing_agent_fails_its_step_with_a_readable_reason(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recorder
 ) -> None:
-    registry = agent_registry(recorder, research=RecordingAgent("research", recorder, crash=True))
-    service = make_service(uow_factory, clock, registry)
+    service = _recording(uow_factory, clock, recorder, crash=True)
     root = await submit_and_advance(service, "research laptops")
 
     assert root.agent == "research"  # one step: the root is the step
@@ -237,10 +248,9 @@ async def test_crashing_agent_fails_its_step_with_a_readable_reason(
 async def test_a_hanging_agent_is_stopped_and_its_step_fails(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recorder
 ) -> None:
-    registry = agent_registry(recorder, research=RecordingAgent("research", recorder, delay=30))
     # one attempt: retrying timeouts is shown in test_step_retries.py
     policy = Policy(agent_timeout_seconds=0.2, step_max_attempts=1, allow_self_approval=True)
-    service = make_service(uow_factory, clock, registry, policy)
+    service = _recording(uow_factory, clock, recorder, policy=policy, delay=30)
     root = await submit_and_advance(service, "research laptops")
 
     assert root.status is S.FAILED
@@ -252,10 +262,7 @@ async def test_a_hanging_agent_is_stopped_and_its_step_fails(
 async def test_one_failed_branch_does_not_stop_an_independent_one(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recorder
 ) -> None:
-    registry = agent_registry(
-        recorder, compare=RecordingAgent("compare", recorder, fail="no price list")
-    )
-    service = make_service(uow_factory, clock, registry)
+    service = _recording(uow_factory, clock, recorder, "compare", fail="no price list")
     root = await submit_and_advance(service, "compare prices of desks and research chairs")
 
     compare, research = await children(uow_factory, root.id)
@@ -300,9 +307,8 @@ async def test_concurrent_advances_run_each_step_once(
 ) -> None:
     import asyncio
 
-    registry = agent_registry(recorder, research=RecordingAgent("research", recorder, delay=0.05))
-    service = make_service(uow_factory, clock, registry)
-    other = make_service(uow_factory, clock, registry)  # a second process, same database
+    service = _recording(uow_factory, clock, recorder, delay=0.05)
+    other = _recording(uow_factory, clock, recorder, delay=0.05)  # a second process, same database
     submission = await submit(service, "research laptops and draft email to bob@example.com")
     assert submission.root is not None
     root_id = submission.root.id

@@ -23,9 +23,7 @@ from tests.unit.core.helpers import (
     outbox,
     submit_and_advance,
 )
-
-THREAD_A = Destination(channel="C1", thread_ts="1700000000.000100")
-THREAD_B = Destination(channel="C1", thread_ts="1700000000.000200")
+from tests.unit.storage.helpers import THREAD_A, THREAD_B
 
 Script = Callable[[Notice, int], str | None]  # (notice, how many times tried before) → ts
 

@@ -106,6 +106,12 @@ async def _audit_actions(uow_factory: SqlUnitOfWorkFactory, task_id: int) -> lis
         return [e.action for e in await uow.audit.for_task(task_id)]
 
 
+async def _stored_task(uow_factory: SqlUnitOfWorkFactory) -> Task:
+    """A new PENDING task, committed."""
+    async with uow_factory() as uow:
+        return await uow.tasks.add(new_task())
+
+
 async def _get(uow_factory: SqlUnitOfWorkFactory, task_id: int) -> Task:
     async with uow_factory() as uow:
         task = await uow.tasks.get(task_id)
@@ -155,8 +161,7 @@ class Boom(Exception):
 async def test_successful_transition_writes_exactly_one_audit_row(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    async with uow_factory() as uow:
-        task = await uow.tasks.add(new_task())
+    task = await _stored_task(uow_factory)
     async with uow_factory() as uow:
         won = await transition(
             uow,
@@ -181,8 +186,7 @@ async def test_successful_transition_writes_exactly_one_audit_row(
 async def test_rolled_back_transition_leaves_neither_status_nor_audit_row(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    async with uow_factory() as uow:
-        task = await uow.tasks.add(new_task())
+    task = await _stored_task(uow_factory)
     with pytest.raises(Boom):
         async with uow_factory() as uow:
             assert await transition(uow, task, S.IN_PROGRESS, actor="alice", clock=clock)
@@ -199,8 +203,7 @@ async def test_rolled_back_transition_leaves_neither_status_nor_audit_row(
 async def test_lost_conditional_update_writes_no_audit_row(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    async with uow_factory() as uow:
-        task = await uow.tasks.add(new_task())
+    task = await _stored_task(uow_factory)
     async with uow_factory() as uow:
         assert await transition(uow, task, S.CANCELLED, actor="alice", clock=clock)
     # `task` still says PENDING: a second writer acting on that stale read loses
@@ -213,8 +216,7 @@ async def test_lost_conditional_update_writes_no_audit_row(
 async def test_racing_transitions_have_one_winner(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    async with uow_factory() as uow:
-        task = await uow.tasks.add(new_task())
+    task = await _stored_task(uow_factory)
 
     async def claim(actor: str) -> bool:
         async with uow_factory() as uow:

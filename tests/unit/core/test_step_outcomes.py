@@ -19,14 +19,7 @@ from core.agents.registry import AgentRegistry
 from core.approvals import Decision, DecisionOutcome, DecisionResult
 from core.executor import fail_task
 from core.jobs.recovery import Recovery, worker_lease
-from core.notices import (
-    Destination,
-    RequestFinished,
-    TaskFailed,
-    TaskFinished,
-    TaskNeedsAttention,
-    WebhookEvent,
-)
+from core.notices import RequestFinished, TaskFailed, TaskFinished, WebhookEvent
 from core.policy import Policy
 from core.service import TaskService
 from core.states import TaskStatus
@@ -42,6 +35,7 @@ from tests.unit.core.helpers import (
     budget,
     children,
     ledger,
+    needs_attention,
     notices,
     submit,
     submit_and_advance,
@@ -226,11 +220,7 @@ async def test_purchase_order_placed_then_recording_fails_needs_attention_not_fa
     assert flagged.error is not None and "PO-" in flagged.error
     assert flagged.result is not None  # the order is on record even though finishing failed
     assert flagged.result.data["purchase_order"]["number"] == f"PO-{buy_id}"
-    told, *to_approvers = await notices(uow_factory, TaskNeedsAttention)
-    assert not told.for_approvers  # the requester's thread first
-    assert [(n.destination, n.for_approvers) for n in to_approvers] == [
-        (Destination(user=a), True) for a in told.approvers
-    ]  # and each approver's DM
+    told = await needs_attention(uow_factory)
     assert told.task_id == buy_id and told.reference == f"PO-{buy_id}"
     assert told.approvers == ("UAPPROVER",)
     assert await notices(uow_factory, TaskFailed) == []
@@ -308,11 +298,7 @@ async def test_an_unstorable_purchase_result_needs_attention_with_its_reference(
     assert flagged.status is S.NEEDS_ATTENTION
     events = [e.event_type for e in await notices(uow_factory, WebhookEvent)]
     assert events == ["approval.requested", "task.needs_attention"]  # once, not per approver
-    told, *to_approvers = await notices(uow_factory, TaskNeedsAttention)
-    assert not told.for_approvers  # the requester's thread first
-    assert [(n.destination, n.for_approvers) for n in to_approvers] == [
-        (Destination(user=a), True) for a in told.approvers
-    ]  # and each approver's DM
+    told = await needs_attention(uow_factory)
     assert told.reference == f"PO-{buy_id}" and "cannot be stored as JSON" in told.detail
     held = await budget(uow_factory, clock, POLICY)
     assert held.held_cents == 300_00
@@ -341,11 +327,7 @@ async def test_a_purchase_stopped_by_its_timeout_needs_attention_not_failure(
     flagged = await task(uow_factory, buy_id)
     assert flagged.status is S.NEEDS_ATTENTION
     assert buyer.attempts == {buy_id: 1}
-    told, *to_approvers = await notices(uow_factory, TaskNeedsAttention)
-    assert not told.for_approvers  # the requester's thread first
-    assert [(n.destination, n.for_approvers) for n in to_approvers] == [
-        (Destination(user=a), True) for a in told.approvers
-    ]  # and each approver's DM
+    told = await needs_attention(uow_factory)
     assert told.detail.startswith("The purchase agent took longer than 0.2 s")
     assert (await budget(uow_factory, clock, policy)).held_cents == 300_00
     assert await notices(uow_factory, TaskFailed) == []
@@ -370,11 +352,7 @@ async def test_an_order_placed_after_its_step_was_failed_elsewhere_is_not_lost(
     gate.release.set()
     await service.idle()
     assert (await task(uow_factory, buy_id)).status is S.FAILED
-    told, *to_approvers = await notices(uow_factory, TaskNeedsAttention)
-    assert not told.for_approvers  # the requester's thread first
-    assert [(n.destination, n.for_approvers) for n in to_approvers] == [
-        (Destination(user=a), True) for a in told.approvers
-    ]  # and each approver's DM
+    told = await needs_attention(uow_factory)
     assert told.reference == f"PO-{buy_id}" and told.approvers == ("UAPPROVER",)
     assert "not on the ledger" in told.detail
     async with uow_factory() as uow:

@@ -52,13 +52,24 @@ _pg_problem: list[str] = []  # cached reason PostgreSQL is unusable, checked onc
 _pg_checked: list[bool] = []
 
 
-def _admin_engine() -> AsyncEngine:
+def _autocommit_engine(url: str) -> AsyncEngine:
     return create_async_engine(
-        POSTGRES_ADMIN_URL,
-        isolation_level="AUTOCOMMIT",
-        poolclass=NullPool,
-        connect_args={"timeout": 5},
+        url, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"timeout": 5}
     )
+
+
+def _admin_engine() -> AsyncEngine:
+    return _autocommit_engine(POSTGRES_ADMIN_URL)
+
+
+async def _as_admin(statement: str, params: dict[str, str] | None = None) -> None:
+    """Run one statement on the server's maintenance database."""
+    admin = _admin_engine()
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(statement), params or {})
+    finally:
+        await admin.dispose()
 
 
 async def _require_postgres() -> None:
@@ -151,12 +162,7 @@ class PostgresPool:
                 await self._reset(db, keep_schema=False)
             return db
         name = f"taskbot_test_{WORKER}_{secrets.token_hex(5)}"
-        admin = _admin_engine()
-        try:
-            async with admin.connect() as connection:
-                await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        finally:
-            await admin.dispose()
+        await _as_admin(f'CREATE DATABASE "{name}"')
         self.created.add(name)
         return _Database(name, migrated=False)
 
@@ -181,24 +187,12 @@ class PostgresPool:
             self.free.append(db)
 
     async def _reset(self, db: _Database, *, keep_schema: bool) -> None:
-        admin = _admin_engine()
-        try:
-            async with admin.connect() as connection:
-                await connection.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": db.name},
-                )
-        finally:
-            await admin.dispose()
-        engine = create_async_engine(
-            _postgres_url(db.name),
-            isolation_level="AUTOCOMMIT",
-            poolclass=NullPool,
-            connect_args={"timeout": 5},
+        await _as_admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = :name AND pid <> pg_backend_pid()",
+            {"name": db.name},
         )
+        engine = _autocommit_engine(_postgres_url(db.name))
         try:
             async with engine.connect() as connection:
                 # Nobody needs this cleanup to survive a power cut; waiting for fsync is slow.
@@ -217,12 +211,7 @@ class PostgresPool:
 
     async def _drop(self, name: str) -> None:
         self.created.discard(name)
-        admin = _admin_engine()
-        try:
-            async with admin.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        finally:
-            await admin.dispose()
+        await _as_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     async def close(self) -> None:
         for name in sorted(self.created):

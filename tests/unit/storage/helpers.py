@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from core.notices import Destination
 from core.records import Conversation, NewTask
+from storage.models import Base
+from storage.uow import SqlUnitOfWorkFactory
+
+#: two threads in one channel: the outbox keeps order within each, not across them
+THREAD_A = Destination(channel="C1", thread_ts="1700000000.000100")
+THREAD_B = Destination(channel="C1", thread_ts="1700000000.000200")
+
+
+Row = TypeVar("Row", bound=Base)
+
+
+async def stored_row(uow_factory: SqlUnitOfWorkFactory, model: type[Row], row_id: int) -> Row:
+    """The row as stored now, detached so it can be read after its unit of work."""
+    async with uow_factory() as uow:
+        found = await uow.session.get(model, row_id)
+        assert found is not None, (model.__name__, row_id)
+        uow.session.expunge(found)
+        return found
 
 
 def new_task(

@@ -56,14 +56,20 @@ async def test_hold_settle_release(uow_factory: SqlUnitOfWorkFactory, clock: Fak
         assert await uow.budgets.hold(c, "U1", MONTH, 7500, 10_000, clock.now())
 
 
+async def _hold(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, task_id: int, cents: int
+) -> bool:
+    """U1 holds `cents` of a 10,000-cent month for `task_id`, in a unit of work of its own."""
+    async with uow_factory() as uow:
+        return await uow.budgets.hold(task_id, "U1", MONTH, cents, 10_000, clock.now())
+
+
 async def test_hold_is_idempotent_per_task(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     (t,) = await _tasks(uow_factory, 1)
-    async with uow_factory() as uow:
-        assert await uow.budgets.hold(t, "U1", MONTH, 6000, 10_000, clock.now())
-    async with uow_factory() as uow:
-        assert await uow.budgets.hold(t, "U1", MONTH, 6000, 10_000, clock.now())
+    assert await _hold(uow_factory, clock, t, 6000)
+    assert await _hold(uow_factory, clock, t, 6000)
     assert (await _status(uow_factory)).held_cents == 6000
     async with uow_factory() as uow:
         await uow.budgets.settle(t, 6000)
@@ -77,11 +83,7 @@ async def test_concurrent_holds_of_one_task_hold_once(
 ) -> None:
     (t,) = await _tasks(uow_factory, 1)
 
-    async def hold() -> bool:
-        async with uow_factory() as uow:
-            return await uow.budgets.hold(t, "U1", MONTH, 1000, 10_000, clock.now())
-
-    assert all(await asyncio.gather(*(hold() for _ in range(10))))
+    assert all(await asyncio.gather(*(_hold(uow_factory, clock, t, 1000) for _ in range(10))))
     assert (await _status(uow_factory)).held_cents == 1000
 
 
@@ -91,11 +93,7 @@ async def test_budget_race_never_exceeds_limit(
     """20 concurrent holds of 6000 against 10000: exactly one fits."""
     ids = await _tasks(uow_factory, 20)
 
-    async def hold(task_id: int) -> bool:
-        async with uow_factory() as uow:
-            return await uow.budgets.hold(task_id, "U1", MONTH, 6000, 10_000, clock.now())
-
-    results = await asyncio.gather(*(hold(t) for t in ids))
+    results = await asyncio.gather(*(_hold(uow_factory, clock, t, 6000) for t in ids))
     assert sum(results) == 1
     status = await _status(uow_factory)
     assert status.held_cents == 6000 <= 10_000

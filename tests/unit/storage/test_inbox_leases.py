@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -45,12 +46,19 @@ async def test_inbox_concurrent_duplicates(
     assert sum(await asyncio.gather(*(deliver() for _ in range(10)))) == 1
 
 
+async def _acquire(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, name: str, holder: str
+) -> bool:
+    """Take or renew the lease `name` for 60 s, in a unit of work of its own."""
+    async with uow_factory() as uow:
+        return await uow.leases.acquire(name, holder, clock.now(), 60)
+
+
 async def test_lease_exclusive_renewable_and_taken_after_expiry(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    async def acquire(holder: str) -> bool:
-        async with uow_factory() as uow:
-            return await uow.leases.acquire("stale-report", holder, clock.now(), 60)
+    def acquire(holder: str) -> Awaitable[bool]:
+        return _acquire(uow_factory, clock, "stale-report", holder)
 
     assert await acquire("a")
     assert not await acquire("b")
@@ -61,16 +69,12 @@ async def test_lease_exclusive_renewable_and_taken_after_expiry(
     clock.advance(2)
     assert await acquire("b")  # a's lease expired
     assert not await acquire("a")
-    async with uow_factory() as uow:  # other names are independent
-        assert await uow.leases.acquire("other", "a", clock.now(), 60)
+    assert await _acquire(uow_factory, clock, "other", "a")  # other names are independent
 
 
 async def test_lease_race_has_one_holder(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    async def acquire(holder: str) -> bool:
-        async with uow_factory() as uow:
-            return await uow.leases.acquire("job", holder, clock.now(), 60)
-
-    results = await asyncio.gather(*(acquire(f"replica-{i}") for i in range(10)))
+    replicas = (_acquire(uow_factory, clock, "job", f"replica-{i}") for i in range(10))
+    results = await asyncio.gather(*replicas)
     assert sum(results) == 1

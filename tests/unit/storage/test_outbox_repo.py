@@ -19,9 +19,8 @@ from core.notices import (
 from core.ports import OutboxItem
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
+from tests.unit.storage.helpers import THREAD_A, THREAD_B
 
-THREAD_A = Destination(channel="C1", thread_ts="1700000000.000100")
-THREAD_B = Destination(channel="C1", thread_ts="1700000000.000200")
 DM = Destination(user="U1")
 
 

@@ -126,7 +126,7 @@ class TickCounter:
         self._changed = asyncio.Event()
         original = scheduler.lease
 
-        async def lease(name: str, seconds: int) -> bool:
+        async def lease(name: str, seconds: float) -> bool:
             result = await original(name, seconds)
             if name == job:
                 self.attempts += 1

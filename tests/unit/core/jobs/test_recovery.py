@@ -12,7 +12,7 @@ from core.agents.registry import AgentRegistry
 from core.approvals import Decision, DecisionResult
 from core.clock import month_key
 from core.jobs.recovery import Recovery, worker_lease
-from core.notices import Destination, TaskFailed, TaskFinished, TaskNeedsAttention
+from core.notices import Destination, TaskFailed, TaskFinished
 from core.policy import Policy
 from core.service import TaskService
 from core.states import TaskStatus
@@ -25,6 +25,7 @@ from tests.unit.core.helpers import (
     RecordingAgent,
     RecordingPurchase,
     agent_registry,
+    needs_attention,
     notices,
     submit,
     task,
@@ -169,11 +170,7 @@ async def test_a_purchase_cut_off_mid_order_needs_attention_and_keeps_its_hold(
     assert flagged.status is TaskStatus.NEEDS_ATTENTION
     assert flagged.error is not None and "Interrupted by a restart" in flagged.error
     assert survivor.recorder.started() == []  # never ordered a second time
-    notice, *to_approvers = await notices(uow_factory, TaskNeedsAttention)
-    assert not notice.for_approvers  # the requester's thread first
-    assert [(n.destination, n.for_approvers) for n in to_approvers] == [
-        (Destination(user=a), True) for a in notice.approvers
-    ]  # and each approver's DM
+    notice = await needs_attention(uow_factory)
     assert notice.task_id == buy_id and notice.approvers == ("UAPPROVER",)
     assert notice.destination == Destination(CHANNEL, THREAD)
     assert await notices(uow_factory, TaskFinished) == []

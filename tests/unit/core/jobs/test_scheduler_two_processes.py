@@ -3,7 +3,7 @@ sender and worker id, as two processes would have): the stale report is posted o
 not once per instance, and each job's lease has one holder at a time.
 
 Both instances share a FakeClock, so staleness moves only when the test advances it;
-the schedulers tick on their own (every second) and the test counts their ticks."""
+the schedulers tick on their own (four times a second) and the test counts their ticks."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ async def test_two_instances_post_one_digest_per_escalation_step(
     clock = FakeClock()
     env = {
         "DATABASE_URL": database_url,
-        "TASKBOT_STALE_CHECK_SECONDS": "1",
+        "TASKBOT_STALE_CHECK_SECONDS": "0.25",
         "TASKBOT_STALE_AFTER_SECONDS": str(STALE),
         "TASKBOT_REPORT_CHANNEL": REPORT,
     }

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from bot.container import build_service
-from core.notices import Destination, TaskCancelled, TaskNeedsAttention
+from core.notices import TaskCancelled
 from core.policy import Policy
 from core.records import Conversation, NewTask, TaskChanges
 from core.service import TaskService
@@ -21,6 +21,7 @@ from tests.unit.core.helpers import (
     Recorder,
     agent_registry,
     budget,
+    needs_attention,
     notices,
     submit,
     task,
@@ -137,11 +138,7 @@ async def test_cancelling_a_wedged_purchase_flags_it_and_keeps_the_money_held(
     assert await notices(uow_factory, TaskCancelled) == []
     flagged = await task(uow_factory, buy_id)
     assert flagged.status is TaskStatus.NEEDS_ATTENTION
-    told, *to_approvers = await notices(uow_factory, TaskNeedsAttention)
-    assert not told.for_approvers  # the requester's thread first
-    assert [(n.destination, n.for_approvers) for n in to_approvers] == [
-        (Destination(user=a), True) for a in told.approvers
-    ]  # and each approver's DM
+    told = await needs_attention(uow_factory)
     assert told.task_id == buy_id and told.approvers == ("UAPPROVER",)
     assert (await budget(uow_factory, clock, POLICY)).held_cents == 300_00
 
