@@ -63,7 +63,7 @@ def openapi_document(endpoints: tuple[Endpoint, ...], prefix: str, version: str)
             operation["security"] = [{"bearer": []}]
         if e.body is not None:
             operation["requestBody"] = {
-                "required": True,
+                "required": e.body_required,
                 "content": {"application/json": {"schema": refs[(e.body, "validation")]}},
             }
         paths.setdefault(path, {})[e.method.lower()] = operation

@@ -52,6 +52,8 @@ class Endpoint:
     response: type[BaseModel]
     status: int = 200
     body: type[BaseModel] | None = None
+    #: False when the body may be left out (_body then gives the model's defaults)
+    body_required: bool = True
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = (401,)
     headers: tuple[str, ...] = ()
@@ -333,6 +335,8 @@ def _decide(decision: Decision) -> Callable[[web.Request], Awaitable[web.Respons
             raise ApiError(status, code, outcome.message)
         return _json(m.DecisionOut(message=outcome.message, approval=_approval(outcome.approval)))
 
+    # the operationId (openapi.py): generated clients call it approve() / deny()
+    handler.__name__ = decision.value
     return handler
 
 
@@ -399,6 +403,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Deny, optionally saying why",
         m.DecisionOut,
         body=m.DenyBody,
+        body_required=False,
         errors=(401, 403, 404, 409, 422),
     ),
 )

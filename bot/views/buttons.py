@@ -99,7 +99,7 @@ class DenyForm:
     def unpack(cls, metadata: str) -> DenyForm | None:
         try:
             data = json.loads(metadata or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             return None
         if not isinstance(data, dict):
             return None
@@ -131,7 +131,7 @@ class PageButton:
             data = json.loads(value or "{}")
             page = max(1, int(data.get("page", 1)))
             filter_name = data.get("filter")
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             return None
         if filter_name is not None and not isinstance(filter_name, str):
             return None
