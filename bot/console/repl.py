@@ -24,6 +24,16 @@ Then: a to approve the newest approval, d [why] to deny it (saying why),
 history, quit to leave."""
 
 
+def console_decision(text: str) -> tuple[Decision, str] | None:
+    """`a` approves; `d` or `d <why>` denies. "a monitor arm for $120" is a request."""
+    verb, _, rest = text.strip().partition(" ")
+    if verb.lower() in ("a", "approve") and not rest.strip():
+        return Decision.APPROVE, ""
+    if verb.lower() in ("d", "deny"):
+        return Decision.DENY, rest.strip()
+    return None
+
+
 class ConsoleNotifier:
     """Prints notices; remembers approvals still open so `a`/`d` can answer them."""
 
@@ -77,9 +87,8 @@ class Console:
             return False
         if text.lower() in ("help", "?"):
             self.say(HELP)
-        elif (verb := text.split(maxsplit=1)[0].lower()) in ("a", "approve", "d", "deny"):
-            reason = text[len(verb) :].strip()
-            await self._decide(Decision.APPROVE if verb[0] == "a" else Decision.DENY, reason)
+        elif (decision := console_decision(text)) is not None:
+            await self._decide(*decision)
         elif text.lower().startswith("/tasks"):
             await self._tasks(text[len("/tasks") :])
         else:
@@ -93,9 +102,6 @@ class Console:
         """`d <why>` denies saying why, as the Slack form asks; `a` takes no reason."""
         if not self._notifier.open_approvals:
             self.say("Nothing is waiting for approval.")
-            return
-        if reason and decision is Decision.APPROVE:
-            self.say("Approving takes no reason: type `a` alone.")
             return
         if (problem := deny_reason_error(reason, required=False)) is not None:
             self.say(problem)

@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bot.console.repl import console_decision
+from core.approvals import Decision
+
 REPO = Path(__file__).resolve().parents[3]
 
 SCRIPT = (
@@ -106,11 +109,20 @@ def test_serve_without_a_slack_token_explains_what_to_do(tmp_path: Path) -> None
 
 
 def test_a_console_denial_says_why_and_the_requester_reads_it(tmp_path: Path) -> None:
-    script = "buy 2 monitors for $300\na fine by me\nd Over the team budget this month\n"
+    script = "buy 2 monitors for $300\nd Over the team budget this month\n"
     done = _run(["-c", "from bot.cli import main; main(['console'])"], tmp_path, stdin=script)
     assert done.returncode == 0, done.stderr
     replies = _replies(done.stdout)
-    _one(replies, "Approving takes no reason")  # nothing decided by `a <words>`
     _, denied = _one(replies, "Denied by")
     assert "Over the team budget this month" in denied, denied
     assert not [r for r in replies if "Purchase order PO-" in r]
+
+
+def test_only_a_bare_a_approves_and_d_takes_a_reason() -> None:
+    assert console_decision(" a ") == (Decision.APPROVE, "")
+    assert console_decision("Approve") == (Decision.APPROVE, "")
+    assert console_decision("a monitor arm for $120") is None  # a request, not a decision
+    assert console_decision("approve the budget") is None
+    assert console_decision("d") == (Decision.DENY, "")
+    assert console_decision("deny   too much  ") == (Decision.DENY, "too much")
+    assert console_decision("draft an email") is None
