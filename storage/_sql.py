@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable
+from sqlalchemy import CursorResult, Executable, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,10 +18,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 NO_SYNC = {"synchronize_session": False}
 
 
-async def rowcount(session: AsyncSession, statement: Executable) -> int:
+def table_of(entity: Any) -> Table:
+    """The Core table of a mapped class, for statements built once (no ORM per run)."""
+    return cast(Table, entity.__table__)
+
+
+async def rowcount(
+    session: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
+) -> int:
     """Run an UPDATE/DELETE/INSERT and return how many rows it touched."""
-    result = cast(CursorResult[Any], await session.execute(statement))
+    result = cast(CursorResult[Any], await session.execute(statement, params))
     return int(result.rowcount)
+
+
+def insert_ignore_statement(dialect: str, table: Any, index_elements: Sequence[str]) -> Executable:
+    """INSERT … ON CONFLICT (index_elements) DO NOTHING for `dialect`, its values
+    given when it runs: build it once for a hot path."""
+    if dialect == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+    raise NotImplementedError(f"INSERT … ON CONFLICT on {dialect}")
 
 
 async def insert_ignore(

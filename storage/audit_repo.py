@@ -7,7 +7,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.records import AuditEntry
+from storage._sql import table_of
 from storage.models import AuditRow
+
+#: built once: the hottest insert there is (every status change writes one)
+_INSERT = insert(table_of(AuditRow))
 
 
 class SqlAuditLog:
@@ -16,13 +20,14 @@ class SqlAuditLog:
 
     async def record(self, entry: AuditEntry) -> None:
         await self._session.execute(
-            insert(AuditRow).values(
-                task_id=entry.task_id,
-                actor=entry.actor,
-                action=entry.action,
-                detail=dict(entry.detail),
-                created_at=entry.created_at,
-            )
+            _INSERT,
+            {
+                "task_id": entry.task_id,
+                "actor": entry.actor,
+                "action": entry.action,
+                "detail": dict(entry.detail),
+                "created_at": entry.created_at,
+            },
         )
 
     async def for_task(self, task_id: int) -> list[AuditEntry]:
