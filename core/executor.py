@@ -35,7 +35,7 @@ from core.money import format_money
 from core.notices import TaskFailed, TaskFinished, destination_of
 from core.policy import NO_APPROVERS, Policy
 from core.ports import UnitOfWork, UnitOfWorkFactory
-from core.records import LedgerEntry, Task, TaskChanges
+from core.records import GRAPH_AGENT, LedgerEntry, Task, TaskChanges
 from core.states import ApprovalStatus, TaskStatus, transition
 from core.status import DEFAULT_GRACE_SECONDS, write_status
 
@@ -229,21 +229,20 @@ class TaskExecutor:
     def needs_approval(self, task: Task) -> bool:
         return self._registry.get(task.agent).requires_approval
 
-    async def gate(self, task: Task) -> Gate:
-        """Decide whether a PENDING task whose dependencies are done may run now."""
+    async def gate(self, uow: UnitOfWork, task: Task) -> Gate:
+        """Decide, in the caller's transaction, whether a PENDING task whose
+        dependencies are done may run now (`task` as read in that transaction)."""
         agent = self._registry.get(task.agent)
-        async with self._uow_factory() as uow:
-            current = await uow.tasks.get(task.id)
-            if current is None or current.status is not TaskStatus.PENDING:
-                return Gate.WAITING
-            if agent.requires_approval:
-                approval = await uow.approvals.for_task(task.id)
-                if approval is None:
-                    return await self._request_approval(uow, current)
-                return Gate.READY if approval.status is ApprovalStatus.APPROVED else Gate.WAITING
-            if current.cost_cents > 0 and not await self._budgets.hold(uow, current):
-                await self._refuse_over_budget(uow, current)
-                return Gate.REFUSED
+        if task.status is not TaskStatus.PENDING:
+            return Gate.WAITING
+        if agent.requires_approval:
+            approval = await uow.approvals.for_task(task.id)
+            if approval is None:
+                return await self._request_approval(uow, task)
+            return Gate.READY if approval.status is ApprovalStatus.APPROVED else Gate.WAITING
+        if task.cost_cents > 0 and not await self._budgets.hold(uow, task):
+            await self._refuse_over_budget(uow, task)
+            return Gate.REFUSED
         return Gate.READY
 
     async def _request_approval(self, uow: UnitOfWork, task: Task) -> Gate:
@@ -292,34 +291,33 @@ class TaskExecutor:
     def _grace(self) -> float:
         return self._policy.status_grace_seconds
 
-    async def execute(self, task: Task, dependencies: Sequence[Task]) -> None:
-        """Claim the task (PENDING → IN_PROGRESS), run its agent, record the outcome.
-
-        Once claimed, the step always ends (COMPLETED, FAILED or NEEDS_ATTENTION)
-        and its requester is told, whatever fails on the way; nothing is raised.
-        """
+    async def claim(self, uow: UnitOfWork, task: Task) -> Task | None:
+        """PENDING → IN_PROGRESS in the caller's transaction, so gating, claiming and
+        the status snapshot commit together; the running task, or None if another
+        worker got it first. Run it with `run` once that transaction has committed."""
         now = self._clock.now()
-        async with self._uow_factory() as uow:
-            claimed = await transition(
-                uow,
-                task,
-                TaskStatus.IN_PROGRESS,
-                actor=SYSTEM,
-                clock=self._clock,
-                changes=TaskChanges(started_at=now, worker=self.worker),
-            )
-            if claimed:
-                await write_status(uow, self._clock, task, grace=self._grace)
-        if not claimed:
-            return
-        running = dataclasses.replace(
+        changes = TaskChanges(started_at=now, worker=self.worker)
+        if not await transition(
+            uow, task, TaskStatus.IN_PROGRESS, actor=SYSTEM, clock=self._clock, changes=changes
+        ):
+            return None
+        if not task.is_root or task.agent == GRAPH_AGENT or self.needs_approval(task):
+            await write_status(uow, self._clock, task, grace=self._grace)
+        return dataclasses.replace(
             task, status=TaskStatus.IN_PROGRESS, started_at=now, worker=self.worker
         )
-        agent = self._registry.get(task.agent)
+
+    async def run(self, running: Task, dependencies: Sequence[Task]) -> None:
+        """Run a claimed task's agent and record the outcome.
+
+        The step always ends (COMPLETED, FAILED or NEEDS_ATTENTION) and its
+        requester is told, whatever fails on the way; nothing is raised.
+        """
+        agent = self._registry.get(running.agent)
         try:
             await self._run(running, agent, dependencies)
         except Exception as exc:  # a bug of ours, not the agent's: still end the step
-            log.exception("step %s (%s) went wrong outside its agent", task.id, task.agent)
+            log.exception("step %s (%s) went wrong outside its agent", running.id, running.agent)
             reason = f"Something went wrong while finishing it ({type(exc).__name__})."
             if has_effects(agent):
                 await self._flag(running, "unknown", reason)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -28,14 +29,12 @@ from core.notices import (
 from core.planner import Plan, plan
 from core.policy import Policy
 from core.ports import TaskCursor, UnitOfWork, UnitOfWorkFactory, cursor_of
-from core.records import Conversation, NewTask, Task, TaskChanges
+from core.records import GRAPH_AGENT, Conversation, NewTask, Task, TaskChanges
 from core.states import TaskStatus, transition
 from core.status import write_status
 
 log = logging.getLogger(__name__)
 
-#: the agent name of a task that only groups the steps of a multi-step request
-GRAPH_AGENT = "request"
 #: the longest wait between tries at advancing a request while the database is away
 ADVANCE_BACKOFF_MAX = 30.0
 
@@ -101,37 +100,41 @@ class Orchestrator:
         except NotUnderstood as exc:
             return await self._refuse(request, exc.message)
         now = self._clock.now()
-        async with self._uow_factory(urgent=True) as uow:
-            if request.event_id and not await uow.inbox.add(request.event_id, now):
-                return Submission(
-                    Outcome.DUPLICATE, await uow.tasks.by_source_event(request.event_id)
-                )
-            refusal = await self._over_budget(uow, request, the_plan)
-            if refusal:
-                await self._add_refusal(uow, request, refusal)
-                return Submission(Outcome.REFUSED, reason=refusal)
-            root, children = await self._persist(uow, request, the_plan)
-            for created in [root, *children]:
-                await audit(uow, self._clock, created.id, root.requester, "created")
-            if request.event_id:
-                await uow.inbox.attach(request.event_id, root.id)
-            steps = children or [root]
-            await uow.outbox.add(
-                RequestAccepted(
-                    destination=destination_of(root),
-                    task_id=root.id,
-                    requester=root.requester,
-                    title=root.title,
-                    outline=the_plan.outline,
-                    steps=tuple(
-                        PlanStep(
-                            t.id, t.agent, t.title, t.depends_on, self.executor.needs_approval(t)
-                        )
-                        for t in steps
-                    ),
+        return await self._uow_factory.together(
+            lambda uow: self._accept(uow, request, the_plan, now)
+        )
+
+    async def _accept(
+        self, uow: UnitOfWork, request: Request, the_plan: Plan, now: datetime
+    ) -> Submission:
+        """What submit writes: run by the group commit, maybe with other requests."""
+        if request.event_id and not await uow.inbox.add(request.event_id, now):
+            return Submission(Outcome.DUPLICATE, await uow.tasks.by_source_event(request.event_id))
+        refusal = await self._over_budget(uow, request, the_plan)
+        if refusal:
+            await self._add_refusal(uow, request, refusal)
+            return Submission(Outcome.REFUSED, reason=refusal)
+        root, children = await self._persist(uow, request, the_plan)
+        for created in [root, *children]:
+            await audit(uow, self._clock, created.id, root.requester, "created")
+        if request.event_id:
+            await uow.inbox.attach(request.event_id, root.id)
+        steps = children or [root]
+        await uow.outbox.add(
+            RequestAccepted(
+                destination=destination_of(root),
+                task_id=root.id,
+                requester=root.requester,
+                title=root.title,
+                outline=the_plan.outline,
+                steps=tuple(
+                    PlanStep(t.id, t.agent, t.title, t.depends_on, self.executor.needs_approval(t))
+                    for t in steps
                 ),
-                now,
-            )
+            ),
+            now,
+        )
+        if children:  # a one-step request has no status message until it waits
             await write_status(uow, self._clock, root, grace=self._policy.status_grace_seconds)
         return Submission(Outcome.ACCEPTED, root, the_plan)
 
@@ -172,11 +175,13 @@ class Orchestrator:
                 raise NotUnderstood(f"I don't have a {step.agent} agent installed.") from exc
 
     async def _refuse(self, request: Request, reason: str) -> Submission:
-        async with self._uow_factory(urgent=True) as uow:
+        async def refuse(uow: UnitOfWork) -> Submission:
             if request.event_id and not await uow.inbox.add(request.event_id, self._clock.now()):
                 return Submission(Outcome.DUPLICATE)
             await self._add_refusal(uow, request, reason)
-        return Submission(Outcome.REFUSED, reason=reason)
+            return Submission(Outcome.REFUSED, reason=reason)
+
+        return await self._uow_factory.together(refuse)
 
     async def _add_refusal(self, uow: UnitOfWork, request: Request, reason: str) -> None:
         conv = request.conversation
@@ -265,6 +270,8 @@ class Orchestrator:
                 del self._locks[root_id]
 
     async def _advance_once(self, root_id: int) -> bool:
+        """One transaction reads the graph, skips, gates and claims every step that
+        can move; the claimed steps run after it has committed."""
         async with self._uow_factory() as uow:
             root = await uow.tasks.get(root_id)
             if root is None or root.status.terminal:
@@ -280,46 +287,48 @@ class Orchestrator:
                     changes=TaskChanges(started_at=self._clock.now()),
                 )
                 await write_status(uow, self._clock, root, grace=self._policy.status_grace_seconds)
-        graph = bool(nodes)
-        nodes = nodes or [root]
-        by_id = {n.id: n for n in nodes}
-        runnable: list[Task] = []
-        progressed = False
-        for node in nodes:
-            if node.status is not TaskStatus.PENDING:
-                continue
-            deps = [by_id[d] for d in node.depends_on if d in by_id]
-            blocker = next((d for d in deps if d.status in _DEAD), None)
-            if blocker is not None:
-                await self._skip(node, blocker)
-                progressed = True
-            elif all(d.status is TaskStatus.COMPLETED for d in deps):
-                gate = await self.executor.gate(node)
-                if gate is Gate.READY:
-                    runnable.append(node)
-                progressed = progressed or gate is Gate.REFUSED
-        if runnable:
+            graph = bool(nodes)
+            nodes = nodes or [root]
+            by_id = {n.id: n for n in nodes}
+            claimed: list[Task] = []
+            progressed = False
+            for node in nodes:
+                if node.status is not TaskStatus.PENDING:
+                    continue
+                deps = [by_id[d] for d in node.depends_on if d in by_id]
+                blocker = next((d for d in deps if d.status in _DEAD), None)
+                if blocker is not None:
+                    await self._skip(uow, node, blocker)
+                    progressed = True
+                elif all(d.status is TaskStatus.COMPLETED for d in deps):
+                    gate = await self.executor.gate(uow, node)
+                    running = await self.executor.claim(uow, node) if gate is Gate.READY else None
+                    if running is not None:
+                        claimed.append(running)
+                    progressed = progressed or gate is Gate.REFUSED
+        if claimed:
             # Not a TaskGroup: one step's failure must not cancel its siblings.
             outcomes = await asyncio.gather(
                 *(
-                    self.executor.execute(node, [by_id[d] for d in node.depends_on if d in by_id])
-                    for node in runnable
+                    self.executor.run(node, [by_id[d] for d in node.depends_on if d in by_id])
+                    for node in claimed
                 ),
                 return_exceptions=True,
             )
-            for node, outcome in zip(runnable, outcomes, strict=True):
+            for node, outcome in zip(claimed, outcomes, strict=True):
                 if isinstance(outcome, Exception):
-                    log.warning("step %s could not be started: %r", node.id, outcome)
+                    log.warning("step %s could not be finished: %r", node.id, outcome)
                 elif isinstance(outcome, BaseException):
                     raise outcome
-            return True
+            # A one-step request has ended with its step (`run` always ends it).
+            return graph
         if progressed:
             return True
         if graph and all(n.status.terminal for n in nodes):
             await self._finish_root(root_id)
         return False
 
-    async def _skip(self, node: Task, blocker: Task) -> None:
+    async def _skip(self, uow: UnitOfWork, node: Task, blocker: Task) -> None:
         """A step whose dependency failed fails too; one whose dependency was stopped stops."""
         label = f"#{blocker.id} ({blocker.title})"
         if blocker.status is TaskStatus.FAILED:
@@ -327,17 +336,16 @@ class Orchestrator:
         else:
             verb = "was denied" if blocker.status is TaskStatus.REJECTED else "was cancelled"
             target, reason = TaskStatus.CANCELLED, f"Not started: step {label} {verb}."
-        async with self._uow_factory() as uow:
-            await transition(
-                uow,
-                node,
-                target,
-                actor=SYSTEM,
-                clock=self._clock,
-                changes=TaskChanges(error=reason, finished_at=self._clock.now()),
-            )
-            await uow.budgets.release(node.id)
-            await write_status(uow, self._clock, node, grace=self._policy.status_grace_seconds)
+        await transition(
+            uow,
+            node,
+            target,
+            actor=SYSTEM,
+            clock=self._clock,
+            changes=TaskChanges(error=reason, finished_at=self._clock.now()),
+        )
+        await uow.budgets.release(node.id)
+        await write_status(uow, self._clock, node, grace=self._policy.status_grace_seconds)
 
     async def _finish_root(self, root_id: int) -> None:
         async with self._uow_factory() as uow:

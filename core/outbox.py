@@ -13,7 +13,15 @@ from datetime import timedelta
 from core.approval_routing import record_copy
 from core.clock import Clock
 from core.notices import ApprovalNeeded, Notice, RequestStatus, StaleReport
-from core.ports import Attempt, DeliveryError, Notifier, OutboxItem, Posted, UnitOfWorkFactory
+from core.ports import (
+    Attempt,
+    DeliveryError,
+    Notifier,
+    OutboxItem,
+    Posted,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from core.records import ApprovalMessage
 
 log = logging.getLogger(__name__)
@@ -119,16 +127,21 @@ class OutboxDispatcher:
             await self._failed(item, DeliveryError(repr(exc), permanent=False))
             return False
         # Posted but not yet marked is the window in which a crash makes the next attempt
-        # look for the post (or, where it can't, repeat it): commit the mark at once.
+        # look for the post (or, where it can't, repeat it): commit the mark at once,
+        # together with whatever else is on the ack path right now (group commit).
         ts = posted.ts if isinstance(posted, Posted) else posted
         channel = posted.channel if isinstance(posted, Posted) else item.notice.destination.channel
-        async with self._uow_factory(urgent=True) as uow:
-            await uow.outbox.mark_sent(item.id, ts, self._clock.now())
-            notice = item.notice
-            if isinstance(notice, ApprovalNeeded) and ts and channel:
-                copy = ApprovalMessage(notice.approval_id, channel, ts, notice.destination.user)
-                await record_copy(uow, self._clock, copy)
+        await self._uow_factory.together(lambda uow: self._mark_sent(uow, item, ts, channel))
         return True
+
+    async def _mark_sent(
+        self, uow: UnitOfWork, item: OutboxItem, ts: str | None, channel: str | None
+    ) -> None:
+        await uow.outbox.mark_sent(item.id, ts, self._clock.now())
+        notice = item.notice
+        if isinstance(notice, ApprovalNeeded) and ts and channel:
+            copy = ApprovalMessage(notice.approval_id, channel, ts, notice.destination.user)
+            await record_copy(uow, self._clock, copy)
 
     async def _prepare(self, notice: Notice) -> Notice | None:
         """A status snapshot or a day's digest replaces the message its lane posted

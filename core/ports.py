@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from core.agents.base import AgentResult
 from core.notices import Notice
@@ -227,6 +227,9 @@ class Leases(Protocol):
         ...
 
 
+_T = TypeVar("_T")
+
+
 class UnitOfWork(Protocol):
     """One database transaction; commits on clean exit, rolls back on error."""
 
@@ -246,6 +249,13 @@ class UnitOfWorkFactory(Protocol):
     ) -> AbstractAsyncContextManager[UnitOfWork]:
         """`urgent`: on Slack's ack path, goes before background writers.
         `read_only`: only reads, takes no write lock (nothing it does is committed)."""
+        ...
+
+    async def together(self, work: Callable[[UnitOfWork], Awaitable[_T]]) -> _T:
+        """Run `work(uow)` on the ack path (`urgent`), possibly in one transaction with
+        the work of concurrent callers (group commit): returns `work`'s result once the
+        transaction holding it has committed. `work` may run twice (its first
+        transaction rolled back), so it must do nothing outside the unit of work."""
         ...
 
 

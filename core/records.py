@@ -68,6 +68,10 @@ class Task:
         return self.parent_id is None
 
 
+#: the agent name of a task that only groups the steps of a multi-step request
+GRAPH_AGENT = "request"
+
+
 @dataclass(frozen=True)
 class TaskChanges:
     """Columns a transition may set together with the status."""

@@ -18,7 +18,7 @@ from datetime import timedelta
 from core.clock import Clock
 from core.notices import RequestStatus, StepState, destination_of
 from core.ports import UnitOfWork
-from core.records import Task
+from core.records import GRAPH_AGENT, Task
 from core.states import ApprovalStatus, TaskStatus
 
 #: seconds of work that need no status message (the result answers quickly enough)
@@ -33,6 +33,8 @@ async def write_status(
 ) -> bool:
     """Write a snapshot of the request `task` belongs to; False when it needs no status
     message (a single step that never waits for anyone)."""
+    if task.is_root and task.agent != GRAPH_AGENT and await uow.approvals.for_task(task.id) is None:
+        return False  # a one-step request (no children) that no one was asked to approve
     root = await uow.tasks.get(task.id if task.is_root else task.root_id)
     if root is None:
         return False

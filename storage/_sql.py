@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable
+from sqlalchemy import CursorResult, Executable, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,10 +23,26 @@ _INSERTS: dict[str, Callable[[Any], postgresql.Insert | sqlite.Insert]] = {
 }
 
 
-async def rowcount(session: AsyncSession, statement: Executable) -> int:
+def table_of(entity: Any) -> Table:
+    """The Core table of a mapped class, for statements built once (no ORM per run)."""
+    return cast(Table, entity.__table__)
+
+
+async def rowcount(
+    session: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
+) -> int:
     """Run an UPDATE/DELETE/INSERT and return how many rows it touched."""
-    result = cast(CursorResult[Any], await session.execute(statement))
+    result = cast(CursorResult[Any], await session.execute(statement, params))
     return int(result.rowcount)
+
+
+def insert_ignore_statement(dialect: str, table: Any, index_elements: Sequence[str]) -> Executable:
+    """INSERT … ON CONFLICT (index_elements) DO NOTHING for `dialect`, its values
+    given when it runs: build it once for a hot path."""
+    insert = _INSERTS.get(dialect)
+    if insert is None:
+        raise NotImplementedError(f"INSERT … ON CONFLICT on {dialect}")
+    return insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
 
 
 async def insert_ignore(
@@ -36,11 +52,8 @@ async def insert_ignore(
     index_elements: Sequence[str],
 ) -> bool:
     """INSERT … ON CONFLICT (index_elements) DO NOTHING; True when a row was inserted."""
-    dialect = session.get_bind().dialect.name
-    insert = _INSERTS.get(dialect)
-    if insert is None:
-        raise NotImplementedError(f"INSERT … ON CONFLICT on {dialect}")
-    statement = (
-        insert(entity).values(**values).on_conflict_do_nothing(index_elements=list(index_elements))
-    )
-    return await rowcount(session, statement) == 1
+    # on the table, not the mapped class: an ORM insert given its values at run time
+    # would be a bulk insert, which reports no rowcount
+    table = entity if isinstance(entity, Table) else table_of(entity)
+    statement = insert_ignore_statement(session.get_bind().dialect.name, table, index_elements)
+    return await rowcount(session, statement, values) == 1

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import insert, select
+from sqlalchemy import Insert, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage._sql import table_of
 
 EntryT = TypeVar("EntryT")
 
@@ -17,12 +19,19 @@ EntryT = TypeVar("EntryT")
 class AppendOnlyLog(Generic[EntryT]):
     _row: type[Any]
     _entry: type[EntryT]
+    #: built once per table: every status change writes an audit row, and building the
+    #: ORM statement each time cost more than running it
+    _insert: ClassVar[Insert]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._insert = insert(table_of(cls._row))
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
     async def record(self, entry: EntryT) -> None:
-        await self._session.execute(insert(self._row).values(**_fields(self._entry, entry)))
+        await self._session.execute(self._insert, _fields(self._entry, entry))
 
     async def for_task(self, task_id: int) -> list[EntryT]:
         rows = await self._session.scalars(

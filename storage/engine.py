@@ -18,6 +18,9 @@ different, empty database.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import logging
+import os
 import time
 import weakref
 from collections import deque
@@ -29,6 +32,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///taskbot.db"
 
@@ -99,13 +104,47 @@ class WriterLock:
         self._held = False
 
 
+class FileTurn:
+    """The writer's turn across processes on one SQLite file: an flock on a file
+    beside it. A process waiting for it is woken the moment it is free, where
+    SQLite's busy handler polls (every 100 ms once it has waited a while) and can
+    lose to a busy neighbour for seconds. The kernel drops it when a process dies."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+        #: the thread's wait for the file, when it could not be had at once
+        self.waiting: asyncio.Future[None] | None = None
+
+    async def acquire(self) -> None:
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            weakref.finalize(self, os.close, self._fd)
+        fd = self._fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        self.waiting = asyncio.get_running_loop().run_in_executor(
+            None, fcntl.flock, fd, fcntl.LOCK_EX
+        )
+        await asyncio.shield(self.waiting)  # once granted, only release() may let go of it
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
 class _WriterGate:
     """One WriterLock per SQLite engine, remembering which task holds it so a
-    nested unit of work fails loudly instead of deadlocking."""
+    nested unit of work fails loudly instead of deadlocking; on a database file
+    also the writer's turn among processes (FileTurn)."""
 
-    def __init__(self) -> None:
+    def __init__(self, turn: FileTurn | None = None) -> None:
         self.lock = WriterLock()
         self.owner: asyncio.Task[Any] | None = None
+        self._turn = turn
 
     @asynccontextmanager
     async def hold(self, urgent: bool = False, critical: bool = False) -> AsyncIterator[None]:
@@ -115,14 +154,46 @@ class _WriterGate:
                 "nested unit of work on SQLite would deadlock: finish the outer one first"
             )
         await self.lock.acquire(urgent, critical)
+        if self._turn is not None:
+            try:
+                await self._turn.acquire()
+            except asyncio.CancelledError:
+                self._release_when_granted()
+                raise
+            except BaseException:
+                self.lock.release()
+                raise
         self.owner = me
         try:
             yield
         finally:
             self.owner = None
+            if self._turn is not None:
+                self._turn.release()
             self.lock.release()
 
+    def _release_when_granted(self) -> None:
+        """Cancelled while waiting for the file: the turn may still be granted to
+        the waiting thread, so both locks are let go only once it has returned."""
+        assert self._turn is not None
+        turn = self._turn
 
+        async def later() -> None:
+            try:
+                if turn.waiting is not None:
+                    await turn.waiting
+                    turn.release()
+            except Exception:
+                log.warning("waiting for the SQLite writer's file lock failed", exc_info=True)
+            finally:
+                self.lock.release()
+
+        task = asyncio.get_running_loop().create_task(later())
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
+
+_pending: set[asyncio.Task[None]] = set()
 _gates: weakref.WeakKeyDictionary[Engine, _WriterGate] = weakref.WeakKeyDictionary()
 
 
@@ -150,7 +221,10 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 def _gate(engine: AsyncEngine) -> _WriterGate:
     gate = _gates.get(engine.sync_engine)
     if gate is None:
-        gate = _gates[engine.sync_engine] = _WriterGate()
+        database = engine.url.database if is_sqlite(engine) else None
+        in_memory = database in (None, "", ":memory:") or "mode=memory" in str(engine.url)
+        turn = None if in_memory else FileTurn(f"{database}-writer")
+        gate = _gates[engine.sync_engine] = _WriterGate(turn)
     return gate
 
 

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage._sql import NO_SYNC, insert_ignore, rowcount
+from storage._sql import NO_SYNC, insert_ignore_statement, rowcount, table_of
 from storage.models import InboxRow
+
+_TABLE = table_of(InboxRow)
+#: built once per dialect: both run on the ack path of every request
+_ADD = {
+    dialect: insert_ignore_statement(dialect, _TABLE, ["event_id"])
+    for dialect in ("postgresql", "sqlite")
+}
+_ATTACH = (
+    update(_TABLE)
+    .where(_TABLE.c.event_id == bindparam("_event_id"))
+    .values(task_id=bindparam("_task_id"))
+)
 
 
 class SqlInbox:
@@ -17,17 +29,13 @@ class SqlInbox:
         self._session = session
 
     async def add(self, event_id: str, at: datetime) -> bool:
-        return await insert_ignore(
-            self._session, InboxRow, {"event_id": event_id, "received_at": at}, ["event_id"]
+        statement = _ADD[self._session.get_bind().dialect.name]
+        return (
+            await rowcount(self._session, statement, {"event_id": event_id, "received_at": at}) == 1
         )
 
     async def attach(self, event_id: str, task_id: int) -> None:
-        await self._session.execute(
-            update(InboxRow)
-            .where(InboxRow.event_id == event_id)
-            .values(task_id=task_id)
-            .execution_options(**NO_SYNC)
-        )
+        await self._session.execute(_ATTACH, {"_event_id": event_id, "_task_id": task_id})
 
     async def prune_before(self, cutoff: datetime, limit: int | None = None) -> int:
         """Forget event ids received before `cutoff` (at most `limit` of them, oldest first)."""

@@ -20,18 +20,26 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from core.notices import Notice, WebhookEvent, notice_from_json
 from core.ports import OutboxItem
-from storage._sql import NO_SYNC, rowcount
+from storage._sql import NO_SYNC, rowcount, table_of
 from storage.models import OutboxRow
 
 PENDING, SENT, FAILED = "PENDING", "SENT", "FAILED"
 #: webhook events have their own sender, so a slow receiver never holds up Slack replies
 WEBHOOK = WebhookEvent.kind
+
+
+_TABLE = table_of(OutboxRow)
+#: built once: one entry per reply written, one mark per reply sent
+_ADD = insert(_TABLE).returning(_TABLE.c.id)
+_MARK_SENT = (
+    update(_TABLE).where(_TABLE.c.id == bindparam("_id")).values(status=SENT, claimed_until=None)
+)
 
 
 class SqlOutbox:
@@ -45,18 +53,17 @@ class SqlOutbox:
     async def add(self, notice: Notice, at: datetime) -> int:
         item_id = (
             await self._session.execute(
-                insert(OutboxRow)
-                .values(
-                    kind=notice.kind,
-                    payload=notice.to_json(),
-                    destination_key=notice.lane,
-                    task_id=notice.task_id,
-                    status=PENDING,
-                    attempts=0,
-                    next_attempt_at=at,
-                    created_at=at,
-                )
-                .returning(OutboxRow.id)
+                _ADD,
+                {
+                    "kind": notice.kind,
+                    "payload": notice.to_json(),
+                    "destination_key": notice.lane,
+                    "task_id": notice.task_id,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": at,
+                    "created_at": at,
+                },
             )
         ).scalar_one()
         self.written = True
@@ -170,10 +177,7 @@ class SqlOutbox:
 
     async def mark_sent(self, item_id: int, message_ts: str | None, at: datetime) -> None:
         await self._session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == item_id)
-            .values(status=SENT, message_ts=message_ts, sent_at=at, claimed_until=None)
-            .execution_options(**NO_SYNC)
+            _MARK_SENT, {"_id": item_id, "message_ts": message_ts, "sent_at": at}
         )
 
     async def retry_later(

@@ -13,7 +13,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -22,11 +33,32 @@ from core.clock import Clock
 from core.ports import TaskCursor
 from core.records import Conversation, NewTask, Task, TaskChanges
 from core.states import TaskStatus
-from storage._sql import NO_SYNC, rowcount
+from storage._sql import NO_SYNC, rowcount, table_of
 from storage.models import TaskDependencyRow, TaskRow
 
 _COLUMNS = tuple(TaskRow.__table__.c)
 _Q = TypeVar("_Q", bound=Select[Any])
+
+# Built once (SQLAlchemy Core, values given when they run): every request runs each.
+_TABLE = table_of(TaskRow)
+_EDGES = table_of(TaskDependencyRow)
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)
+_OWN_ROOT = update(_TABLE).where(_TABLE.c.id == bindparam("_id")).values(root_id=bindparam("_id"))
+#: SET takes the columns the parameters name besides these two
+_SET_STATUS = update(_TABLE).where(
+    _TABLE.c.id == bindparam("_id"), _TABLE.c.status == bindparam("_expected")
+)
+_BY_ID = select(*_COLUMNS).where(_TABLE.c.id == bindparam("_id"))
+_CHILDREN = (
+    select(*_COLUMNS)
+    .where(_TABLE.c.parent_id == bindparam("_parent"))
+    .order_by(_TABLE.c.position, _TABLE.c.id)
+)
+_EDGES_OF = (
+    select(_EDGES.c.task_id, _EDGES.c.depends_on_id)
+    .where(_EDGES.c.task_id.in_(bindparam("_ids", expanding=True)))
+    .order_by(_EDGES.c.task_id, _EDGES.c.depends_on_id)
+)
 
 
 class SqlTaskRepository:
@@ -46,35 +78,29 @@ class SqlTaskRepository:
         conv = new.conversation
         task_id = (
             await self._session.execute(
-                insert(TaskRow)
-                .values(
-                    root_id=root_id,
-                    parent_id=new.parent_id,
-                    requester=conv.requester,
-                    team=conv.team,
-                    channel=conv.channel,
-                    thread_ts=conv.thread_ts,
-                    source_event_id=new.source_event_id,
-                    agent=new.agent,
-                    title=new.title,
-                    params=dict(new.params),
-                    status=TaskStatus.PENDING.value,
-                    cost_cents=new.cost_cents,
-                    currency=new.currency,
-                    position=new.position,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(TaskRow.id)
+                _INSERT,
+                {
+                    "root_id": root_id,
+                    "parent_id": new.parent_id,
+                    "requester": conv.requester,
+                    "team": conv.team,
+                    "channel": conv.channel,
+                    "thread_ts": conv.thread_ts,
+                    "source_event_id": new.source_event_id,
+                    "agent": new.agent,
+                    "title": new.title,
+                    "params": dict(new.params),
+                    "status": TaskStatus.PENDING.value,
+                    "cost_cents": new.cost_cents,
+                    "currency": new.currency,
+                    "position": new.position,
+                    "created_at": now,
+                    "updated_at": now,
+                },
             )
         ).scalar_one()
         if root_id is None:
-            await self._session.execute(
-                update(TaskRow)
-                .where(TaskRow.id == task_id)
-                .values(root_id=task_id)
-                .execution_options(**NO_SYNC)
-            )
+            await self._session.execute(_OWN_ROOT, {"_id": task_id})
         depends_on = tuple(dict.fromkeys(new.depends_on))
         if depends_on:
             await self._session.execute(
@@ -101,7 +127,7 @@ class SqlTaskRepository:
         )
 
     async def get(self, task_id: int) -> Task | None:
-        tasks = await self._load(select(TaskRow).where(TaskRow.id == task_id))
+        tasks = await self._load_rows(await self._session.execute(_BY_ID, {"_id": task_id}))
         return tasks[0] if tasks else None
 
     async def get_many(self, task_ids: Sequence[int]) -> list[Task]:
@@ -112,11 +138,7 @@ class SqlTaskRepository:
         )
 
     async def children(self, parent_id: int) -> list[Task]:
-        return await self._load(
-            select(TaskRow)
-            .where(TaskRow.parent_id == parent_id)
-            .order_by(TaskRow.position, TaskRow.id)
-        )
+        return await self._load_rows(await self._session.execute(_CHILDREN, {"_parent": parent_id}))
 
     async def set_status(
         self,
@@ -126,7 +148,12 @@ class SqlTaskRepository:
         at: datetime,
         changes: TaskChanges,
     ) -> bool:
-        values: dict[str, Any] = {"status": new.value, "updated_at": at}
+        values: dict[str, Any] = {
+            "_id": task_id,
+            "_expected": expected.value,
+            "status": new.value,
+            "updated_at": at,
+        }
         if changes.reset:
             values.update(error=None, finished_at=None, worker=None)
         if changes.result is not None:
@@ -141,13 +168,7 @@ class SqlTaskRepository:
             values["cost_cents"] = changes.cost_cents
         if changes.worker is not None:
             values["worker"] = changes.worker
-        statement = (
-            update(TaskRow)
-            .where(TaskRow.id == task_id, TaskRow.status == expected.value)
-            .values(**values)
-            .execution_options(**NO_SYNC)
-        )
-        won = await rowcount(self._session, statement) == 1
+        won = await rowcount(self._session, _SET_STATUS, values) == 1
         if won:
             self.entered.append(new)
         return won
@@ -230,14 +251,15 @@ class SqlTaskRepository:
 
     async def _load(self, query: Select[TaskRow]) -> list[Task]:
         # Plain rows, not ORM objects: nothing to track, nothing stale to refresh.
-        rows = list((await self._session.execute(query.with_only_columns(*_COLUMNS))).all())
+        return await self._load_rows(
+            await self._session.execute(query.with_only_columns(*_COLUMNS))
+        )
+
+    async def _load_rows(self, result: Any) -> list[Task]:
+        rows = list(result.all())
         if not rows:
             return []
-        edges = await self._session.execute(
-            select(TaskDependencyRow.task_id, TaskDependencyRow.depends_on_id)
-            .where(TaskDependencyRow.task_id.in_([r.id for r in rows]))
-            .order_by(TaskDependencyRow.task_id, TaskDependencyRow.depends_on_id)
-        )
+        edges = await self._session.execute(_EDGES_OF, {"_ids": [r.id for r in rows]})
         depends: dict[int, list[int]] = {}
         for task_id, depends_on_id in edges:
             depends.setdefault(task_id, []).append(depends_on_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -32,7 +33,14 @@ from storage.api_repo import SqlApiStore
 from storage.approvals_repo import SqlApprovalRepository
 from storage.audit_repo import SqlAuditLog
 from storage.budgets_repo import SqlBudgetRepository
-from storage.engine import READ_ONLY, create_engine, serialized
+from storage.engine import (
+    READ_ONLY,
+    RESERVED_CONNECTIONS,
+    create_engine,
+    is_sqlite,
+    serialized,
+)
+from storage.group_commit import GroupCommit
 from storage.inbox_repo import SqlInbox
 from storage.leases_repo import SqlLeases
 from storage.ledger_repo import SqlLedger
@@ -44,6 +52,7 @@ log = logging.getLogger(__name__)
 
 
 PreCommit = Callable[["SqlUnitOfWork", Sequence[Notice]], Awaitable[None]]
+_T = TypeVar("_T")
 
 
 class SqlUnitOfWork:
@@ -93,6 +102,11 @@ class SqlUnitOfWorkFactory:
         self._before_commit: list[PreCommit] = []
         self._transition_callbacks: list[Callable[[TaskStatus], object]] = []
         self._side_leases: list[LivenessLease] = []
+        #: ack-path work of concurrent callers, committed together
+        self.group: GroupCommit[SqlUnitOfWork] = GroupCommit(
+            lambda: self._unit_of_work(True),
+            runners=1 if is_sqlite(engine) else RESERVED_CONNECTIONS - 1,
+        )
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SqlUnitOfWorkFactory:
@@ -104,6 +118,11 @@ class SqlUnitOfWorkFactory:
         if read_only:
             return self._reader()
         return self._unit_of_work(urgent)
+
+    async def together(self, work: Callable[[SqlUnitOfWork], Awaitable[_T]]) -> _T:
+        """Run `work(uow)` on the ack path in one transaction with the work of concurrent
+        callers (storage.group_commit); returns its result once that has committed."""
+        return cast(_T, await self.group.run(work))
 
     @asynccontextmanager
     async def _unit_of_work(self, urgent: bool) -> AsyncIterator[SqlUnitOfWork]:

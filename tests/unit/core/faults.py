@@ -5,15 +5,17 @@ scripts, and a sleep that records the backoff instead of waiting."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from core.agents.base import AgentContext, AgentResult
 from core.records import LedgerEntry
 from storage.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
 from tests.unit.core.helpers import Event, Recorder
+
+_T = TypeVar("_T")
 
 
 class LedgerDown(Exception):
@@ -53,6 +55,10 @@ class Faults:
         self, *, urgent: bool = False, read_only: bool = False
     ) -> AbstractAsyncContextManager[SqlUnitOfWork]:
         return self._open(urgent, read_only)
+
+    async def together(self, work: Callable[[SqlUnitOfWork], Awaitable[_T]]) -> _T:
+        async with self._open(True, False) as uow:
+            return await work(uow)
 
     @asynccontextmanager
     async def _open(self, urgent: bool, read_only: bool) -> AsyncIterator[SqlUnitOfWork]:
