@@ -26,6 +26,10 @@ from core.records import ApprovalMessage
 
 log = logging.getLogger(__name__)
 
+#: marking a posted entry sent: tries, and the first pause (doubling: ~3 s in all)
+MARK_ATTEMPTS = 6
+MARK_BACKOFF_SECONDS = 0.1
+
 
 def backoff_seconds(attempts: int, *, base: float = 1.0, cap: float = 300.0) -> float:
     """Exponential backoff with full jitter (attempts counts failures so far, from 0)."""
@@ -54,6 +58,7 @@ class OutboxDispatcher:
         #: sent is looked for (where the front end can) or sent again, so keep it small
         self._concurrency = concurrency
         self._lease = lease_seconds
+        self.mark_backoff_seconds = MARK_BACKOFF_SECONDS
         self._max_attempts = max_attempts
         #: which lane of the outbox this sender serves (see Outbox.claim_due)
         self._webhooks = webhooks
@@ -131,8 +136,26 @@ class OutboxDispatcher:
         # together with whatever else is on the ack path right now (group commit).
         ts = posted.ts if isinstance(posted, Posted) else posted
         channel = posted.channel if isinstance(posted, Posted) else item.notice.destination.channel
-        await self._uow_factory.together(lambda uow: self._mark_sent(uow, item, ts, channel))
+        await self._mark_sent_retrying(item, ts, channel)
         return True
+
+    async def _mark_sent_retrying(
+        self, item: OutboxItem, ts: str | None, channel: str | None
+    ) -> None:
+        """A mark that fails (a pooled connection the database dropped) is retried for a
+        few seconds: left unmarked, the entry stays claimed for a whole lease, and every
+        later reply in its thread waits behind it."""
+        for tried in range(1, MARK_ATTEMPTS + 1):
+            try:
+                await self._uow_factory.together(
+                    lambda uow: self._mark_sent(uow, item, ts, channel)
+                )
+                return
+            except Exception:
+                if tried == MARK_ATTEMPTS:
+                    raise
+                log.warning("marking outbox entry %s sent failed (try %d)", item.id, tried)
+                await asyncio.sleep(self.mark_backoff_seconds * 2 ** (tried - 1))
 
     async def _mark_sent(
         self, uow: UnitOfWork, item: OutboxItem, ts: str | None, channel: str | None

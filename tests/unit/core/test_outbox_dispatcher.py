@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from core.notices import ApprovalNeeded, Destination, Notice, TaskFailed
 from core.outbox import OutboxDispatcher
@@ -232,3 +233,38 @@ async def test_approval_message_ts_is_stored_on_the_approval(
     assert stored.channel == CHANNEL  # still the requester's conversation
     (entry,) = await outbox(uow_factory, ApprovalNeeded)
     assert (entry.status, entry.message_ts) == ("SENT", "1700000123.000456")
+
+
+class DroppedMarks:
+    """The unit-of-work factory, but the first `failures` sent-marks fail as a pooled
+    connection the database dropped would (the post itself went through)."""
+
+    def __init__(self, inner: SqlUnitOfWorkFactory, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.inner(**kwargs)
+
+    async def together(self, work: Any) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionResetError("connection was closed in the middle of operation")
+        return await self.inner.together(work)
+
+
+async def test_a_failed_sent_mark_is_retried_so_the_thread_is_not_held_for_a_lease(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Left claimed and unmarked, the entry would block every later reply in its
+    thread for a whole lease (60 s): the database restart test caught that."""
+    notifier = FakeNotifier()
+    marks = DroppedMarks(uow_factory, failures=2)
+    dispatcher = OutboxDispatcher(marks, notifier, clock)  # type: ignore[arg-type]
+    dispatcher.mark_backoff_seconds = 0.001
+    await add(uow_factory, clock, note(THREAD_A, "accepted"), note(THREAD_A, "result"))
+
+    assert await dispatcher.drain() == 2
+    assert notifier.titles() == ["accepted", "result"]  # posted once each, in order
+    assert [e.status for e in await outbox(uow_factory)] == ["SENT", "SENT"]
+    assert marks.failures == 0
