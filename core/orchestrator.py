@@ -108,17 +108,20 @@ class Orchestrator:
         self, uow: UnitOfWork, request: Request, the_plan: Plan, now: datetime
     ) -> Submission:
         """What submit writes: run by the group commit, maybe with other requests."""
-        if request.event_id and not await uow.inbox.add(request.event_id, now):
-            return Submission(Outcome.DUPLICATE, await uow.tasks.by_source_event(request.event_id))
+        event, reserved = request.event_id, None
+        if event:
+            reserved = await uow.inbox.claim(event, now)
+            if reserved is None:
+                return Submission(Outcome.DUPLICATE, await uow.tasks.by_source_event(event))
         refusal = await self._over_budget(uow, request, the_plan)
         if refusal:
+            if event:
+                await uow.inbox.attach(event, None)  # no task takes the reserved id
             await self._add_refusal(uow, request, refusal)
             return Submission(Outcome.REFUSED, reason=refusal)
-        root, children = await self._persist(uow, request, the_plan)
+        root, children = await self._persist(uow, request, the_plan, reserved)
         for created in [root, *children]:
             await audit(uow, self._clock, created.id, root.requester, "created")
-        if request.event_id:
-            await uow.inbox.attach(request.event_id, root.id)
         steps = children or [root]
         await uow.outbox.add(
             RequestAccepted(
@@ -198,15 +201,23 @@ class Orchestrator:
         )
 
     async def _persist(
-        self, uow: UnitOfWork, request: Request, the_plan: Plan
+        self, uow: UnitOfWork, request: Request, the_plan: Plan, reserved: int | None
     ) -> tuple[Task, list[Task]]:
-        """A one-step plan is one task; a graph is a root task grouping its steps."""
+        """A one-step plan is one task; a graph is a root task grouping its steps.
+        The root takes the id the inbox `reserved` for it, if any."""
         conv, currency, event = request.conversation, self._policy.currency, request.event_id
         costs = [self._registry.get(s.agent).estimate_cost_cents(s.params) for s in the_plan.steps]
         if not the_plan.is_graph:
             (step,) = the_plan.steps
             new = NewTask(
-                conv, step.agent, step.title, step.params, currency, costs[0], source_event_id=event
+                conv,
+                step.agent,
+                step.title,
+                step.params,
+                currency,
+                costs[0],
+                source_event_id=event,
+                id=reserved,
             )
             return await uow.tasks.add(new), []
         params = {"text": request.text, "outline": the_plan.outline}
@@ -219,6 +230,7 @@ class Orchestrator:
                 currency,
                 sum(costs),
                 source_event_id=event,
+                id=reserved,
             )
         )
         children: list[Task] = []

@@ -34,6 +34,8 @@ class NewTask:
     depends_on: tuple[int, ...] = ()
     source_event_id: str | None = None
     position: int = 0
+    #: reserved beforehand (`Inbox.claim`); None: the database gives it one
+    id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ async def rowcount(
     return int(result.rowcount)
 
 
-def insert_ignore_statement(dialect: str, table: Any, index_elements: Sequence[str]) -> Executable:
+def insert_ignore_statement(
+    dialect: str, table: Any, index_elements: Sequence[str]
+) -> postgresql.Insert | sqlite.Insert:
     """INSERT … ON CONFLICT (index_elements) DO NOTHING for `dialect`, its values
     given when it runs: build it once for a hot path."""
     insert = _INSERTS.get(dialect)

@@ -78,7 +78,7 @@ class TaskRow(Base):
     __tablename__ = "tasks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    # NULL only between the INSERT and the UPDATE that sets it to id, in one transaction.
+    # never NULL once written: a root task gets its own id in the INSERT itself
     root_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
     requester: Mapped[str] = mapped_column(String(64))

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Executable,
     Select,
     and_,
     bindparam,
@@ -43,7 +44,24 @@ _Q = TypeVar("_Q", bound=Select[Any])
 _TABLE = table_of(TaskRow)
 _EDGES = table_of(TaskDependencyRow)
 _INSERT = insert(_TABLE).returning(_TABLE.c.id)
-_OWN_ROOT = update(_TABLE).where(_TABLE.c.id == bindparam("_id")).values(root_id=bindparam("_id"))
+#: what `add` gives a new row besides id and root_id
+_INSERTED = (
+    "parent_id",
+    "requester",
+    "team",
+    "channel",
+    "thread_ts",
+    "source_event_id",
+    "agent",
+    "title",
+    "params",
+    "status",
+    "cost_cents",
+    "currency",
+    "position",
+    "created_at",
+    "updated_at",
+)
 #: SET takes the columns the parameters name besides these two
 _SET_STATUS = update(_TABLE).where(
     _TABLE.c.id == bindparam("_id"), _TABLE.c.status == bindparam("_expected")
@@ -76,31 +94,32 @@ class SqlTaskRepository:
                 select(TaskRow.root_id).where(TaskRow.id == new.parent_id)
             )
         conv = new.conversation
-        task_id = (
-            await self._session.execute(
-                _INSERT,
-                {
-                    "root_id": root_id,
-                    "parent_id": new.parent_id,
-                    "requester": conv.requester,
-                    "team": conv.team,
-                    "channel": conv.channel,
-                    "thread_ts": conv.thread_ts,
-                    "source_event_id": new.source_event_id,
-                    "agent": new.agent,
-                    "title": new.title,
-                    "params": dict(new.params),
-                    "status": TaskStatus.PENDING.value,
-                    "cost_cents": new.cost_cents,
-                    "currency": new.currency,
-                    "position": new.position,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
-        ).scalar_one()
-        if root_id is None:
-            await self._session.execute(_OWN_ROOT, {"_id": task_id})
+        values = {
+            "parent_id": new.parent_id,
+            "requester": conv.requester,
+            "team": conv.team,
+            "channel": conv.channel,
+            "thread_ts": conv.thread_ts,
+            "source_event_id": new.source_event_id,
+            "agent": new.agent,
+            "title": new.title,
+            "params": dict(new.params),
+            "status": TaskStatus.PENDING.value,
+            "cost_cents": new.cost_cents,
+            "currency": new.currency,
+            "position": new.position,
+            "created_at": now,
+            "updated_at": now,
+        }
+        statement: Executable
+        if new.id is not None:
+            statement, values["id"] = _INSERT, new.id
+            values["root_id"] = root_id if root_id is not None else new.id
+        elif root_id is None:
+            statement = _INSERT_OWN_ROOT[self._session.get_bind().dialect.name]
+        else:
+            statement, values["root_id"] = _INSERT, root_id
+        task_id = (await self._session.execute(statement, values)).scalar_one()
         depends_on = tuple(dict.fromkeys(new.depends_on))
         if depends_on:
             await self._session.execute(
@@ -266,6 +285,32 @@ class SqlTaskRepository:
         return [_to_task(r, tuple(depends.get(r.id, ()))) for r in rows]
 
 
+def next_task_id(dialect: str) -> ColumnElement[int]:
+    """An id for the next task, drawn inside the statement that needs it.
+
+    PostgreSQL draws it from the column's sequence; SQLite (an INTEGER PRIMARY KEY
+    without AUTOINCREMENT) would give the next row max(id) + 1 itself, and the
+    statement holds the only writer lock while it reads that maximum, so on SQLite
+    the task must be inserted before any other task in the same transaction.
+    """
+    if dialect == "postgresql":
+        return func.nextval(func.pg_get_serial_sequence(_TABLE.name, _TABLE.c.id.name))
+    return select(func.coalesce(func.max(_TABLE.c.id), 0) + 1).scalar_subquery()
+
+
+def _insert_own_root(dialect: str) -> Executable:
+    """INSERT of a task that is its own root: id and root_id the same value, so no
+    reader ever sees root_id NULL and no UPDATE follows the INSERT."""
+    given = [_TABLE.c[name] for name in _INSERTED]
+    drawn = select(next_task_id(dialect).label("id")).subquery("drawn")
+    values = select(drawn.c.id, drawn.c.id, *(bindparam(c.name, type_=c.type) for c in given))
+    return (
+        insert(_TABLE)
+        .from_select([_TABLE.c.id, _TABLE.c.root_id, *given], values, include_defaults=False)
+        .returning(_TABLE.c.id)
+    )
+
+
 def _is_leaf() -> ColumnElement[bool]:
     """A task no other task names as its parent: a step, or a one-step request."""
     child = aliased(TaskRow)
@@ -322,3 +367,7 @@ def _to_task(row: Any, depends_on: tuple[int, ...]) -> Task:
         position=row.position,
         worker=row.worker,
     )
+
+
+#: built once per dialect: every request without a parent runs it on the ack path
+_INSERT_OWN_ROOT = {dialect: _insert_own_root(dialect) for dialect in ("postgresql", "sqlite")}

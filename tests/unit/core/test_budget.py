@@ -14,7 +14,7 @@ from core.policy import Policy
 from core.records import Task
 from core.service import TaskService
 from core.states import ApprovalStatus, TaskStatus
-from storage.models import TransactionRow
+from storage.models import InboxRow, TransactionRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
 from tests.unit.core.helpers import (
@@ -213,3 +213,25 @@ async def test_concurrent_purchases_never_overspend(
         charged = await uow.session.scalar(select(func.sum(TransactionRow.amount_cents)))
     assert charged == 6000 <= HUNDRED.monthly_budget_cents
     assert (await task(uow_factory, waiting[0].id)).status is S.COMPLETED
+
+
+async def test_a_refusal_over_budget_leaves_its_reserved_task_id_to_no_one(
+    uow_factory: SqlUnitOfWorkFactory, service: TaskService
+) -> None:
+    """The inbox reserves the root's id before the budget is read: a refusal names no task,
+    and the next request still gets a task of its own."""
+    await _bought(service)
+    refused = await submit(service, "buy 1 desk for $50", event_id="EvDesk")
+    accepted = await submit(service, "research desks", event_id="EvNext")
+
+    assert refused.outcome is Outcome.REFUSED
+    assert accepted.outcome is Outcome.ACCEPTED and accepted.root is not None
+    async with uow_factory() as uow:
+        rows = (await uow.session.execute(select(InboxRow.event_id, InboxRow.task_id))).all()
+    assert {event: task_id for event, task_id in rows} == {
+        "EvDesk": None,
+        "EvNext": accepted.root.id,
+    }
+    assert (await submit(service, "buy 1 desk for $50", event_id="EvDesk")).outcome is (
+        Outcome.DUPLICATE
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from core.notices import (
     ApprovalNeeded,
@@ -19,6 +20,7 @@ from core.orchestrator import GRAPH_AGENT, Outcome
 from core.policy import Policy
 from core.service import TaskService
 from core.states import ApprovalStatus, TaskStatus
+from storage.models import InboxRow, TaskRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
 from tests.unit.core.helpers import (
@@ -418,3 +420,37 @@ async def test_purchase_in_a_foreign_currency_is_refused(
     assert await task_count(uow_factory) == 0
     (refused,) = await notices(uow_factory, RequestRefused)
     assert refused.reason == submission.reason
+
+
+async def test_inbox_rows_name_the_root_task_of_their_request(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, recorder: Recorder
+) -> None:
+    """The inbox row carries the id it reserved for the root: one-step, graph, and
+    redeliveries within one group-commit batch all agree with the tasks table."""
+    import asyncio
+
+    service = make_service(uow_factory, clock, agent_registry(recorder))
+    results = await asyncio.gather(
+        submit(service, "research laptops", event_id="EvA"),
+        submit(service, "research desks and draft email to bob@example.com", event_id="EvB"),
+        submit(service, "research laptops", event_id="EvA"),
+        submit(service, "research chairs", event_id="EvC"),
+    )
+    assert [r.outcome for r in results] == [
+        Outcome.ACCEPTED,
+        Outcome.ACCEPTED,
+        Outcome.DUPLICATE,
+        Outcome.ACCEPTED,
+    ]
+    async with uow_factory() as uow:
+        inbox = dict((await uow.session.execute(select(InboxRow.event_id, InboxRow.task_id))).all())
+        roots = dict(
+            (
+                await uow.session.execute(
+                    select(TaskRow.source_event_id, TaskRow.id).where(TaskRow.root_id == TaskRow.id)
+                )
+            ).all()
+        )
+    assert inbox == roots and set(inbox) == {"EvA", "EvB", "EvC"}
+    assert {r.root.id for r in results if r.root is not None} == set(roots.values())
+    assert await task_count(uow_factory) == 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -78,3 +79,23 @@ async def test_lease_race_has_one_holder(
     replicas = (_acquire(uow_factory, clock, "job", f"replica-{i}") for i in range(10))
     results = await asyncio.gather(*replicas)
     assert sum(results) == 1
+
+
+async def test_inbox_claim_reserves_the_task_id_once(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    async def deliver() -> int | None:
+        async with uow_factory() as uow:
+            reserved = await uow.inbox.claim("Ev-claim", clock.now())
+            if reserved is not None:
+                await uow.tasks.add(replace(new_task(source_event_id="Ev-claim"), id=reserved))
+            return reserved
+
+    claimed = [r for r in await asyncio.gather(*(deliver() for _ in range(6))) if r is not None]
+    async with uow_factory() as uow:
+        named = await uow.session.scalar(select(InboxRow.task_id))
+        task = await uow.tasks.by_source_event("Ev-claim")
+        later = await uow.tasks.add(new_task())
+    assert len(claimed) == 1 and named == claimed[0]
+    assert task is not None and task.id == task.root_id == claimed[0]
+    assert later.id > claimed[0]

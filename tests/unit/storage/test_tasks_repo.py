@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from core.agents.base import AgentResult
 from core.records import TaskChanges
 from core.states import TaskStatus
+from storage.models import TaskRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
 from tests.unit.storage.helpers import new_task
@@ -161,3 +163,28 @@ async def test_pending_and_unfinished_queries(
         roots = await uow.tasks.unfinished_roots(10)
         assert [t.title for t in roots] == ["old", "running", "new"]
         assert child.id not in [t.id for t in roots]
+
+
+async def test_root_id_stored_in_the_insert_itself(uow_factory: SqlUnitOfWorkFactory) -> None:
+    """Readers that query the column (not `Task.root_id`, which maps NULL to the id)
+    see every root as its own root, including ids drawn after a rollback."""
+    async with uow_factory() as uow:
+        first = await uow.tasks.add(new_task(title="a"))
+        second = await uow.tasks.add(new_task(title="b"))
+        child = await uow.tasks.add(new_task(title="c", parent_id=second.id))
+    with pytest.raises(RuntimeError):
+        async with uow_factory() as uow:
+            await uow.tasks.add(new_task(title="rolled back"))
+            raise RuntimeError
+    async with uow_factory() as uow:
+        third = await uow.tasks.add(new_task(title="d"))
+        rows = (await uow.session.execute(select(TaskRow.id, TaskRow.root_id))).all()
+        stored = {task_id: root_id for task_id, root_id in rows}
+    assert len({first.id, second.id, child.id, third.id}) == 4 and third.id > child.id
+    assert stored == {
+        first.id: first.id,
+        second.id: second.id,
+        child.id: second.id,
+        third.id: third.id,
+    }
+    assert (first.root_id, second.root_id, third.root_id) == (first.id, second.id, third.id)
