@@ -72,7 +72,10 @@ class GroupCommit(Generic[_U]):
                         batch = self._take()
                         results = [await work(uow) for work, _ in batch]
                 except Exception:
-                    await self._one_by_one(batch or self._take())
+                    # taken here if the unit failed to open: still `batch`, so a
+                    # cancellation below answers these callers too
+                    batch = batch or self._take()
+                    await self._one_by_one(batch)
                     continue
                 self.batches += bool(batch)
                 self.pieces += len(batch)
