@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -221,11 +222,23 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 def _gate(engine: AsyncEngine) -> _WriterGate:
     gate = _gates.get(engine.sync_engine)
     if gate is None:
-        database = engine.url.database if is_sqlite(engine) else None
-        in_memory = database in (None, "", ":memory:") or "mode=memory" in str(engine.url)
-        turn = None if in_memory else FileTurn(f"{database}-writer")
+        database = _database_file(engine.url) if is_sqlite(engine) else None
+        turn = None if database is None else FileTurn(f"{database}-writer")
         gate = _gates[engine.sync_engine] = _WriterGate(turn)
     return gate
+
+
+def _database_file(url: URL) -> str | None:
+    """The path of a SQLite database file, None for one in memory; a URI filename
+    (`?uri=true`, e.g. `file:/data/taskbot.db`) names its file by its path part."""
+    database = url.database
+    if database in (None, "", ":memory:") or "mode=memory" in str(url):
+        return None
+    if url.query.get("uri") == "true" and database.startswith("file:"):
+        database = unquote(urlsplit(database).path)
+        if database in ("", ":memory:"):
+            return None
+    return database
 
 
 def write_lock(engine: AsyncEngine) -> WriterLock | None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from storage.engine import create_engine
 from storage.migrate import upgrade
@@ -68,3 +69,33 @@ async def test_a_writer_cancelled_while_waiting_gives_both_locks_back(
 async def _add(factory: SqlUnitOfWorkFactory, event_id: str) -> bool:
     async with factory() as uow:
         return await uow.inbox.add(event_id, factory.clock.now())
+
+
+@pytest.mark.parametrize(
+    ("url", "writer_file"),
+    [
+        ("sqlite+aiosqlite:///{dir}/plain.db", "{dir}/plain.db-writer"),
+        ("sqlite+aiosqlite:///file:{dir}/named.db?uri=true", "{dir}/named.db-writer"),
+        ("sqlite+aiosqlite:///file::memory:?cache=shared&uri=true", None),
+    ],
+)
+async def test_the_turn_is_a_file_beside_the_database_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, writer_file: str | None
+) -> None:
+    """A URI filename names its file by its path part: `file:` is no directory."""
+    monkeypatch.chdir(tmp_path)  # where a relative name would land
+    engine = create_engine(url.format(dir=tmp_path))
+    factory = SqlUnitOfWorkFactory(engine, FakeClock())
+    try:
+        async with factory() as uow:
+            await uow.session.execute(text("CREATE TABLE IF NOT EXISTS t (x INTEGER)"))
+            await uow.session.execute(text("INSERT INTO t VALUES (1)"))
+    finally:
+        await factory.dispose()
+    written = _writer_files(tmp_path)
+    expected = {writer_file.format(dir=tmp_path)} if writer_file else set()
+    assert written == expected
+
+
+def _writer_files(directory: Path) -> set[str]:
+    return {str(p) for p in directory.iterdir() if p.name.endswith("-writer")}
