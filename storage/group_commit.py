@@ -12,6 +12,8 @@ the ack path is not one round trip after another; SQLite has one writer anyway.
 If anything in a batch fails (one caller's work raises, or the commit does),
 the whole transaction rolls back and every piece of work runs again in a
 transaction of its own, so a failure reaches only the caller it belongs to.
+If the transaction cannot even be opened twice in a row, every waiting caller
+gets that error at once rather than one connect timeout after another.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ _U = TypeVar("_U")
 
 #: the most callers whose work one transaction holds
 MAX_BATCH = 64
+#: tries to open a transaction before its waiting callers all get the error
+OPEN_ATTEMPTS = 2
 
 Work = Callable[[_U], Awaitable[Any]]
 
@@ -61,22 +65,34 @@ class GroupCommit(Generic[_U]):
 
     async def _drain(self) -> None:
         batch: list[tuple[Work[_U], asyncio.Future[Any]]] = []
+        failed_opens = 0
         try:
             while self._waiting:
                 await asyncio.sleep(0)  # let the callers of this loop turn join
                 batch = []
+                opened = False
                 try:
                     # Taken once the transaction is open: whoever came while it
                     # waited for the writer lock or a connection rides along.
                     async with self._open() as uow:
+                        opened = True
                         batch = self._take()
                         results = [await work(uow) for work, _ in batch]
-                except Exception:
-                    # taken here if the unit failed to open: still `batch`, so a
-                    # cancellation below answers these callers too
-                    batch = batch or self._take()
-                    await self._one_by_one(batch)
-                    continue
+                except Exception as exc:
+                    if opened:
+                        await self._one_by_one(batch)
+                        continue
+                    failed_opens += 1
+                    if failed_opens >= OPEN_ATTEMPTS:
+                        # No transaction at all (the database is away): each caller
+                        # would fail alike, one connect timeout after another.
+                        failed_opens = 0
+                        batch = self._take()
+                        for _, future in batch:
+                            if not future.done():
+                                future.set_exception(exc)
+                    continue  # else open again: the pool dropped the dead connection
+                failed_opens = 0
                 self.batches += bool(batch)
                 self.pieces += len(batch)
                 for (_, future), result in zip(batch, results, strict=True):

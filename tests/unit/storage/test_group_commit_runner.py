@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from storage.group_commit import GroupCommit
+from storage.group_commit import OPEN_ATTEMPTS, GroupCommit
 
 
 class Unavailable(Exception):
@@ -17,8 +17,8 @@ class Unavailable(Exception):
 
 
 async def test_a_runner_cancelled_while_retrying_alone_answers_every_caller() -> None:
-    """The batch failed before it was taken (no connection), so its callers are
-    retried one by one; shutdown cancels the runner during the first retry."""
+    """The batch failed before it was taken (no connection) and is opened again;
+    shutdown cancels the runner while that batch runs."""
     opened = 0
 
     @asynccontextmanager
@@ -51,3 +51,49 @@ async def test_a_runner_cancelled_while_retrying_alone_answers_every_caller() ->
     for caller in (first, second):
         with pytest.raises(asyncio.CancelledError):
             caller.result()
+
+
+async def test_a_database_that_cannot_be_reached_fails_every_caller_at_once() -> None:
+    """Not one connect timeout per caller: two failed opens answer the whole queue."""
+    opened = 0
+
+    @asynccontextmanager
+    async def open_unit() -> AsyncIterator[None]:
+        nonlocal opened
+        opened += 1
+        raise Unavailable
+        yield
+
+    async def work(_: None) -> str:
+        return "never"
+
+    group: GroupCommit[None] = GroupCommit(open_unit)
+    callers = [asyncio.create_task(group.run(work)) for _ in range(10)]
+    done, _ = await asyncio.wait(callers, timeout=5)
+    assert done == set(callers)
+    for caller in callers:
+        assert isinstance(caller.exception(), Unavailable)
+    assert opened == OPEN_ATTEMPTS
+
+
+async def test_one_failed_open_is_tried_again_and_the_batch_commits() -> None:
+    """A dead pooled connection after a database restart costs one more open."""
+    opened = 0
+
+    @asynccontextmanager
+    async def open_unit() -> AsyncIterator[None]:
+        nonlocal opened
+        opened += 1
+        if opened == 1:
+            raise Unavailable
+        yield
+
+    async def work(_: None) -> str:
+        return "done"
+
+    group: GroupCommit[None] = GroupCommit(open_unit)
+    results = await asyncio.wait_for(
+        asyncio.gather(*(group.run(work) for _ in range(5))), timeout=5
+    )
+    assert results == ["done"] * 5
+    assert opened == 2 and group.batches == 1
