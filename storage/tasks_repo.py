@@ -87,6 +87,9 @@ class SqlTaskRepository:
         self.entered: list[TaskStatus] = []
 
     async def add(self, new: NewTask) -> Task:
+        if new.depends_on and new.parent_id is None:
+            # what lets readers skip the dependency query for requests (_load_rows)
+            raise ValueError("only a step (a task with a parent) may depend on others")
         now = self._clock.now()
         root_id = new.root_id
         if root_id is None and new.parent_id is not None:
@@ -278,8 +281,9 @@ class SqlTaskRepository:
         rows = list(result.all())
         if not rows:
             return []
-        edges = await self._session.execute(_EDGES_OF, {"_ids": [r.id for r in rows]})
         depends: dict[int, list[int]] = {}
+        steps = [r.id for r in rows if r.parent_id is not None]  # only steps depend (add)
+        edges = await self._session.execute(_EDGES_OF, {"_ids": steps}) if steps else ()
         for task_id, depends_on_id in edges:
             depends.setdefault(task_id, []).append(depends_on_id)
         return [_to_task(r, tuple(depends.get(r.id, ()))) for r in rows]

@@ -52,6 +52,25 @@ async def test_add_root_and_children(uow_factory: SqlUnitOfWorkFactory, clock: F
         assert await uow.tasks.by_source_event("nope") is None
 
 
+async def test_only_steps_depend_so_requests_load_without_the_edge_query(
+    uow_factory: SqlUnitOfWorkFactory,
+) -> None:
+    """Readers skip the dependency query for requests; add() keeps that true."""
+    async with uow_factory() as uow:
+        root = await uow.tasks.add(new_task(title="plan"))
+        step = await uow.tasks.add(new_task(title="step", parent_id=root.id))
+        with pytest.raises(ValueError, match="only a step"):
+            await uow.tasks.add(new_task(title="odd", depends_on=(step.id,)))
+        second = await uow.tasks.add(
+            new_task(title="second", parent_id=root.id, depends_on=(step.id,))
+        )
+    async with uow_factory() as uow:
+        (request,) = await uow.tasks.history("U1", None, 10, 0)
+        assert request.id == root.id and request.depends_on == ()
+        loaded = {t.title: t.depends_on for t in await uow.tasks.children(root.id)}
+        assert loaded == {"step": (), "second": (step.id,)} and second.depends_on == (step.id,)
+
+
 async def test_source_event_id_is_unique(uow_factory: SqlUnitOfWorkFactory) -> None:
     async with uow_factory() as uow:
         await uow.tasks.add(new_task(source_event_id="Ev1"))
