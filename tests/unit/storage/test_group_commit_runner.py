@@ -16,18 +16,25 @@ class Unavailable(Exception):
     pass
 
 
-async def test_a_runner_cancelled_while_retrying_alone_answers_every_caller() -> None:
-    """The batch failed before it was taken (no connection) and is opened again;
-    shutdown cancels the runner while that batch runs."""
-    opened = 0
+class FailingOpens:
+    """A unit of work whose first `failures` opens fail as an unreachable database's do."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.opened = 0
 
     @asynccontextmanager
-    async def open_unit() -> AsyncIterator[None]:
-        nonlocal opened
-        opened += 1
-        if opened == 1:
+    async def __call__(self) -> AsyncIterator[None]:
+        self.opened += 1
+        if self.opened <= self.failures:
             raise Unavailable
         yield
+
+
+async def test_a_runner_cancelled_after_a_failed_open_answers_every_caller() -> None:
+    """The batch failed before it was taken (no connection) and is opened again;
+    shutdown cancels the runner while that batch runs."""
+    open_unit = FailingOpens(1)
 
     started = asyncio.Event()
 
@@ -55,14 +62,7 @@ async def test_a_runner_cancelled_while_retrying_alone_answers_every_caller() ->
 
 async def test_a_database_that_cannot_be_reached_fails_every_caller_at_once() -> None:
     """Not one connect timeout per caller: two failed opens answer the whole queue."""
-    opened = 0
-
-    @asynccontextmanager
-    async def open_unit() -> AsyncIterator[None]:
-        nonlocal opened
-        opened += 1
-        raise Unavailable
-        yield
+    open_unit = FailingOpens(1_000)
 
     async def work(_: None) -> str:
         return "never"
@@ -73,20 +73,12 @@ async def test_a_database_that_cannot_be_reached_fails_every_caller_at_once() ->
     assert done == set(callers)
     for caller in callers:
         assert isinstance(caller.exception(), Unavailable)
-    assert opened == OPEN_ATTEMPTS
+    assert open_unit.opened == OPEN_ATTEMPTS
 
 
 async def test_one_failed_open_is_tried_again_and_the_batch_commits() -> None:
     """A dead pooled connection after a database restart costs one more open."""
-    opened = 0
-
-    @asynccontextmanager
-    async def open_unit() -> AsyncIterator[None]:
-        nonlocal opened
-        opened += 1
-        if opened == 1:
-            raise Unavailable
-        yield
+    open_unit = FailingOpens(1)
 
     async def work(_: None) -> str:
         return "done"
@@ -96,4 +88,4 @@ async def test_one_failed_open_is_tried_again_and_the_batch_commits() -> None:
         asyncio.gather(*(group.run(work) for _ in range(5))), timeout=5
     )
     assert results == ["done"] * 5
-    assert opened == 2 and group.batches == 1
+    assert open_unit.opened == 2 and group.batches == 1
