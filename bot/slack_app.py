@@ -24,6 +24,7 @@ from bot.listeners import (
 )
 from bot.metrics import Metrics, WebApiErrors
 from bot.settings import Settings
+from core.front_door import FrontDoor
 from core.service import TaskService
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,13 @@ class ObservedApp(AsyncApp):
     `outcome` to the Bolt context; nothing the user wrote is logged."""
 
     metrics: Metrics
+    #: held while a request is answered, so background work lets it go first
+    front_door: FrontDoor
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
         started = time.perf_counter()
-        response = await super().async_dispatch(req)
+        with self.front_door.serving():
+            response = await super().async_dispatch(req)
         seconds = time.perf_counter() - started
         # A request that failed signature checks is anyone's text: neither its kind
         # (a metrics label) nor its ids are trusted.
@@ -130,6 +134,7 @@ def build_app(
         logger=log_safety.bolt_logger(),
     )
     app.metrics = metrics or Metrics()
+    app.front_door = service.background.front_door
     messages.register(app, service)
     approvals.register(app, service)
     deny_reason.register(app, service)

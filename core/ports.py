@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from core.agents.base import AgentResult
+from core.front_door import FrontDoor
 from core.notices import Notice
 from core.records import (
     Approval,
@@ -249,6 +250,9 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
+    #: requests being answered now: background units of work wait for them to go first
+    front_door: FrontDoor
+
     def __call__(
         self, *, urgent: bool = False, read_only: bool = False
     ) -> AbstractAsyncContextManager[UnitOfWork]:

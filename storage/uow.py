@@ -9,14 +9,16 @@ sender wakes at once instead of waiting for its next poll.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.clock import Clock, SystemClock
+from core.front_door import FrontDoor
 from core.notices import Notice
 from core.ports import (
     ApprovalRepository,
@@ -90,8 +92,11 @@ class SqlUnitOfWork:
 class SqlUnitOfWorkFactory:
     """Call it to open a unit of work: `async with factory() as uow: ...`."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, clock: Clock | None = None, front_door: FrontDoor | None = None
+    ) -> None:
         self.engine = engine
+        self.front_door = front_door or FrontDoor()
         #: stamps created_at of new tasks (the only time storage picks itself)
         self.clock: Clock = clock or SystemClock()
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
@@ -126,7 +131,14 @@ class SqlUnitOfWorkFactory:
 
     @asynccontextmanager
     async def _unit_of_work(self, urgent: bool) -> AsyncIterator[SqlUnitOfWork]:
-        async with serialized(self.engine, urgent), self._sessions() as session, session.begin():
+        # background work waits for requests being answered (core/front_door.py)
+        admitted = nullcontext() if urgent else self.front_door.admitted()
+        async with (
+            admitted,
+            serialized(self.engine, urgent),
+            self._sessions() as session,
+            session.begin(),
+        ):
             uow = SqlUnitOfWork(session, self.clock)
             yield uow
             if uow.wrote_outbox:
@@ -176,6 +188,18 @@ class SqlUnitOfWorkFactory:
                 callback()
             except Exception:
                 log.exception("outbox callback %r failed", callback)
+
+    async def warm_up(self) -> None:
+        """Open the connections the ack path uses before the first request needs them,
+        so the first burst after a start does not wait for connects on Slack's clock."""
+        if is_sqlite(self.engine):
+            return
+
+        async def touch() -> None:
+            async with self.engine.connect() as connection:
+                await connection.exec_driver_sql("SELECT 1")
+
+        await asyncio.gather(*(touch() for _ in range(RESERVED_CONNECTIONS)))
 
     async def dispose(self) -> None:
         for lease in self._side_leases:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from bot.api.errors import error_middleware, error_response
 from bot.api.openapi import openapi_document
@@ -21,9 +22,21 @@ def _version() -> str:
         return "0"
 
 
+def answering(container: Container) -> Middleware:
+    """Hold the front door while a call is answered: background work lets it go first."""
+    front_door = container.service.background.front_door
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        with front_door.serving():
+            return await handler(request)
+
+    return middleware
+
+
 def api_app(container: Container) -> web.Application:
     """A sub-application to mount at PREFIX: `app.add_subapp(PREFIX, api_app(container))`."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[answering(container), error_middleware])
     app[CONTAINER] = container
     document = openapi_document(ENDPOINTS, PREFIX, _version())
 

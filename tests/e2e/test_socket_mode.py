@@ -10,6 +10,7 @@ import pytest
 
 from bot.server import Running, start
 from tests.e2e.conftest import make_settings
+from tests.e2e.test_acks_go_first import watch_the_ack_path
 from tests.slackfake import payloads
 from tests.slackfake.server import FakeSlack
 
@@ -46,6 +47,17 @@ async def test_a_dm_over_socket_mode_is_acked_and_answered_in_its_thread(
     assert {c.params["thread_ts"] for c in posts} == {envelope["event"]["ts"]}
     opened = fake_slack.calls_to("apps.connections.open")
     assert opened and opened[0].headers["Authorization"] == "Bearer xapp-1-test"
+
+
+async def test_an_envelope_holds_the_front_door_until_it_is_acked(
+    socket_app: Running, fake_slack: FakeSlack
+) -> None:
+    """Background work lets requests go first in Socket Mode too (core/front_door.py)."""
+    seen = watch_the_ack_path(socket_app)
+    envelope_id = await fake_slack.socket_mode.push(payloads.im_message("research desks"))
+    await fake_slack.socket_mode.ack_for(envelope_id)
+    assert seen == [1]
+    assert socket_app.container.uow_factory.front_door.serving_now == 0
 
 
 async def test_a_redelivered_envelope_creates_nothing_new(

@@ -46,6 +46,7 @@ class Faults:
 
     def __init__(self, inner: SqlUnitOfWorkFactory) -> None:
         self.inner = inner
+        self.front_door = inner.front_door
         self.broken_for: set[int] = set()
         self.hang_for: set[int] = set()
         self.breaks = 0

@@ -241,6 +241,7 @@ class DroppedMarks:
 
     def __init__(self, inner: SqlUnitOfWorkFactory, failures: int) -> None:
         self.inner = inner
+        self.front_door = inner.front_door
         self.failures = failures
 
     def __call__(self, **kwargs: Any) -> Any:

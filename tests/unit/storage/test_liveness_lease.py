@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, text
 
-from storage.engine import RESERVED_CONNECTIONS, WriterLock, is_sqlite
+from storage.engine import WriterLock, is_sqlite
 from storage.models import LeaseRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
@@ -62,9 +62,9 @@ async def test_renewal_is_one_conditional_update_and_keeps_other_holders_out(
 async def test_a_queue_of_writers_does_not_delay_the_heartbeat(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
-    """Fifty writers queue (on SQLite for the writer lock; on PostgreSQL they hold
-    background work's share of the pool and queue for more); the renewal, and on
-    PostgreSQL an urgent unit of work (an ack), still complete while they wait."""
+    """Fifty writers queue (on SQLite for the writer lock; on PostgreSQL they fill
+    background work's lanes, core/front_door.py, and queue for more); the renewal,
+    and on PostgreSQL an urgent unit of work (an ack), still complete while they wait."""
     lease = uow_factory.liveness_lease("worker:busy", "busy", 10)
     release = asyncio.Event()
     holding = 0
@@ -78,7 +78,7 @@ async def test_a_queue_of_writers_does_not_delay_the_heartbeat(
 
     writers = [asyncio.create_task(writer(n)) for n in range(50)]
     sqlite = is_sqlite(uow_factory.engine)
-    inside = 1 if sqlite else 20 - RESERVED_CONNECTIONS  # the pool is 10 + 10 overflow
+    inside = 1 if sqlite else uow_factory.front_door.lanes
     async with asyncio.timeout(60):
         while holding < inside:
             await asyncio.sleep(0.01)
