@@ -136,7 +136,7 @@ async def complete_task(
             return False
     if result.cost_cents > 0:
         await uow.budgets.settle(task.id, result.cost_cents)
-    else:
+    elif task.cost_cents > 0:  # only a step with a price ever holds money (`gate`)
         await uow.budgets.release(task.id)
     await uow.ledger.record(
         LedgerEntry(task.id, task.requester, result.cost_cents, task.currency, task.title, now)
@@ -504,8 +504,7 @@ class TaskExecutor:
         while True:
             tried += 1
             try:
-                async with self._uow_factory() as uow:
-                    return await write(uow)
+                return await self._uow_factory.together(write, background=True)
             except Exception:
                 if attempts is not None and tried >= attempts:
                     raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -49,6 +49,16 @@ class Request:
     title: str | None = None
     command: str | None = None
     context: Mapping[str, Any] | None = None
+
+
+@dataclass
+class _Moves:
+    """What one look at a request's graph did: the steps it claimed (to run now)."""
+
+    graph: bool
+    nodes: list[Task]
+    claimed: list[Task] = field(default_factory=list)
+    progressed: bool = False
 
 
 class Outcome(Enum):
@@ -283,62 +293,69 @@ class Orchestrator:
 
     async def _advance_once(self, root_id: int) -> bool:
         """One transaction reads the graph, skips, gates and claims every step that
-        can move; the claimed steps run after it has committed."""
-        async with self._uow_factory() as uow:
-            root = await uow.tasks.get(root_id)
-            if root is None or root.status.terminal:
-                return False
-            nodes = await uow.tasks.children(root_id)
-            if nodes and root.status is TaskStatus.PENDING:
-                await transition(
-                    uow,
-                    root,
-                    TaskStatus.IN_PROGRESS,
-                    actor=SYSTEM,
-                    clock=self._clock,
-                    changes=TaskChanges(started_at=self._clock.now()),
-                )
-                await write_status(uow, self._clock, root, grace=self._policy.status_grace_seconds)
-            graph = bool(nodes)
-            nodes = nodes or [root]
-            by_id = {n.id: n for n in nodes}
-            claimed: list[Task] = []
-            progressed = False
-            for node in nodes:
-                if node.status is not TaskStatus.PENDING:
-                    continue
-                deps = [by_id[d] for d in node.depends_on if d in by_id]
-                blocker = next((d for d in deps if d.status in _DEAD), None)
-                if blocker is not None:
-                    await self._skip(uow, node, blocker)
-                    progressed = True
-                elif all(d.status is TaskStatus.COMPLETED for d in deps):
-                    gate = await self.executor.gate(uow, node)
-                    running = await self.executor.claim(uow, node) if gate is Gate.READY else None
-                    if running is not None:
-                        claimed.append(running)
-                    progressed = progressed or gate is Gate.REFUSED
-        if claimed:
+        can move (grouped with other requests' moves); the claimed steps run after it
+        has committed."""
+        moves = await self._uow_factory.together(
+            lambda uow: self._move(uow, root_id), background=True
+        )
+        if moves is None:
+            return False
+        if moves.claimed:
+            by_id = {n.id: n for n in moves.nodes}
             # Not a TaskGroup: one step's failure must not cancel its siblings.
             outcomes = await asyncio.gather(
                 *(
                     self.executor.run(node, [by_id[d] for d in node.depends_on if d in by_id])
-                    for node in claimed
+                    for node in moves.claimed
                 ),
                 return_exceptions=True,
             )
-            for node, outcome in zip(claimed, outcomes, strict=True):
+            for node, outcome in zip(moves.claimed, outcomes, strict=True):
                 if isinstance(outcome, Exception):
                     log.warning("step %s could not be finished: %r", node.id, outcome)
                 elif isinstance(outcome, BaseException):
                     raise outcome
             # A one-step request has ended with its step (`run` always ends it).
-            return graph
-        if progressed:
+            return moves.graph
+        if moves.progressed:
             return True
-        if graph and all(n.status.terminal for n in nodes):
+        if moves.graph and all(n.status.terminal for n in moves.nodes):
             await self._finish_root(root_id)
         return False
+
+    async def _move(self, uow: UnitOfWork, root_id: int) -> _Moves | None:
+        """What `_advance_once` writes; None when the request has ended."""
+        root = await uow.tasks.get(root_id)
+        if root is None or root.status.terminal:
+            return None
+        nodes = await uow.tasks.children(root_id)
+        if nodes and root.status is TaskStatus.PENDING:
+            await transition(
+                uow,
+                root,
+                TaskStatus.IN_PROGRESS,
+                actor=SYSTEM,
+                clock=self._clock,
+                changes=TaskChanges(started_at=self._clock.now()),
+            )
+            await write_status(uow, self._clock, root, grace=self._policy.status_grace_seconds)
+        moves = _Moves(graph=bool(nodes), nodes=nodes or [root])
+        by_id = {n.id: n for n in moves.nodes}
+        for node in moves.nodes:
+            if node.status is not TaskStatus.PENDING:
+                continue
+            deps = [by_id[d] for d in node.depends_on if d in by_id]
+            blocker = next((d for d in deps if d.status in _DEAD), None)
+            if blocker is not None:
+                await self._skip(uow, node, blocker)
+                moves.progressed = True
+            elif all(d.status is TaskStatus.COMPLETED for d in deps):
+                gate = await self.executor.gate(uow, node)
+                running = await self.executor.claim(uow, node) if gate is Gate.READY else None
+                if running is not None:
+                    moves.claimed.append(running)
+                moves.progressed = moves.progressed or gate is Gate.REFUSED
+        return moves
 
     async def _skip(self, uow: UnitOfWork, node: Task, blocker: Task) -> None:
         """A step whose dependency failed fails too; one whose dependency was stopped stops."""

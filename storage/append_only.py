@@ -1,6 +1,11 @@
 """Tables whose rows are written once and read back by task, never updated: the
 audit log and the ledger. Each row has a column of the same name for every field
-of its record, and an `id` that keeps the order of writing."""
+of its record, and an `id` that keeps the order of writing.
+
+Nothing reads such a row back in the transaction that writes it, so rows wait in
+the unit of work's `Appends` and go in together, one multi-row INSERT per table,
+just before the transaction commits (or before a read of them): a group commit of
+thirty requests writes their thirty audit rows in one round trip, not thirty."""
 
 from __future__ import annotations
 
@@ -16,6 +21,23 @@ from storage._sql import table_of
 EntryT = TypeVar("EntryT")
 
 
+class Appends:
+    """Rows waiting for their multi-row INSERTs, per statement, in the order written."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._rows: dict[Insert, list[dict[str, Any]]] = {}
+
+    def add(self, statement: Insert, row: dict[str, Any]) -> None:
+        self._rows.setdefault(statement, []).append(row)
+
+    async def flush(self) -> None:
+        while self._rows:
+            rows, self._rows = self._rows, {}
+            for statement, values in rows.items():
+                await self._session.execute(statement, values)
+
+
 class AppendOnlyLog(Generic[EntryT]):
     _row: type[Any]
     _entry: type[EntryT]
@@ -27,13 +49,15 @@ class AppendOnlyLog(Generic[EntryT]):
         super().__init_subclass__(**kwargs)
         cls._insert = insert(table_of(cls._row))
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, appends: Appends | None = None) -> None:
         self._session = session
+        self._appends = appends or Appends(session)
 
     async def record(self, entry: EntryT) -> None:
-        await self._session.execute(self._insert, _fields(self._entry, entry))
+        self._appends.add(self._insert, _fields(self._entry, entry))
 
     async def for_task(self, task_id: int) -> list[EntryT]:
+        await self._appends.flush()
         rows = await self._session.scalars(
             select(self._row).where(self._row.task_id == task_id).order_by(self._row.id)
         )

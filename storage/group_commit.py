@@ -35,10 +35,14 @@ Work = Callable[[_U], Awaitable[Any]]
 
 class GroupCommit(Generic[_U]):
     def __init__(
-        self, open_unit: Callable[[], AbstractAsyncContextManager[_U]], runners: int = 1
+        self,
+        open_unit: Callable[[], AbstractAsyncContextManager[_U]],
+        runners: int = 1,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self._open = open_unit
         self._max_runners = runners
+        self._max_batch = max_batch
         self._waiting: list[tuple[Work[_U], asyncio.Future[Any]]] = []
         self._runners: set[asyncio.Task[None]] = set()
         #: transactions committed and pieces of work they held (for tests and benchmarks)
@@ -60,7 +64,7 @@ class GroupCommit(Generic[_U]):
     def _take(self) -> list[tuple[Work[_U], asyncio.Future[Any]]]:
         """The next batch: callers still waiting (a cancelled caller's work is dropped)."""
         live = [(w, f) for w, f in self._waiting if not f.done()]
-        batch, self._waiting = live[:MAX_BATCH], live[MAX_BATCH:]
+        batch, self._waiting = live[: self._max_batch], live[self._max_batch :]
         return batch
 
     async def _drain(self) -> None:

@@ -32,6 +32,7 @@ from core.ports import (
 )
 from core.states import TaskStatus
 from storage.api_repo import SqlApiStore
+from storage.append_only import Appends
 from storage.approvals_repo import SqlApprovalRepository
 from storage.audit_repo import SqlAuditLog
 from storage.budgets_repo import SqlBudgetRepository
@@ -53,6 +54,9 @@ from storage.tasks_repo import SqlTaskRepository
 log = logging.getLogger(__name__)
 
 
+#: the most pieces of background work one transaction holds
+BACKGROUND_BATCH = 16
+
 PreCommit = Callable[["SqlUnitOfWork", Sequence[Notice]], Awaitable[None]]
 _T = TypeVar("_T")
 
@@ -66,8 +70,10 @@ class SqlUnitOfWork:
         self.tasks: TaskRepository = self._tasks
         self.approvals: ApprovalRepository = SqlApprovalRepository(session)
         self.budgets: BudgetRepository = SqlBudgetRepository(session)
-        self.ledger: Ledger = SqlLedger(session)
-        self.audit: AuditLog = SqlAuditLog(session)
+        #: audit and ledger rows, written together at commit (storage/append_only.py)
+        self.appends = Appends(session)
+        self.ledger: Ledger = SqlLedger(session, self.appends)
+        self.audit: AuditLog = SqlAuditLog(session, self.appends)
         self.outbox: Outbox = self._outbox
         self.inbox: Inbox = SqlInbox(session)
         self.leases: Leases = SqlLeases(session)
@@ -112,6 +118,13 @@ class SqlUnitOfWorkFactory:
             lambda: self._unit_of_work(True),
             runners=1 if is_sqlite(engine) else RESERVED_CONNECTIONS - 1,
         )
+        #: background work of concurrent callers (steps claimed, steps ended), likewise;
+        #: in smaller batches, as an ack may wait for one on SQLite's writer lock
+        self.background_group: GroupCommit[SqlUnitOfWork] = GroupCommit(
+            lambda: self._unit_of_work(False),
+            runners=1 if is_sqlite(engine) else self.front_door.lanes,
+            max_batch=BACKGROUND_BATCH,
+        )
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SqlUnitOfWorkFactory:
@@ -124,10 +137,14 @@ class SqlUnitOfWorkFactory:
             return self._reader()
         return self._unit_of_work(urgent)
 
-    async def together(self, work: Callable[[SqlUnitOfWork], Awaitable[_T]]) -> _T:
-        """Run `work(uow)` on the ack path in one transaction with the work of concurrent
-        callers (storage.group_commit); returns its result once that has committed."""
-        return cast(_T, await self.group.run(work))
+    async def together(
+        self, work: Callable[[SqlUnitOfWork], Awaitable[_T]], *, background: bool = False
+    ) -> _T:
+        """Run `work(uow)` in one transaction with the work of concurrent callers
+        (storage.group_commit), on the ack path or in the background; returns its
+        result once that has committed."""
+        group = self.background_group if background else self.group
+        return cast(_T, await group.run(work))
 
     @asynccontextmanager
     async def _unit_of_work(self, urgent: bool) -> AsyncIterator[SqlUnitOfWork]:
@@ -144,6 +161,7 @@ class SqlUnitOfWorkFactory:
             if uow.wrote_outbox:
                 for hook in self._before_commit:
                     await hook(uow, list(uow.notices_written))
+            await uow.appends.flush()
         if uow.wrote_outbox:
             self._outbox_written()
         for status in uow.entered:

@@ -57,8 +57,10 @@ class Faults:
     ) -> AbstractAsyncContextManager[SqlUnitOfWork]:
         return self._open(urgent, read_only)
 
-    async def together(self, work: Callable[[SqlUnitOfWork], Awaitable[_T]]) -> _T:
-        async with self._open(True, False) as uow:
+    async def together(
+        self, work: Callable[[SqlUnitOfWork], Awaitable[_T]], *, background: bool = False
+    ) -> _T:
+        async with self._open(not background, False) as uow:
             return await work(uow)
 
     @asynccontextmanager

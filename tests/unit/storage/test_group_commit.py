@@ -105,3 +105,30 @@ async def test_a_caller_right_after_a_batch_is_served(
     for n in range(3):
         added = uow_factory.together(lambda uow, e=f"Ev{n}": uow.inbox.add(e, clock.now()))
         assert await asyncio.wait_for(added, timeout=10)
+
+
+async def test_background_callers_are_grouped_too_and_wait_for_requests_answered(
+    uow_factory: SqlUnitOfWorkFactory, engine: AsyncEngine, clock: FakeClock
+) -> None:
+    """Steps claimed and ended by many requests at once share transactions, in their
+    own group (never holding the ack path's), behind the front door."""
+    uow_factory.front_door.trickle = 3600.0
+    with uow_factory.front_door.serving():
+        await uow_factory.together(lambda uow: uow.inbox.add("Ev0", clock.now()), background=True)
+        waiting = [
+            asyncio.create_task(
+                uow_factory.together(
+                    lambda uow, e=f"Ev{n}": uow.inbox.add(e, clock.now()), background=True
+                )
+            )
+            for n in range(1, 21)
+        ]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not any(w.done() for w in waiting)  # a request is being answered
+        assert await uow_factory.together(lambda uow: uow.inbox.add("Ack", clock.now()))
+    assert await asyncio.gather(*waiting) == [True] * 20
+    assert await committed_event_ids(engine) == {"Ack", *(f"Ev{n}" for n in range(21))}
+    group = uow_factory.background_group
+    assert group.pieces == 21 and group.batches <= 3
+    assert uow_factory.group.pieces == 1
