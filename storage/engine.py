@@ -4,9 +4,16 @@ SQLite (docs/RELIABILITY.md): aiosqlite's own transaction handling loses updates
 a DEFERRED transaction that reads then writes fails at once with "database is
 locked". So SQLAlchemy's documented aiosqlite recipe is applied: the driver's
 BEGIN is switched off (`isolation_level = None`) and every transaction starts
-with `BEGIN IMMEDIATE` (the write lock up front, waiting up to busy_timeout).
-SQLite has one writer at a time, so writers in this process also queue on one
-asyncio.Lock per engine (`write_lock`), which keeps worst-case latency low.
+with `BEGIN IMMEDIATE` (the write lock up front). SQLite has one writer at a
+time, so writers in this process also queue on one lock per engine
+(`write_lock`), and across processes on an flock (`FileTurn`), which keeps
+worst-case latency low.
+
+The driver underneath is not aiosqlite's thread but sqlite3 run on the event
+loop itself (storage/sqlite_inline.py): a transaction holding the write lock no
+longer yields to the loop at every statement. Its connections wait for a lock
+held elsewhere with asyncio sleeps (up to 5 s) rather than SQLite's busy_timeout,
+which would freeze the loop.
 
 In-memory SQLite (`sqlite+aiosqlite://`) works: SQLAlchemy gives it a
 StaticPool (one shared connection) and the write lock keeps unit-of-work
@@ -33,6 +40,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from storage import sqlite_inline
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +316,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     url = normalize_database_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
-        engine = create_async_engine(url, **kwargs)
+        parsed = make_url(url)
+        args, connect = parsed.get_dialect()().create_connect_args(parsed)
+        creator = sqlite_inline.connector(args, {**connect, **kwargs.pop("connect_args", {})})
+        engine = create_async_engine(url, async_creator=creator, **kwargs)
         _configure_sqlite(engine)
         write_lock(engine)
         return engine
@@ -354,7 +366,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
+            # Never wait inside SQLite: that would block the loop (sqlite_inline retries).
+            cursor.execute("PRAGMA busy_timeout=0")
             # In WAL, NORMAL survives a killed process; only power loss may drop the last commits.
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
