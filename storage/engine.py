@@ -318,9 +318,14 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if backend == "sqlite":
         parsed = make_url(url)
         args, connect = parsed.get_dialect()().create_connect_args(parsed)
-        creator = sqlite_inline.connector(args, {**connect, **kwargs.pop("connect_args", {})})
+        connect = {**connect, **kwargs.pop("connect_args", {})}
+        checkpointer = None
+        if _database_file(parsed) is not None:
+            checkpointer = sqlite_inline.Checkpointer(args, connect)
+        after_commit = checkpointer.committed if checkpointer is not None else None
+        creator = sqlite_inline.connector(args, connect, after_commit=after_commit)
         engine = create_async_engine(url, async_creator=creator, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, checkpointer)
         write_lock(engine)
         return engine
     if backend == "postgresql":
@@ -358,7 +363,13 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
             raise DisconnectionError(f"idle connection failed its ping: {exc!r}") from exc
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, checkpointer: sqlite_inline.Checkpointer | None) -> None:
+    if checkpointer is not None:
+
+        @event.listens_for(engine.sync_engine, "engine_disposed")
+        def _on_dispose(_engine: Any) -> None:
+            checkpointer.stop()
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take BEGIN away from the driver (SQLAlchemy's aiosqlite recipe).
@@ -371,6 +382,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             # In WAL, NORMAL survives a killed process; only power loss may drop the last commits.
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            if checkpointer is not None:  # it checkpoints in a thread, not in our commits
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
         finally:
             cursor.close()
 

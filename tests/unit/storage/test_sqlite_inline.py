@@ -130,3 +130,30 @@ async def test_a_writer_gives_up_on_a_foreign_lock_after_the_deadline(
     assert ticker.ticks > 20 and ticker.longest_gap < 0.1, (ticker.ticks, ticker.longest_gap)
     async with factory() as uow:
         assert await uow.tasks.count_history("U1", None) == 0
+
+
+async def test_the_wal_is_checkpointed_in_a_thread_not_in_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loop connections never checkpoint (wal_autocheckpoint=0: a checkpoint's
+    fsyncs would block the loop); the Checkpointer's thread copies the WAL into
+    the database file instead, so a copy of that file alone has the rows."""
+    monkeypatch.setattr(storage.sqlite_inline, "CHECKPOINT_SECONDS", 0.0)
+    url = f"sqlite+aiosqlite:///{tmp_path}/inline.db"
+    await upgrade(url)
+    factory = SqlUnitOfWorkFactory.from_url(url, FakeClock())
+    try:
+        async with factory.engine.connect() as connection:
+            autocheckpoint = await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")
+            assert autocheckpoint.scalar() == 0
+        for n in range(20):
+            async with factory() as uow:
+                await uow.tasks.add(new_task(title=f"t{n}"))
+        await asyncio.sleep(0.2)  # the last checkpoint's thread
+        copy = tmp_path / "copy.db"
+        copy.write_bytes((tmp_path / "inline.db").read_bytes())  # without the -wal file
+        with sqlite3.connect(copy) as db:
+            assert db.execute("SELECT count(*) FROM tasks").fetchone()[0] == 20
+    finally:
+        await factory.dispose()
+    assert not (tmp_path / "inline.db-wal").exists()  # disposal waited for the thread
