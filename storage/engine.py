@@ -4,9 +4,16 @@ SQLite (docs/RELIABILITY.md): aiosqlite's own transaction handling loses updates
 a DEFERRED transaction that reads then writes fails at once with "database is
 locked". So SQLAlchemy's documented aiosqlite recipe is applied: the driver's
 BEGIN is switched off (`isolation_level = None`) and every transaction starts
-with `BEGIN IMMEDIATE` (the write lock up front, waiting up to busy_timeout).
-SQLite has one writer at a time, so writers in this process also queue on one
-asyncio.Lock per engine (`write_lock`), which keeps worst-case latency low.
+with `BEGIN IMMEDIATE` (the write lock up front). SQLite has one writer at a
+time, so writers in this process also queue on one lock per engine
+(`write_lock`), and across processes on an flock (`FileTurn`), which keeps
+worst-case latency low.
+
+The driver underneath is not aiosqlite's thread but sqlite3 run on the event
+loop itself (storage/sqlite_inline.py): a transaction holding the write lock no
+longer yields to the loop at every statement. Its connections wait for a lock
+held elsewhere with asyncio sleeps (up to 5 s) rather than SQLite's busy_timeout,
+which would freeze the loop.
 
 In-memory SQLite (`sqlite+aiosqlite://`) works: SQLAlchemy gives it a
 StaticPool (one shared connection) and the write lock keeps unit-of-work
@@ -33,6 +40,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from storage import sqlite_inline
 
 log = logging.getLogger(__name__)
 
@@ -307,8 +316,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     url = normalize_database_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
-        engine = create_async_engine(url, **kwargs)
-        _configure_sqlite(engine)
+        parsed = make_url(url)
+        args, connect = parsed.get_dialect()().create_connect_args(parsed)
+        connect = {**connect, **kwargs.pop("connect_args", {})}
+        checkpointer = None
+        if _database_file(parsed) is not None:
+            checkpointer = sqlite_inline.Checkpointer(args, connect)
+        after_commit = checkpointer.committed if checkpointer is not None else None
+        creator = sqlite_inline.connector(args, connect, after_commit=after_commit)
+        engine = create_async_engine(url, async_creator=creator, **kwargs)
+        _configure_sqlite(engine, checkpointer)
         write_lock(engine)
         return engine
     if backend == "postgresql":
@@ -346,7 +363,13 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
             raise DisconnectionError(f"idle connection failed its ping: {exc!r}") from exc
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, checkpointer: sqlite_inline.Checkpointer | None) -> None:
+    if checkpointer is not None:
+
+        @event.listens_for(engine.sync_engine, "engine_disposed")
+        def _on_dispose(_engine: Any) -> None:
+            checkpointer.stop()
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take BEGIN away from the driver (SQLAlchemy's aiosqlite recipe).
@@ -354,10 +377,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
+            # Never wait inside SQLite: that would block the loop (sqlite_inline retries).
+            cursor.execute("PRAGMA busy_timeout=0")
             # In WAL, NORMAL survives a killed process; only power loss may drop the last commits.
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            if checkpointer is not None:  # it checkpoints in a thread, not in our commits
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
         finally:
             cursor.close()
 

@@ -16,6 +16,7 @@ from core.notices import Destination, TaskFailed
 from storage.engine import create_engine, normalize_database_url, write_lock
 from storage.migrate import upgrade_engine
 from storage.models import LeaseRow, TaskRow
+from storage.sqlite_inline import InlineConnection
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
 from tests.unit.storage.helpers import new_task
@@ -48,7 +49,11 @@ async def test_sqlite_pragmas_and_begin_immediate(sqlite_url: str) -> None:
         async with engine.connect() as connection:
             assert (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
             assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
-            assert (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 5000
+            # SQLite's own busy wait would block the loop: storage.sqlite_inline waits instead
+            assert (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 0
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert isinstance(driver, InlineConnection)
+            assert driver.busy_timeout == 5.0
         assert write_lock(engine) is write_lock(engine) is not None
     finally:
         await engine.dispose()
