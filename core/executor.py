@@ -119,9 +119,11 @@ async def complete_task(
     clock: Clock,
     *,
     grace: float = DEFAULT_GRACE_SECONDS,
+    maybe_asked: bool = True,
 ) -> bool:
     """COMPLETED with the result stored, money settled, ledger written, requester told,
-    all in the caller's transaction. Also closes a task flagged NEEDS_ATTENTION meanwhile."""
+    all in the caller's transaction. Also closes a task flagged NEEDS_ATTENTION meanwhile.
+    `maybe_asked=False`: its agent never asks for approval (no approval to look up)."""
     now = clock.now()
     changes = TaskChanges(result=result, finished_at=now, cost_cents=result.cost_cents)
     if not await transition(
@@ -164,7 +166,7 @@ async def complete_task(
         ),
         now,
     )
-    await write_status(uow, clock, task, grace=grace)
+    await write_status(uow, clock, task, grace=grace, maybe_asked=maybe_asked)
     return True
 
 
@@ -442,7 +444,10 @@ class TaskExecutor:
     async def _complete(
         self, uow: UnitOfWork, task: Task, result: AgentResult, reference: str
     ) -> bool:
-        if not await complete_task(uow, task, result, self._clock, grace=self._grace):
+        maybe_asked = self.needs_approval(task)
+        if not await complete_task(
+            uow, task, result, self._clock, grace=self._grace, maybe_asked=maybe_asked
+        ):
             return False
         if reference.startswith("PO-"):
             budget = await self._budgets.status(uow, task.requester)

@@ -325,10 +325,9 @@ class Orchestrator:
 
     async def _move(self, uow: UnitOfWork, root_id: int) -> _Moves | None:
         """What `_advance_once` writes; None when the request has ended."""
-        root = await uow.tasks.get(root_id)
+        root, nodes = await uow.tasks.family(root_id)
         if root is None or root.status.terminal:
             return None
-        nodes = await uow.tasks.children(root_id)
         if nodes and root.status is TaskStatus.PENDING:
             await transition(
                 uow,

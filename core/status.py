@@ -29,11 +29,21 @@ WAITING = "WAITING"
 
 
 async def write_status(
-    uow: UnitOfWork, clock: Clock, task: Task, *, grace: float = DEFAULT_GRACE_SECONDS
+    uow: UnitOfWork,
+    clock: Clock,
+    task: Task,
+    *,
+    grace: float = DEFAULT_GRACE_SECONDS,
+    maybe_asked: bool = True,
 ) -> bool:
     """Write a snapshot of the request `task` belongs to; False when it needs no status
-    message (a single step that never waits for anyone)."""
-    if task.is_root and task.agent != GRAPH_AGENT and await uow.approvals.for_task(task.id) is None:
+    message (a single step that never waits for anyone). `maybe_asked=False`: the
+    caller knows no approval was ever asked for `task` (its agent never asks)."""
+    if (
+        task.is_root
+        and task.agent != GRAPH_AGENT
+        and (not maybe_asked or await uow.approvals.for_task(task.id) is None)
+    ):
         return False  # a one-step request (no children) that no one was asked to approve
     root = await uow.tasks.get(task.id if task.is_root else task.root_id)
     if root is None:

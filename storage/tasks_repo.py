@@ -72,6 +72,11 @@ _CHILDREN = (
     .where(_TABLE.c.parent_id == bindparam("_parent"))
     .order_by(_TABLE.c.position, _TABLE.c.id)
 )
+_FAMILY = (
+    select(*_COLUMNS)
+    .where(or_(_TABLE.c.id == bindparam("_root"), _TABLE.c.parent_id == bindparam("_root")))
+    .order_by(_TABLE.c.parent_id.is_not(None), _TABLE.c.position, _TABLE.c.id)
+)
 _EDGES_OF = (
     select(_EDGES.c.task_id, _EDGES.c.depends_on_id)
     .where(_EDGES.c.task_id.in_(bindparam("_ids", expanding=True)))
@@ -161,6 +166,12 @@ class SqlTaskRepository:
 
     async def children(self, parent_id: int) -> list[Task]:
         return await self._load_rows(await self._session.execute(_CHILDREN, {"_parent": parent_id}))
+
+    async def family(self, root_id: int) -> tuple[Task | None, list[Task]]:
+        tasks = await self._load_rows(await self._session.execute(_FAMILY, {"_root": root_id}))
+        if not tasks or tasks[0].id != root_id or not tasks[0].is_root:
+            return None, tasks
+        return tasks[0], tasks[1:]
 
     async def set_status(
         self,

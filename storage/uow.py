@@ -54,6 +54,10 @@ from storage.tasks_repo import SqlTaskRepository
 log = logging.getLogger(__name__)
 
 
+#: what the ack path writes: a new server connection reads each one's catalog entries
+#: once (milliseconds apiece), so `warm_up` has it done before the first request
+ACK_PATH_TABLES = ("inbox", "tasks", "audit_log", "outbox", "budgets", "budget_holds")
+
 #: the most pieces of background work one transaction holds
 BACKGROUND_BATCH = 16
 
@@ -215,7 +219,8 @@ class SqlUnitOfWorkFactory:
 
         async def touch() -> None:
             async with self.engine.connect() as connection:
-                await connection.exec_driver_sql("SELECT 1")
+                for table in ACK_PATH_TABLES:
+                    await connection.exec_driver_sql(f"SELECT * FROM {table} LIMIT 0")
 
         await asyncio.gather(*(touch() for _ in range(RESERVED_CONNECTIONS)))
 

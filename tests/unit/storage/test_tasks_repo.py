@@ -50,6 +50,11 @@ async def test_add_root_and_children(uow_factory: SqlUnitOfWorkFactory, clock: F
         assert await uow.tasks.get_many([]) == []
         assert await uow.tasks.by_source_event("Ev1") == root
         assert await uow.tasks.by_source_event("nope") is None
+        assert await uow.tasks.family(root.id) == (root, children)  # in one read
+        assert await uow.tasks.family(10_000) == (None, [])
+        alone = await uow.tasks.add(new_task(title="alone"))
+        assert await uow.tasks.family(alone.id) == (alone, [])
+        assert (await uow.tasks.family(first.id))[0] is None  # a step is no request
 
 
 async def test_only_steps_depend_so_requests_load_without_the_edge_query(
