@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from sqlalchemy import select, update
 
 from bot.container import build
@@ -28,8 +29,9 @@ from core.states import TaskStatus
 from storage.models import OutboxRow, TaskRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.e2e.process import BotProcess, bot_env, duplicates, free_port, replies_by_thread
+from tests.local_http import serving
 from tests.slackfake import payloads
-from tests.slackfake.server import OK, AnswerLate, Call, FakeSlack
+from tests.slackfake.server import AnswerLate, Call, FakeSlack
 from tests.slackfake.signing import SignedSender
 from tests.unit.storage.helpers import stored_row
 
@@ -44,10 +46,14 @@ DRAIN_TIMEOUT = 40.0
 #: mean pause of each sender between two events (24 senders: ~60 events/s)
 THINK_SECONDS = 0.4
 SLACK_RETRIES = 3  # Slack retries a failed delivery up to three times
-#: Slack takes tens of milliseconds to answer a post it has already stored (the fake
-#: does so for every third post): a kill in that window leaves a reply posted but its
-#: ts unrecorded, the case that used to be posted twice
+#: Slack takes tens of milliseconds to answer a post it has already stored: a kill in
+#: that window leaves a reply posted but its ts unrecorded, the case that used to be
+#: posted twice. Two posts in flight then send ~40 a second, fewer than the events
+#: arriving, so replies are queued at each kill too.
 POST_ANSWER_SECONDS = 0.05
+#: a research step waits this long for its model (seconds, uniform), as it would for a
+#: real one: steps are still running when the process dies, not only replies queued
+MODEL_SECONDS = (0.2, 0.6)
 
 
 @pytest.fixture
@@ -67,6 +73,21 @@ async def bot(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[BotProcess]:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[str]:
+    """A chat-completions endpoint on loopback that answers like a model: slowly."""
+    rng = random.Random(7)
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.json()
+        await asyncio.sleep(rng.uniform(*MODEL_SECONDS))
+        text = "Pick by battery life and weight; both guides agree on that."
+        return web.json_response({"choices": [{"message": {"content": text}}]})
+
+    async with serving("/v1/chat/completions", answer) as url:
+        yield url
 
 
 # --------------------------------------------------------------------------- load
@@ -190,15 +211,16 @@ async def wait_drained(bot: BotProcess, slack: FakeSlack, load: Load) -> dict[st
 
 
 async def test_kill_9_mid_load_loses_no_acknowledged_event(
-    bot: BotProcess, slack: FakeSlack
+    bot: BotProcess, slack: FakeSlack, model: str
 ) -> None:
+    bot.env["TASKBOT_LLM_URL"] = model
     started = time.monotonic()
     envelopes = [
         payloads.im_message(f"research laptops {n}", user=f"U{n % 37:03d}", channel=f"D{n:04d}")
         for n in range(N_EVENTS)
     ]
     load = Load(envelopes, outcomes=[[] for _ in envelopes])
-    slack.script("chat.postMessage", [AnswerLate(POST_ANSWER_SECONDS), OK(), OK()] * N_EVENTS)
+    slack.script("chat.postMessage", [AnswerLate(POST_ANSWER_SECONDS)] * 3 * N_EVENTS)
     await bot.start()
     load.up.set()
 
