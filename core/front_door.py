@@ -12,7 +12,9 @@ work runs its pieces (a unit of work, a post) inside `admitted()`:
   loop does not go faster with more, and an ack that arrives waits behind few);
 - while something is, one piece at a time, and only one every `trickle`
   seconds, so a flood slows the work down but never stops it.
-Waiting pieces go in first come, first served.
+Waiting pieces go in first come, first served, except that pieces marked `first`
+(delivering replies that are ready) go before the rest (starting more work):
+people wait for replies, and a post's wait for Slack then overlaps other work.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class FrontDoor:
         self._active = 0
         self._last_busy_admission = float("-inf")
         self._waiting: deque[asyncio.Future[None]] = deque()
+        self._first: deque[asyncio.Future[None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         #: pieces of work that had to wait (for tests and metrics)
         self.waits = 0
@@ -51,7 +54,7 @@ class FrontDoor:
 
     @property
     def waiting_now(self) -> int:
-        return sum(1 for w in self._waiting if not w.done())
+        return sum(1 for w in (*self._first, *self._waiting) if not w.done())
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[None]:
@@ -65,10 +68,10 @@ class FrontDoor:
                 self._admit()
 
     @contextlib.asynccontextmanager
-    async def admitted(self) -> AsyncIterator[None]:
+    async def admitted(self, first: bool = False) -> AsyncIterator[None]:
         """Held by background work for one piece of it (see the module docstring)."""
-        if self._waiting or not self._may_enter():
-            await self._wait_in_line()
+        if self._first or (self._waiting and not first) or not self._may_enter():
+            await self._wait_in_line(self._first if first else self._waiting)
         else:
             self._enter()
         try:
@@ -77,9 +80,9 @@ class FrontDoor:
             self._active -= 1
             self._admit()
 
-    async def turn(self) -> None:
+    async def turn(self, first: bool = False) -> None:
         """Wait for a turn but take no lane: for work too small to bracket."""
-        async with self.admitted():
+        async with self.admitted(first):
             pass
 
     def _may_enter(self) -> bool:
@@ -92,10 +95,10 @@ class FrontDoor:
         if self._serving:
             self._last_busy_admission = time.monotonic()
 
-    async def _wait_in_line(self) -> None:
+    async def _wait_in_line(self, line: deque[asyncio.Future[None]]) -> None:
         self.waits += 1
         waiter = asyncio.get_running_loop().create_future()
-        self._waiting.append(waiter)
+        line.append(waiter)
         self._arm()
         try:
             await waiter
@@ -105,13 +108,13 @@ class FrontDoor:
                 self._admit()
             else:
                 with contextlib.suppress(ValueError):
-                    self._waiting.remove(waiter)
+                    line.remove(waiter)
             raise
 
     def _admit(self) -> None:
         """Let in as many waiting pieces as the rules allow; else come back later."""
-        while self._waiting and self._may_enter():
-            waiter = self._waiting.popleft()
+        while (self._first or self._waiting) and self._may_enter():
+            waiter = (self._first or self._waiting).popleft()
             if not waiter.done():
                 self._enter()
                 waiter.set_result(None)
@@ -119,7 +122,8 @@ class FrontDoor:
 
     def _arm(self) -> None:
         """While requests are answered and nothing runs, the next trickle turn is a timer's."""
-        if self._timer is not None or not self._waiting or not self._serving or self._active:
+        waiting = self._first or self._waiting
+        if self._timer is not None or not waiting or not self._serving or self._active:
             return
         due = self._last_busy_admission + self.trickle - time.monotonic()
         self._timer = asyncio.get_running_loop().call_later(max(0.0, due), self._on_timer)

@@ -81,7 +81,7 @@ class OutboxDispatcher:
         delivered = 0
         async with self._lock:
             while True:
-                async with self._uow_factory() as uow:
+                async with self._uow_factory(first=True) as uow:
                     items = await uow.outbox.claim_due(
                         self._clock.now(), self._batch, self._lease, webhooks=self._webhooks
                     )
@@ -121,7 +121,7 @@ class OutboxDispatcher:
 
     async def _deliver_in(self, slots: asyncio.Semaphore, item: OutboxItem) -> bool:
         async with slots:
-            await self._front_door.turn()
+            await self._front_door.turn(first=True)  # replies before more work
             return await self._deliver(item)
 
     async def _deliver(self, item: OutboxItem) -> bool:

@@ -176,7 +176,10 @@ class Attempt:
 
 
 class Outbox(Protocol):
-    async def add(self, notice: Notice, at: datetime) -> int: ...
+    async def add(self, notice: Notice, at: datetime) -> None:
+        """Written when the unit of work commits, with everything else it wrote."""
+        ...
+
     async def claim_due(
         self, at: datetime, limit: int, lease_seconds: float, *, webhooks: bool = False
     ) -> list[OutboxItem]:
@@ -258,10 +261,12 @@ class UnitOfWorkFactory(Protocol):
     front_door: FrontDoor
 
     def __call__(
-        self, *, urgent: bool = False, read_only: bool = False
+        self, *, urgent: bool = False, read_only: bool = False, first: bool = False
     ) -> AbstractAsyncContextManager[UnitOfWork]:
         """`urgent`: on Slack's ack path, goes before background writers.
-        `read_only`: only reads, takes no write lock (nothing it does is committed)."""
+        `read_only`: only reads, takes no write lock (nothing it does is committed).
+        `first`: background work that goes before other background work at the front
+        door (delivering replies that are ready, core/front_door.py)."""
         ...
 
     async def together(

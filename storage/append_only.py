@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import Insert, Update, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage._sql import table_of
@@ -22,13 +22,14 @@ EntryT = TypeVar("EntryT")
 
 
 class Appends:
-    """Rows waiting for their multi-row INSERTs, per statement, in the order written."""
+    """Rows waiting for their multi-row INSERTs (or a batch of one UPDATE that nothing
+    reads back), per statement, in the order written."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self._rows: dict[Insert, list[dict[str, Any]]] = {}
+        self._rows: dict[Insert | Update, list[dict[str, Any]]] = {}
 
-    def add(self, statement: Insert, row: dict[str, Any]) -> None:
+    def add(self, statement: Insert | Update, row: dict[str, Any]) -> None:
         self._rows.setdefault(statement, []).append(row)
 
     async def flush(self) -> None:

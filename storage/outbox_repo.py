@@ -27,6 +27,7 @@ from sqlalchemy.orm import aliased
 from core.notices import Notice, WebhookEvent, notice_from_json
 from core.ports import OutboxItem
 from storage._sql import NO_SYNC, rowcount, table_of
+from storage.append_only import Appends
 from storage.models import OutboxRow
 
 PENDING, SENT, FAILED = "PENDING", "SENT", "FAILED"
@@ -36,43 +37,46 @@ WEBHOOK = WebhookEvent.kind
 
 _TABLE = table_of(OutboxRow)
 #: built once: one entry per reply written, one mark per reply sent
-_ADD = insert(_TABLE).returning(_TABLE.c.id)
+_ADD = insert(_TABLE)
 _MARK_SENT = (
     update(_TABLE).where(_TABLE.c.id == bindparam("_id")).values(status=SENT, claimed_until=None)
 )
 
 
 class SqlOutbox:
-    def __init__(self, session: AsyncSession) -> None:
+    """Entries and sent-marks wait in the unit of work's `Appends` and go in together
+    (storage/append_only.py): a group commit's replies in one multi-row INSERT, its
+    marks in one batch. Every other statement here writes the waiting ones first."""
+
+    def __init__(self, session: AsyncSession, appends: Appends | None = None) -> None:
         self._session = session
+        self._appends = appends or Appends(session)
         #: set when this unit of work wrote an entry, so the sender is woken after commit
         self.written = False
         #: the notices this unit of work wrote, for pre-commit hooks (webhook events)
         self.added: list[Notice] = []
 
-    async def add(self, notice: Notice, at: datetime) -> int:
-        item_id = (
-            await self._session.execute(
-                _ADD,
-                {
-                    "kind": notice.kind,
-                    "payload": notice.to_json(),
-                    "destination_key": notice.lane,
-                    "task_id": notice.task_id,
-                    "status": PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": at,
-                    "created_at": at,
-                },
-            )
-        ).scalar_one()
+    async def add(self, notice: Notice, at: datetime) -> None:
+        self._appends.add(
+            _ADD,
+            {
+                "kind": notice.kind,
+                "payload": notice.to_json(),
+                "destination_key": notice.lane,
+                "task_id": notice.task_id,
+                "status": PENDING,
+                "attempts": 0,
+                "next_attempt_at": at,
+                "created_at": at,
+            },
+        )
         self.written = True
         self.added.append(notice)
-        return int(item_id)
 
     async def claim_due(
         self, at: datetime, limit: int, lease_seconds: float, *, webhooks: bool = False
     ) -> list[OutboxItem]:
+        await self._appends.flush()
         older = aliased(OutboxRow)
         lane = OutboxRow.kind == WEBHOOK if webhooks else OutboxRow.kind != WEBHOOK
         is_head = ~exists().where(
@@ -134,6 +138,7 @@ class SqlOutbox:
     async def supersede(self, lane: str, at: datetime) -> int:
         """Retire the undelivered entries of `lane` that no sender holds (a newer one
         replaces them); returns how many. An entry being delivered is left alone."""
+        await self._appends.flush()
         result = await self._session.execute(
             update(OutboxRow)
             .where(
@@ -148,6 +153,7 @@ class SqlOutbox:
 
     async def sent_ts(self, lane: str) -> str | None:
         """The ts of the first message posted in `lane` (the one later entries replace)."""
+        await self._appends.flush()
         return (
             await self._session.scalars(
                 select(OutboxRow.message_ts)
@@ -162,6 +168,7 @@ class SqlOutbox:
         ).first()
 
     async def extend_claims(self, item_ids: Sequence[int], until: datetime) -> None:
+        await self._appends.flush()
         if not item_ids:
             return
         await self._session.execute(
@@ -176,13 +183,12 @@ class SqlOutbox:
         )
 
     async def mark_sent(self, item_id: int, message_ts: str | None, at: datetime) -> None:
-        await self._session.execute(
-            _MARK_SENT, {"_id": item_id, "message_ts": message_ts, "sent_at": at}
-        )
+        self._appends.add(_MARK_SENT, {"_id": item_id, "message_ts": message_ts, "sent_at": at})
 
     async def retry_later(
         self, item_id: int, error: str, next_at: datetime, *, maybe_delivered: bool = True
     ) -> None:
+        await self._appends.flush()
         values: dict[str, Any] = {
             "attempts": OutboxRow.attempts + 1,
             "last_error": error,
@@ -199,6 +205,7 @@ class SqlOutbox:
         )
 
     async def prune_sent(self, before: datetime, limit: int) -> int:
+        await self._appends.flush()
         oldest = (
             select(OutboxRow.id)
             .where(OutboxRow.status == SENT, OutboxRow.sent_at < before)
@@ -213,6 +220,7 @@ class SqlOutbox:
         )
 
     async def mark_failed(self, item_id: int, error: str, at: datetime) -> None:
+        await self._appends.flush()
         await self._session.execute(
             update(OutboxRow)
             .where(OutboxRow.id == item_id, OutboxRow.status == PENDING)
@@ -227,6 +235,7 @@ class SqlOutbox:
         )
 
     async def backlog(self, at: datetime) -> tuple[int, datetime | None, int]:
+        await self._appends.flush()
         rows = await self._session.execute(
             select(OutboxRow.status, func.count(OutboxRow.id), func.min(OutboxRow.created_at))
             # Slack's backlog: webhook events wait on receivers, not on Slack
@@ -239,6 +248,7 @@ class SqlOutbox:
         return pending, oldest, failed
 
     async def recent_failures(self, limit: int) -> list[dict[str, Any]]:
+        await self._appends.flush()
         rows = await self._session.execute(
             select(
                 OutboxRow.id,

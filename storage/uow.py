@@ -69,13 +69,14 @@ class SqlUnitOfWork:
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         #: the session itself, for storage tests and one-off queries; core uses the ports
         self.session = session
-        self._outbox = SqlOutbox(session)
+        #: audit and ledger rows, outbox entries and sent-marks, written together at
+        #: commit (storage/append_only.py)
+        self.appends = Appends(session)
+        self._outbox = SqlOutbox(session, self.appends)
         self._tasks = SqlTaskRepository(session, clock)
         self.tasks: TaskRepository = self._tasks
         self.approvals: ApprovalRepository = SqlApprovalRepository(session)
         self.budgets: BudgetRepository = SqlBudgetRepository(session)
-        #: audit and ledger rows, written together at commit (storage/append_only.py)
-        self.appends = Appends(session)
         self.ledger: Ledger = SqlLedger(session, self.appends)
         self.audit: AuditLog = SqlAuditLog(session, self.appends)
         self.outbox: Outbox = self._outbox
@@ -135,11 +136,11 @@ class SqlUnitOfWorkFactory:
         return cls(create_engine(url), clock)
 
     def __call__(
-        self, *, urgent: bool = False, read_only: bool = False
+        self, *, urgent: bool = False, read_only: bool = False, first: bool = False
     ) -> AbstractAsyncContextManager[SqlUnitOfWork]:
         if read_only:
             return self._reader()
-        return self._unit_of_work(urgent)
+        return self._unit_of_work(urgent, first)
 
     async def together(
         self, work: Callable[[SqlUnitOfWork], Awaitable[_T]], *, background: bool = False
@@ -151,9 +152,11 @@ class SqlUnitOfWorkFactory:
         return cast(_T, await group.run(work))
 
     @asynccontextmanager
-    async def _unit_of_work(self, urgent: bool) -> AsyncIterator[SqlUnitOfWork]:
+    async def _unit_of_work(
+        self, urgent: bool, first: bool = False
+    ) -> AsyncIterator[SqlUnitOfWork]:
         # background work waits for requests being answered (core/front_door.py)
-        admitted = nullcontext() if urgent else self.front_door.admitted()
+        admitted = nullcontext() if urgent else self.front_door.admitted(first)
         async with (
             admitted,
             serialized(self.engine, urgent),

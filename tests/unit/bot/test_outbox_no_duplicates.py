@@ -19,7 +19,7 @@ from storage.models import OutboxRow
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
 from tests.slackfake.server import OK, AnswerLate, ApiError, FakeSlack, RateLimited
-from tests.unit.storage.helpers import stored_row
+from tests.unit.storage.helpers import newest_outbox_ids, stored_row
 
 THREAD = "1795000000.000100"
 #: the client gives up long before the fake answers a post it has already stored
@@ -53,7 +53,9 @@ def failed(dest: Destination, title: str = "order printer paper") -> TaskFailed:
 
 async def add(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, notice: Notice) -> int:
     async with uow_factory() as uow:
-        return await uow.outbox.add(notice, clock.now())
+        await uow.outbox.add(notice, clock.now())
+    (entry,) = await newest_outbox_ids(uow_factory, 1)
+    return entry
 
 
 async def row(uow_factory: SqlUnitOfWorkFactory, entry: int) -> OutboxRow:

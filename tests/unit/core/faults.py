@@ -53,7 +53,7 @@ class Faults:
         self.hanging = asyncio.Event()
 
     def __call__(
-        self, *, urgent: bool = False, read_only: bool = False
+        self, *, urgent: bool = False, read_only: bool = False, first: bool = False
     ) -> AbstractAsyncContextManager[SqlUnitOfWork]:
         return self._open(urgent, read_only)
 

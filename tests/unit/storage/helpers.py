@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from sqlalchemy import select
+
 from core.notices import Destination
 from core.records import Conversation, NewTask
-from storage.models import Base
+from storage.models import Base, OutboxRow
 from storage.uow import SqlUnitOfWorkFactory
 
 #: two threads in one channel: the outbox keeps order within each, not across them
@@ -54,3 +56,13 @@ def new_task(
         source_event_id=source_event_id,
         position=position,
     )
+
+
+async def newest_outbox_ids(uow_factory: SqlUnitOfWorkFactory, count: int) -> list[int]:
+    """The ids of the last `count` outbox entries, oldest first (an entry gets its id
+    when its unit of work commits: storage/append_only.py)."""
+    async with uow_factory(read_only=True) as uow:
+        newest = await uow.session.scalars(
+            select(OutboxRow.id).order_by(OutboxRow.id.desc()).limit(count)
+        )
+        return sorted(newest.all())

@@ -90,6 +90,12 @@ async def finish(
         )
 
 
+async def outbox_ids(uow_factory: SqlUnitOfWorkFactory) -> list[int]:
+    """Entries' ids in the order written (an entry's id is known once it is committed)."""
+    async with uow_factory(read_only=True) as uow:
+        return list((await uow.session.scalars(select(OutboxRow.id).order_by(OutboxRow.id))).all())
+
+
 async def test_pruning_deletes_what_is_past_retention_and_keeps_the_rest(
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
@@ -97,9 +103,11 @@ async def test_pruning_deletes_what_is_past_retention_and_keeps_the_rest(
     # --- 40 days ago: a delivered reply, a given-up reply, finished tasks, a dead process
     old_sent, old_failed, old_pending = note("old-sent"), note("old-failed"), note("old-pending")
     async with uow_factory() as uow:
-        sent_id = await uow.outbox.add(old_sent, clock.now())
-        failed_id = await uow.outbox.add(old_failed, clock.now())
+        await uow.outbox.add(old_sent, clock.now())
+        await uow.outbox.add(old_failed, clock.now())
         await uow.outbox.add(old_pending, clock.now())  # Slack down for 40 days: still owed
+    sent_id, failed_id, _pending_id = await outbox_ids(uow_factory)
+    async with uow_factory() as uow:
         await uow.outbox.mark_sent(sent_id, "1.1", clock.now())
         await uow.outbox.mark_failed(failed_id, "channel_not_found", clock.now())
         await uow.inbox.add("Ev-old", clock.now())
@@ -115,7 +123,9 @@ async def test_pruning_deletes_what_is_past_retention_and_keeps_the_rest(
     clock.advance(2 * 3600)
     async with uow_factory() as uow:
         await uow.inbox.add("Ev-1h", clock.now())
-        recent = await uow.outbox.add(note("recent"), clock.now())
+        await uow.outbox.add(note("recent"), clock.now())
+    recent = (await outbox_ids(uow_factory))[-1]
+    async with uow_factory() as uow:
         await uow.outbox.mark_sent(recent, "1.2", clock.now())
     recent_spent = await new_task(uow_factory, clock, 4)
     await finish(uow_factory, clock, recent_spent, spend=True)
@@ -156,7 +166,9 @@ async def test_a_big_backlog_is_deleted_in_bounded_batches(
 ) -> None:
     async with uow_factory() as uow:
         for n in range(25):
-            entry = await uow.outbox.add(note(f"n{n}"), clock.now())
+            await uow.outbox.add(note(f"n{n}"), clock.now())
+    async with uow_factory() as uow:
+        for n, entry in enumerate(await outbox_ids(uow_factory)):
             await uow.outbox.mark_sent(entry, f"1.{n}", clock.now())
     clock.advance(31 * DAY)
     statements: list[int] = []

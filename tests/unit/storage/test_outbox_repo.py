@@ -19,7 +19,7 @@ from core.notices import (
 from core.ports import OutboxItem
 from storage.uow import SqlUnitOfWorkFactory
 from tests.fakes import FakeClock
-from tests.unit.storage.helpers import THREAD_A, THREAD_B
+from tests.unit.storage.helpers import THREAD_A, THREAD_B, newest_outbox_ids
 
 DM = Destination(user="U1")
 
@@ -30,7 +30,9 @@ def failed(dest: Destination, title: str) -> TaskFailed:
 
 async def _add(factory: SqlUnitOfWorkFactory, clock: FakeClock, *notices: Notice) -> list[int]:
     async with factory() as uow:
-        return [await uow.outbox.add(n, clock.now()) for n in notices]
+        for n in notices:
+            await uow.outbox.add(n, clock.now())
+    return await newest_outbox_ids(factory, len(notices))
 
 
 async def _claim(
