@@ -6,9 +6,7 @@ metadata), duplicates elsewhere stay rare, and work a dead process left half-don
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -19,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from bot.container import build
 from bot.settings import Settings
@@ -65,9 +63,10 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-async def bot(tmp_path: Path, slack: FakeSlack) -> AsyncIterator[BotProcess]:
+async def bot(tmp_path: Path, slack: FakeSlack, database: str) -> AsyncIterator[BotProcess]:
+    """The bot on SQLite and, in a second run, on PostgreSQL (tests/e2e/conftest.py)."""
     port = free_port()
-    env = bot_env(slack, SECRET, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", port)
+    env = bot_env(slack, SECRET, database, port)
     process = BotProcess(env, port, tmp_path / "bot.log")
     try:
         yield process
@@ -134,14 +133,22 @@ async def deliver(sender: SignedSender, load: Load, i: int) -> None:
         await asyncio.sleep(0.02)
 
 
-def _unfinished(bot: BotProcess) -> tuple[int, int]:
-    path = bot.env["DATABASE_URL"].split(":///", 1)[1]
-    with contextlib.closing(sqlite3.connect(path, timeout=5)) as db:
-        tasks = db.execute(
-            "SELECT count(*) FROM tasks WHERE status IN ('PENDING', 'IN_PROGRESS')"
-        ).fetchone()[0]
-        replies = db.execute("SELECT count(*) FROM outbox WHERE status = 'PENDING'").fetchone()[0]
-    return int(tasks), int(replies)
+async def _unfinished(bot: BotProcess) -> tuple[int, int]:
+    """Tasks not finished and replies not delivered, as the database holds them now."""
+    uow_factory = SqlUnitOfWorkFactory.from_url(bot.env["DATABASE_URL"])
+    try:
+        async with uow_factory(read_only=True) as uow:
+            tasks = await uow.session.scalar(
+                select(func.count())
+                .select_from(TaskRow)
+                .where(TaskRow.status.in_(("PENDING", "IN_PROGRESS")))
+            )
+            replies = await uow.session.scalar(
+                select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "PENDING")
+            )
+    finally:
+        await uow_factory.dispose()
+    return int(tasks or 0), int(replies or 0)
 
 
 async def run_load(bot: BotProcess, slack: FakeSlack, load: Load, started: float) -> None:
@@ -177,7 +184,7 @@ async def run_load(bot: BotProcess, slack: FakeSlack, load: Load, started: float
                 load.up.clear()
                 bot.kill()  # mid-load: requests are in flight right now
                 load.kills += 1
-                load.left_at_kill.append(_unfinished(bot))
+                load.left_at_kill.append(await _unfinished(bot))
                 # Slack keeps delivering while the bot is down: those fail to connect.
                 refused_before = load.refused_while_down
                 wait_until = time.monotonic() + 1.0
