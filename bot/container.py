@@ -55,6 +55,8 @@ class Container:
     #: the webhook lane's sender (None without TASKBOT_WEBHOOK_SECRET)
     webhooks: WebhookSender | None = field(default=None)
     webhook_dispatcher: OutboxDispatcher | None = field(default=None)
+    #: the research agent's model client (None without TASKBOT_LLM_URL), closed last
+    model: ChatCompletionsModel | None = field(default=None)
 
     def attach_notifier(self, notifier: Notifier) -> OutboxDispatcher:
         """Deliver the outbox through this front end; writes wake the sender at once."""
@@ -97,19 +99,25 @@ class Container:
     async def close(self) -> None:
         await self.service.close(grace=10)
         await self.uow_factory.dispose()
+        if self.model is not None:
+            await self.model.close()
 
 
-def build_registry(settings: Settings) -> AgentRegistry:
+def build_model(settings: Settings) -> ChatCompletionsModel | None:
+    """The research agent's model, when one is configured (TASKBOT_LLM_URL)."""
+    if not settings.llm_url:
+        return None
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return ChatCompletionsModel(settings.llm_url, settings.llm_model, key)
+
+
+def build_registry(settings: Settings, model: LanguageModel | None = None) -> AgentRegistry:
     knowledge = (
         KnowledgeIndex.from_directory(settings.knowledge_dir)
         if settings.knowledge_dir
         else KnowledgeIndex()
     )
-    model: LanguageModel | None = None
-    if settings.llm_url:
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        model = ChatCompletionsModel(settings.llm_url, settings.llm_model, key)
-    registry = builtin_registry(knowledge, model)
+    registry = builtin_registry(knowledge, model or build_model(settings))
     registry.load_entry_points()
     return registry
 
@@ -121,7 +129,8 @@ async def build(settings: Settings, clock: Clock | None = None) -> Container:
     uow_factory = SqlUnitOfWorkFactory(create_engine(settings.database_url), clock)
     if settings.webhook_secret is not None:  # unsigned webhooks are never sent
         uow_factory.before_commit_with_notices(WebhookEmitter(clock, settings.webhook_url))
-    registry = build_registry(settings)
+    model = build_model(settings)
+    registry = build_registry(settings, model)
     policy = settings.policy()
     service = build_service(uow_factory, registry, policy, clock)
     jobs = Jobs(
@@ -130,7 +139,7 @@ async def build(settings: Settings, clock: Clock | None = None) -> Container:
         recovery=Recovery(uow_factory, registry, clock, service.worker, policy),
         housekeeping=Housekeeping(uow_factory, clock, settings.retention()),
     )
-    return Container(settings, uow_factory, service, registry, clock, policy, jobs)
+    return Container(settings, uow_factory, service, registry, clock, policy, jobs, model=model)
 
 
 def build_service(

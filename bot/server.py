@@ -70,6 +70,8 @@ class Running:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.container.dispatcher.drain(), timeout=5)
         await self.container.uow_factory.dispose()
+        if self.container.model is not None:
+            await self.container.model.close()
         if self.http is not None:
             await self.http.close()
 
