@@ -134,3 +134,23 @@ async def test_turn_waits_like_a_piece_but_holds_no_lane() -> None:
         await _settle()
         assert not waiting.done()
     await asyncio.wait_for(waiting, timeout=10)
+
+
+async def test_replies_that_are_ready_go_before_more_work() -> None:
+    """Pieces marked `first` (the outbox) overtake waiting pieces that start more work."""
+    door = FrontDoor(trickle=NEVER, lanes=1)
+    hold, log = asyncio.Event(), list[str]()
+    running = asyncio.create_task(_piece(door, log, "running", hold))
+    await _settle()
+    later = [asyncio.create_task(_piece(door, log, f"step{n}", hold)) for n in range(2)]
+    await _settle()
+
+    async def reply() -> None:
+        async with door.admitted(first=True):
+            log.append("reply")
+
+    replying = asyncio.create_task(reply())
+    await _settle()
+    hold.set()
+    await asyncio.gather(running, replying, *later)
+    assert log == ["running", "reply", "step0", "step1"]
