@@ -3,9 +3,7 @@ audit log and the ledger. Each row has a column of the same name for every field
 of its record, and an `id` that keeps the order of writing.
 
 Nothing reads such a row back in the transaction that writes it, so rows wait in
-the unit of work's `Appends` and go in together, one multi-row INSERT per table,
-just before the transaction commits (or before a read of them): a group commit of
-thirty requests writes their thirty audit rows in one round trip, not thirty."""
+the unit of work's `Appends` and go in together at commit (storage/deferred.py)."""
 
 from __future__ import annotations
 
@@ -13,30 +11,13 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Insert, Update, insert, select
+from sqlalchemy import Insert, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage._sql import table_of
+from storage.deferred import Appends
 
 EntryT = TypeVar("EntryT")
-
-
-class Appends:
-    """Rows waiting for their multi-row INSERTs (or a batch of one UPDATE that nothing
-    reads back), per statement, in the order written."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-        self._rows: dict[Insert | Update, list[dict[str, Any]]] = {}
-
-    def add(self, statement: Insert | Update, row: dict[str, Any]) -> None:
-        self._rows.setdefault(statement, []).append(row)
-
-    async def flush(self) -> None:
-        while self._rows:
-            rows, self._rows = self._rows, {}
-            for statement, values in rows.items():
-                await self._session.execute(statement, values)
 
 
 class AppendOnlyLog(Generic[EntryT]):
@@ -58,7 +39,6 @@ class AppendOnlyLog(Generic[EntryT]):
         self._appends.add(self._insert, _fields(self._entry, entry))
 
     async def for_task(self, task_id: int) -> list[EntryT]:
-        await self._appends.flush()
         rows = await self._session.scalars(
             select(self._row).where(self._row.task_id == task_id).order_by(self._row.id)
         )

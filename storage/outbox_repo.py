@@ -27,7 +27,7 @@ from sqlalchemy.orm import aliased
 from core.notices import Notice, WebhookEvent, notice_from_json
 from core.ports import OutboxItem
 from storage._sql import NO_SYNC, rowcount, table_of
-from storage.append_only import Appends
+from storage.deferred import Appends
 from storage.models import OutboxRow
 
 PENDING, SENT, FAILED = "PENDING", "SENT", "FAILED"
@@ -45,8 +45,8 @@ _MARK_SENT = (
 
 class SqlOutbox:
     """Entries and sent-marks wait in the unit of work's `Appends` and go in together
-    (storage/append_only.py): a group commit's replies in one multi-row INSERT, its
-    marks in one batch. Every other statement here writes the waiting ones first."""
+    (storage/deferred.py): a group commit's replies in one multi-row INSERT, its
+    marks in one batch."""
 
     def __init__(self, session: AsyncSession, appends: Appends | None = None) -> None:
         self._session = session
@@ -76,7 +76,6 @@ class SqlOutbox:
     async def claim_due(
         self, at: datetime, limit: int, lease_seconds: float, *, webhooks: bool = False
     ) -> list[OutboxItem]:
-        await self._appends.flush()
         older = aliased(OutboxRow)
         lane = OutboxRow.kind == WEBHOOK if webhooks else OutboxRow.kind != WEBHOOK
         is_head = ~exists().where(
@@ -138,7 +137,6 @@ class SqlOutbox:
     async def supersede(self, lane: str, at: datetime) -> int:
         """Retire the undelivered entries of `lane` that no sender holds (a newer one
         replaces them); returns how many. An entry being delivered is left alone."""
-        await self._appends.flush()
         result = await self._session.execute(
             update(OutboxRow)
             .where(
@@ -153,7 +151,6 @@ class SqlOutbox:
 
     async def sent_ts(self, lane: str) -> str | None:
         """The ts of the first message posted in `lane` (the one later entries replace)."""
-        await self._appends.flush()
         return (
             await self._session.scalars(
                 select(OutboxRow.message_ts)
@@ -168,7 +165,6 @@ class SqlOutbox:
         ).first()
 
     async def extend_claims(self, item_ids: Sequence[int], until: datetime) -> None:
-        await self._appends.flush()
         if not item_ids:
             return
         await self._session.execute(
@@ -188,7 +184,6 @@ class SqlOutbox:
     async def retry_later(
         self, item_id: int, error: str, next_at: datetime, *, maybe_delivered: bool = True
     ) -> None:
-        await self._appends.flush()
         values: dict[str, Any] = {
             "attempts": OutboxRow.attempts + 1,
             "last_error": error,
@@ -205,7 +200,6 @@ class SqlOutbox:
         )
 
     async def prune_sent(self, before: datetime, limit: int) -> int:
-        await self._appends.flush()
         oldest = (
             select(OutboxRow.id)
             .where(OutboxRow.status == SENT, OutboxRow.sent_at < before)
@@ -220,7 +214,6 @@ class SqlOutbox:
         )
 
     async def mark_failed(self, item_id: int, error: str, at: datetime) -> None:
-        await self._appends.flush()
         await self._session.execute(
             update(OutboxRow)
             .where(OutboxRow.id == item_id, OutboxRow.status == PENDING)
@@ -235,7 +228,6 @@ class SqlOutbox:
         )
 
     async def backlog(self, at: datetime) -> tuple[int, datetime | None, int]:
-        await self._appends.flush()
         rows = await self._session.execute(
             select(OutboxRow.status, func.count(OutboxRow.id), func.min(OutboxRow.created_at))
             # Slack's backlog: webhook events wait on receivers, not on Slack
@@ -248,7 +240,6 @@ class SqlOutbox:
         return pending, oldest, failed
 
     async def recent_failures(self, limit: int) -> list[dict[str, Any]]:
-        await self._appends.flush()
         rows = await self._session.execute(
             select(
                 OutboxRow.id,

@@ -35,6 +35,7 @@ from core.ports import TaskCursor
 from core.records import Conversation, NewTask, Task, TaskChanges
 from core.states import TaskStatus
 from storage._sql import NO_SYNC, rowcount, table_of
+from storage.deferred import Appends
 from storage.models import TaskDependencyRow, TaskRow
 
 _COLUMNS = tuple(TaskRow.__table__.c)
@@ -44,6 +45,7 @@ _Q = TypeVar("_Q", bound=Select[Any])
 _TABLE = table_of(TaskRow)
 _EDGES = table_of(TaskDependencyRow)
 _INSERT = insert(_TABLE).returning(_TABLE.c.id)
+_INSERT_KNOWN_ID = insert(_TABLE)
 #: what `add` gives a new row besides id and root_id
 _INSERTED = (
     "parent_id",
@@ -85,9 +87,10 @@ _EDGES_OF = (
 
 
 class SqlTaskRepository:
-    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock, appends: Appends | None = None) -> None:
         self._session = session
         self._clock = clock
+        self._appends = appends or Appends(session)
         #: statuses entered by this transaction's winning set_status calls
         self.entered: list[TaskStatus] = []
 
@@ -120,15 +123,20 @@ class SqlTaskRepository:
             "updated_at": now,
         }
         statement: Executable
-        if new.id is not None:
-            statement, values["id"] = _INSERT, new.id
-            values["root_id"] = root_id if root_id is not None else new.id
-        elif root_id is None:
-            statement = _INSERT_OWN_ROOT[self._session.get_bind().dialect.name]
-        else:
-            statement, values["root_id"] = _INSERT, root_id
-        task_id = (await self._session.execute(statement, values)).scalar_one()
         depends_on = tuple(dict.fromkeys(new.depends_on))
+        if new.id is not None:
+            values["id"] = task_id = new.id
+            values["root_id"] = root_id if root_id is not None else new.id
+            if depends_on:
+                await self._session.execute(_INSERT, values)
+            else:  # its id is known: the row can wait for the batch's one INSERT
+                self._appends.add(_INSERT_KNOWN_ID, values)
+        else:
+            if root_id is None:
+                statement = _INSERT_OWN_ROOT[self._session.get_bind().dialect.name]
+            else:
+                statement, values["root_id"] = _INSERT, root_id
+            task_id = (await self._session.execute(statement, values)).scalar_one()
         if depends_on:
             await self._session.execute(
                 insert(TaskDependencyRow),

@@ -32,10 +32,10 @@ from core.ports import (
 )
 from core.states import TaskStatus
 from storage.api_repo import SqlApiStore
-from storage.append_only import Appends
 from storage.approvals_repo import SqlApprovalRepository
 from storage.audit_repo import SqlAuditLog
 from storage.budgets_repo import SqlBudgetRepository
+from storage.deferred import Appends, DeferringSession
 from storage.engine import (
     READ_ONLY,
     RESERVED_CONNECTIONS,
@@ -69,11 +69,10 @@ class SqlUnitOfWork:
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         #: the session itself, for storage tests and one-off queries; core uses the ports
         self.session = session
-        #: audit and ledger rows, outbox entries and sent-marks, written together at
-        #: commit (storage/append_only.py)
+        #: rows written together at commit (storage/deferred.py)
         self.appends = Appends(session)
         self._outbox = SqlOutbox(session, self.appends)
-        self._tasks = SqlTaskRepository(session, clock)
+        self._tasks = SqlTaskRepository(session, clock, self.appends)
         self.tasks: TaskRepository = self._tasks
         self.approvals: ApprovalRepository = SqlApprovalRepository(session)
         self.budgets: BudgetRepository = SqlBudgetRepository(session)
@@ -110,7 +109,9 @@ class SqlUnitOfWorkFactory:
         self.front_door = front_door or FrontDoor()
         #: stamps created_at of new tasks (the only time storage picks itself)
         self.clock: Clock = clock or SystemClock()
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self._sessions = async_sessionmaker(
+            engine, class_=DeferringSession, expire_on_commit=False, autoflush=False
+        )
         self._readers = async_sessionmaker(
             engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
         )
