@@ -509,7 +509,8 @@ class TaskExecutor:
         while True:
             tried += 1
             try:
-                return await self._uow_factory.together(write, background=True)
+                # a step's outcome goes before other requests' next steps: replies first
+                return await self._uow_factory.together(write, background=True, first=True)
             except Exception:
                 if attempts is not None and tried >= attempts:
                     raise

@@ -270,14 +270,19 @@ class UnitOfWorkFactory(Protocol):
         ...
 
     async def together(
-        self, work: Callable[[UnitOfWork], Awaitable[_T]], *, background: bool = False
+        self,
+        work: Callable[[UnitOfWork], Awaitable[_T]],
+        *,
+        background: bool = False,
+        first: bool = False,
     ) -> _T:
         """Run `work(uow)` on the ack path (`urgent`), possibly in one transaction with
         the work of concurrent callers (group commit): returns `work`'s result once the
         transaction holding it has committed. `work` may run twice (its first
         transaction rolled back), so it must do nothing outside the unit of work.
         `background`: not on the ack path; grouped with other background work, and
-        waits at the front door like any background unit of work."""
+        waits at the front door like any background unit of work. `first`: background
+        work that finishes what was started, ahead of work that starts more."""
         ...
 
 

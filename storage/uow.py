@@ -131,6 +131,13 @@ class SqlUnitOfWorkFactory:
             runners=1 if is_sqlite(engine) else self.front_door.lanes,
             max_batch=BACKGROUND_BATCH,
         )
+        #: background work that finishes what was started (a step's outcome): it goes
+        #: before work that starts more, so replies go out while later steps wait
+        self.finishing_group: GroupCommit[SqlUnitOfWork] = GroupCommit(
+            lambda: self._unit_of_work(False, first=True),
+            runners=1 if is_sqlite(engine) else self.front_door.lanes,
+            max_batch=BACKGROUND_BATCH,
+        )
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None) -> SqlUnitOfWorkFactory:
@@ -144,12 +151,19 @@ class SqlUnitOfWorkFactory:
         return self._unit_of_work(urgent, first)
 
     async def together(
-        self, work: Callable[[SqlUnitOfWork], Awaitable[_T]], *, background: bool = False
+        self,
+        work: Callable[[SqlUnitOfWork], Awaitable[_T]],
+        *,
+        background: bool = False,
+        first: bool = False,
     ) -> _T:
         """Run `work(uow)` in one transaction with the work of concurrent callers
         (storage.group_commit), on the ack path or in the background; returns its
         result once that has committed."""
-        group = self.background_group if background else self.group
+        if not background:
+            group = self.group
+        else:
+            group = self.finishing_group if first else self.background_group
         return cast(_T, await group.run(work))
 
     @asynccontextmanager

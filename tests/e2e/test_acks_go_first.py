@@ -18,10 +18,10 @@ def watch_the_ack_path(running: Running) -> list[int]:
     seen: list[int] = []
     persist = factory.together
 
-    async def together(work: Callable[[Any], Awaitable[Any]], *, background: bool = False) -> Any:
-        if not background:
+    async def together(work: Callable[[Any], Awaitable[Any]], **kwargs: Any) -> Any:
+        if not kwargs.get("background"):
             seen.append(factory.front_door.serving_now)
-        return await persist(work, background=background)
+        return await persist(work, **kwargs)
 
     factory.together = together  # type: ignore[method-assign]
     return seen

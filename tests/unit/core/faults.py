@@ -58,7 +58,11 @@ class Faults:
         return self._open(urgent, read_only)
 
     async def together(
-        self, work: Callable[[SqlUnitOfWork], Awaitable[_T]], *, background: bool = False
+        self,
+        work: Callable[[SqlUnitOfWork], Awaitable[_T]],
+        *,
+        background: bool = False,
+        first: bool = False,
     ) -> _T:
         async with self._open(not background, False) as uow:
             return await work(uow)

@@ -247,11 +247,11 @@ class DroppedMarks:
     def __call__(self, **kwargs: Any) -> Any:
         return self.inner(**kwargs)
 
-    async def together(self, work: Any, *, background: bool = False) -> Any:
+    async def together(self, work: Any, **kwargs: Any) -> Any:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionResetError("connection was closed in the middle of operation")
-        return await self.inner.together(work, background=background)
+        return await self.inner.together(work, **kwargs)
 
 
 async def test_a_failed_sent_mark_is_retried_so_the_thread_is_not_held_for_a_lease(
