@@ -149,7 +149,7 @@ async def create_task(request: web.Request) -> web.Response:
         if not 1 <= len(key) <= 255:
             raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1–255 characters.")
         digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-        async with container.uow_factory() as uow:
+        async with container.uow_factory(urgent=True) as uow:
             bound = await uow.api.claim_idempotency_key(user, key, digest, container.clock.now())
         if bound != digest:
             raise ApiError(
@@ -176,7 +176,7 @@ async def create_task(request: web.Request) -> web.Response:
         reason = submission.reason or "This request was refused when it was first sent."
         raise ApiError(422, "not_understood", reason)
     if webhook is not None:
-        async with container.uow_factory() as uow:
+        async with container.uow_factory(urgent=True) as uow:
             await uow.api.set_webhook(submission.root.id, webhook)
     container.service.start(submission)
     return await _accepted(
