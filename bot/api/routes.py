@@ -74,12 +74,14 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
         raise ApiError(413, "too_large", f"The request body is over {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
-    # to the end of the stream: one read() returns only what has arrived so far
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "too_large", f"The request body is over {limit} bytes.")
-        chunks.append(chunk)
+    # the client's pace, not ours: background work need not wait for it meanwhile
+    with _container(request).service.background.front_door.aside():
+        # to the end of the stream: one read() returns only what has arrived so far
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "too_large", f"The request body is over {limit} bytes.")
+            chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
         if model is _Empty or model is m.DenyBody:

@@ -4,6 +4,7 @@ end holds the front door while it persists and answers, so background work waits
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -78,3 +79,30 @@ async def test_an_api_calls_own_writes_do_not_queue_behind_background_work(api: 
         assert time.monotonic() - started < 1.0
     async with asyncio.timeout(30):
         await asyncio.gather(*backlog)
+
+
+async def test_a_slow_upload_does_not_hold_the_front_door(api: Api) -> None:
+    """Background work only runs at a trickle while a request is being answered, so a
+    call whose body is still arriving (a slow network, or a token holder sending one
+    byte a minute on purpose) must not count as one yet: it would slow every request's
+    work down for as long as the upload takes."""
+    door = api.harness.running.container.uow_factory.front_door
+    body = json.dumps({"user_message": "research keyboards"}).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.harness.running.port)
+    try:
+        head = (
+            "POST /api/v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {api.token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode() + body[:5])
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the handler has started and waits for the rest
+        assert door.serving_now == 0
+        writer.write(body[5:])
+        await writer.drain()
+        async with asyncio.timeout(10):
+            status = await reader.readline()
+        assert b" 202 " in status
+    finally:
+        writer.close()

@@ -134,3 +134,22 @@ async def test_turn_waits_like_a_piece_but_holds_no_lane() -> None:
         await _settle()
         assert not waiting.done()
     await asyncio.wait_for(waiting, timeout=10)
+
+
+async def test_a_request_waiting_for_its_client_does_not_hold_pieces() -> None:
+    """`aside()`: a request whose body is still arriving is not being answered yet."""
+    door = FrontDoor(trickle=NEVER, lanes=2)
+    hold, log = asyncio.Event(), list[str]()
+    with door.serving():
+        first = asyncio.create_task(_piece(door, log, "p0", hold))
+        second = asyncio.create_task(_piece(door, log, "p1", hold))
+        await _settle()
+        assert log == ["p0"]  # the one turn while a request is answered
+        with door.aside():
+            await _settle()
+            assert log == ["p0", "p1"] and door.serving_now == 0
+        assert door.serving_now == 1
+    with door.aside():  # outside `serving()`: nothing to set aside
+        assert door.serving_now == 0
+    hold.set()
+    await asyncio.gather(first, second)
