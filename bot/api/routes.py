@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -33,6 +34,8 @@ from core.records import Approval, Conversation, Task
 from core.task_view import amount_string, iso, task_view
 
 CONTAINER = web.AppKey("container", Container)
+#: what the call holds while it is answered (bot.api.answering), entered by `_user`
+ANSWERING = web.RequestKey("answering", contextlib.ExitStack)
 #: ids fit PostgreSQL's INTEGER: a longer one is simply not found
 ROUTE_ID = r"{id:\d{1,9}}"
 
@@ -65,7 +68,11 @@ def _container(request: web.Request) -> Container:
 
 
 async def _user(request: web.Request) -> str:
-    return await authenticate(_container(request).uow_factory, request)
+    """The caller, once its token checks out: from then on it is being answered."""
+    user = await authenticate(_container(request).uow_factory, request)
+    if (answering_now := request.get(ANSWERING)) is not None:
+        answering_now.enter_context(_container(request).service.background.front_door.serving())
+    return user
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:

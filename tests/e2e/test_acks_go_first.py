@@ -4,9 +4,10 @@ end holds the front door while it persists and answers, so background work waits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from bot.server import Running
@@ -106,3 +107,25 @@ async def test_a_slow_upload_does_not_hold_the_front_door(api: Api) -> None:
         assert b" 202 " in status
     finally:
         writer.close()
+
+
+async def test_calls_without_a_valid_token_do_not_hold_the_front_door(api: Api) -> None:
+    """Anyone can reach the API: were a refused call counted as one being answered, a
+    stranger sending bad tokens back to back would keep all work at the trickle."""
+    door = api.harness.running.container.uow_factory.front_door
+    entered: list[int] = []
+    serving = door.serving
+
+    @contextlib.contextmanager
+    def counted() -> Iterator[None]:
+        entered.append(1)
+        with serving():
+            yield
+
+    door.serving = counted  # type: ignore[method-assign]
+    assert (await api.call("GET", "/tasks", token="tb_1_wrong"))[0] == 401
+    assert (await api.call("GET", "/tasks", token=None))[0] == 401
+    assert (await api.call("POST", "/tasks", {"user_message": "x"}, token="nope"))[0] == 401
+    assert entered == []
+    assert (await api.call("GET", "/tasks"))[0] == 200
+    assert entered == [1]
