@@ -67,6 +67,21 @@ class FrontDoor:
             if self._serving == 0:
                 self._admit()
 
+    @contextlib.contextmanager
+    def aside(self) -> Iterator[None]:
+        """Inside `serving()`: not answering while waiting for the client (its body
+        still arriving), which may take as long as the client likes."""
+        if self._serving == 0:  # not inside `serving()` after all
+            yield
+            return
+        self._serving -= 1
+        if self._serving == 0:
+            self._admit()
+        try:
+            yield
+        finally:
+            self._serving += 1
+
     @contextlib.asynccontextmanager
     async def admitted(self, first: bool = False) -> AsyncIterator[None]:
         """Held by background work for one piece of it (see the module docstring)."""

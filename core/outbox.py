@@ -113,7 +113,9 @@ class OutboxDispatcher:
             if done.is_set():
                 return
             try:
-                async with self._uow_factory() as uow:
+                # urgent: queued behind background work at the front door, it would let
+                # the claim lapse mid-post, and another process would post it again
+                async with self._uow_factory(urgent=True) as uow:
                     until = self._clock.now() + timedelta(seconds=self._lease)
                     await uow.outbox.extend_claims(item_ids, until)
             except Exception:

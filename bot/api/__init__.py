@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
@@ -9,7 +10,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from bot.api.errors import error_middleware, error_response
 from bot.api.openapi import openapi_document
-from bot.api.routes import CONTAINER, ENDPOINTS
+from bot.api.routes import ANSWERING, CONTAINER, ENDPOINTS
 from bot.container import Container
 
 PREFIX = "/api/v1"
@@ -22,13 +23,15 @@ def _version() -> str:
         return "0"
 
 
-def answering(container: Container) -> Middleware:
-    """Hold the front door while a call is answered: background work lets it go first."""
-    front_door = container.service.background.front_door
+def answering() -> Middleware:
+    """Hold the front door while a call is answered, so background work lets it go
+    first: from when its token checks out (`routes._user`) until it is answered. A
+    call refused for its token never holds it, or a stranger could hold everything."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        with front_door.serving():
+        with contextlib.ExitStack() as answering_now:
+            request[ANSWERING] = answering_now
             return await handler(request)
 
     return middleware
@@ -36,7 +39,7 @@ def answering(container: Container) -> Middleware:
 
 def api_app(container: Container) -> web.Application:
     """A sub-application to mount at PREFIX: `app.add_subapp(PREFIX, api_app(container))`."""
-    app = web.Application(middlewares=[answering(container), error_middleware])
+    app = web.Application(middlewares=[answering(), error_middleware])
     app[CONTAINER] = container
     document = openapi_document(ENDPOINTS, PREFIX, _version())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -33,6 +34,8 @@ from core.records import Approval, Conversation, Task
 from core.task_view import amount_string, iso, task_view
 
 CONTAINER = web.AppKey("container", Container)
+#: what the call holds while it is answered (bot.api.answering), entered by `_user`
+ANSWERING = web.RequestKey("answering", contextlib.ExitStack)
 #: ids fit PostgreSQL's INTEGER: a longer one is simply not found
 ROUTE_ID = r"{id:\d{1,9}}"
 
@@ -65,7 +68,11 @@ def _container(request: web.Request) -> Container:
 
 
 async def _user(request: web.Request) -> str:
-    return await authenticate(_container(request).uow_factory, request)
+    """The caller, once its token checks out: from then on it is being answered."""
+    user = await authenticate(_container(request).uow_factory, request)
+    if (answering_now := request.get(ANSWERING)) is not None:
+        answering_now.enter_context(_container(request).service.background.front_door.serving())
+    return user
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
@@ -74,12 +81,14 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
         raise ApiError(413, "too_large", f"The request body is over {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
-    # to the end of the stream: one read() returns only what has arrived so far
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "too_large", f"The request body is over {limit} bytes.")
-        chunks.append(chunk)
+    # the client's pace, not ours: background work need not wait for it meanwhile
+    with _container(request).service.background.front_door.aside():
+        # to the end of the stream: one read() returns only what has arrived so far
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "too_large", f"The request body is over {limit} bytes.")
+            chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
         if model is _Empty or model is m.DenyBody:
@@ -149,7 +158,7 @@ async def create_task(request: web.Request) -> web.Response:
         if not 1 <= len(key) <= 255:
             raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1–255 characters.")
         digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-        async with container.uow_factory() as uow:
+        async with container.uow_factory(urgent=True) as uow:
             bound = await uow.api.claim_idempotency_key(user, key, digest, container.clock.now())
         if bound != digest:
             raise ApiError(
@@ -176,7 +185,7 @@ async def create_task(request: web.Request) -> web.Response:
         reason = submission.reason or "This request was refused when it was first sent."
         raise ApiError(422, "not_understood", reason)
     if webhook is not None:
-        async with container.uow_factory() as uow:
+        async with container.uow_factory(urgent=True) as uow:
             await uow.api.set_webhook(submission.root.id, webhook)
     container.service.start(submission)
     return await _accepted(

@@ -154,3 +154,22 @@ async def test_replies_that_are_ready_go_before_more_work() -> None:
     hold.set()
     await asyncio.gather(running, replying, *later)
     assert log == ["running", "reply", "step0", "step1"]
+
+
+async def test_a_request_waiting_for_its_client_does_not_hold_pieces() -> None:
+    """`aside()`: a request whose body is still arriving is not being answered yet."""
+    door = FrontDoor(trickle=NEVER, lanes=2)
+    hold, log = asyncio.Event(), list[str]()
+    with door.serving():
+        first = asyncio.create_task(_piece(door, log, "p0", hold))
+        second = asyncio.create_task(_piece(door, log, "p1", hold))
+        await _settle()
+        assert log == ["p0"]  # the one turn while a request is answered
+        with door.aside():
+            await _settle()
+            assert log == ["p0", "p1"] and door.serving_now == 0
+        assert door.serving_now == 1
+    with door.aside():  # outside `serving()`: nothing to set aside
+        assert door.serving_now == 0
+    hold.set()
+    await asyncio.gather(first, second)

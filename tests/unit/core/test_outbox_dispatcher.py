@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
@@ -269,3 +270,47 @@ async def test_a_failed_sent_mark_is_retried_so_the_thread_is_not_held_for_a_lea
     assert notifier.titles() == ["accepted", "result"]  # posted once each, in order
     assert [e.status for e in await outbox(uow_factory)] == ["SENT", "SENT"]
     assert marks.failures == 0
+
+
+class SlowSlack(FakeNotifier):
+    """Slack taking its time over a post: `deliver` waits until `answer` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posting = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def deliver(self, notice: Notice, attempt: Attempt | None = None) -> str | None:
+        self.posting.set()
+        await self.answer.wait()
+        return await super().deliver(notice, attempt)
+
+
+async def test_claims_are_renewed_while_requests_are_answered_and_work_is_queued(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """The claim on entries being posted is short (a crash frees them within a lease)
+    and renewed meanwhile. While Slack keeps the front door busy and background work
+    queues at it (core/front_door.py), that renewal must not wait in line behind it
+    all: the claim would lapse mid-post and another process would post them again."""
+    lease = 0.3
+    notifier = SlowSlack()
+    door = uow_factory.front_door
+    dispatcher = OutboxDispatcher(
+        uow_factory, notifier, clock, lease_seconds=lease, front_door=door
+    )
+    await add(uow_factory, clock, note(THREAD_A, "result"))
+    draining = asyncio.create_task(dispatcher.drain())
+    async with asyncio.timeout(10):
+        await notifier.posting.wait()
+    with door.serving():
+        backlog = [asyncio.create_task(door.turn()) for _ in range(200)]  # ≥ 4 s of turns
+        clock.advance(10 * lease)  # the first claim is long over: only renewals hold it
+        await asyncio.sleep(4 * lease)
+        async with uow_factory(urgent=True) as uow:  # another process looks for work
+            stolen = await uow.outbox.claim_due(clock.now(), 10, lease)
+        notifier.answer.set()
+    async with asyncio.timeout(30):
+        assert await draining == 1
+        await asyncio.gather(*backlog)
+    assert stolen == []
