@@ -423,7 +423,11 @@ class TaskExecutor:
         if effects:
             # Known before anything else is written, so neither a failure below nor
             # recovery after a crash can fail the step and release its money.
-            await self._write_until_done(lambda uow: uow.tasks.record_outcome(running.id, result))
+            # An order placed and not yet on record is the window a crash turns into
+            # "it may or may not have been placed": keep it as short as an ack's.
+            await self._write(
+                lambda uow: uow.tasks.record_outcome(running.id, result), None, urgent=True
+            )
         try:
             done = await self._write(
                 lambda uow: self._complete(uow, running, result, reference),
@@ -501,14 +505,21 @@ class TaskExecutor:
         )
 
     async def _write(
-        self, write: Callable[[UnitOfWork], Awaitable[_T]], attempts: int | None
+        self,
+        write: Callable[[UnitOfWork], Awaitable[_T]],
+        attempts: int | None,
+        *,
+        urgent: bool = False,
     ) -> _T:
         """Run `write` in its own unit of work, retried with capped exponential backoff
-        while it fails (the database briefly away); `attempts=None` tries until it works."""
+        while it fails (the database briefly away); `attempts=None` tries until it works.
+        `urgent`: on the ack path's group, never waiting behind background work."""
         tried = 0
         while True:
             tried += 1
             try:
+                if urgent:
+                    return await self._uow_factory.together(write)
                 # a step's outcome goes before other requests' next steps: replies first
                 return await self._uow_factory.together(write, background=True, first=True)
             except Exception:

@@ -9,9 +9,11 @@ that commit (so a front end still acks only what is persisted). On a server
 database up to `runners` batches run at once, each on its own connection, so
 the ack path is not one round trip after another; SQLite has one writer anyway.
 
-If anything in a batch fails (one caller's work raises, or the commit does),
-the whole transaction rolls back and every piece of work runs again in a
-transaction of its own, so a failure reaches only the caller it belongs to.
+If anything in a batch fails (one caller's work raises, or the commit does), or a
+caller is cancelled while its work runs, the whole transaction rolls back and
+every remaining piece of work runs again in a transaction of its own, so a
+failure reaches only the caller it belongs to and a cancelled caller's work
+never commits.
 If the transaction cannot even be opened twice in a row, every waiting caller
 gets that error at once rather than one connect timeout after another.
 """
@@ -31,6 +33,11 @@ MAX_BATCH = 64
 OPEN_ATTEMPTS = 2
 
 Work = Callable[[_U], Awaitable[Any]]
+
+
+class _CallerGone(Exception):
+    """A caller was cancelled (shutdown) while its work ran: nothing of it may commit,
+    or a step it claimed would stay claimed with no one left to run it."""
 
 
 class GroupCommit(Generic[_U]):
@@ -82,6 +89,8 @@ class GroupCommit(Generic[_U]):
                         opened = True
                         batch = self._take()
                         results = [await work(uow) for work, _ in batch]
+                        if any(future.done() for _, future in batch):
+                            raise _CallerGone  # its work must not commit: redo the rest
                 except Exception as exc:
                     if opened:
                         await self._one_by_one(batch)
@@ -115,6 +124,10 @@ class GroupCommit(Generic[_U]):
             try:
                 async with self._open() as uow:
                     result = await work(uow)
+                    if future.done():
+                        raise _CallerGone
+            except _CallerGone:
+                continue
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)

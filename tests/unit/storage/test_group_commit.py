@@ -132,3 +132,30 @@ async def test_background_callers_are_grouped_too_and_wait_for_requests_answered
     group = uow_factory.background_group
     assert group.pieces == 21 and group.batches <= 3
     assert uow_factory.group.pieces == 1
+
+
+async def test_a_caller_cancelled_while_its_batch_runs_commits_nothing(
+    uow_factory: SqlUnitOfWorkFactory, engine: AsyncEngine, clock: FakeClock
+) -> None:
+    """At shutdown a claim must not commit for a caller that will never run its step."""
+    gate = asyncio.Event()
+    ran: list[str] = []
+
+    async def work(uow: SqlUnitOfWork, event_id: str) -> str:
+        await uow.inbox.add(event_id, clock.now())
+        ran.append(event_id)
+        if event_id == "Ev-slow":
+            await gate.wait()  # e.g. a round trip to PostgreSQL
+        return event_id
+
+    doomed = asyncio.create_task(uow_factory.together(lambda u: work(u, "Ev-doomed")))
+    slow = asyncio.create_task(uow_factory.together(lambda u: work(u, "Ev-slow")))
+    while "Ev-slow" not in ran:
+        await asyncio.sleep(0)
+    assert ran == ["Ev-doomed", "Ev-slow"]  # one batch, the doomed work already done
+    doomed.cancel()
+    gate.set()
+    assert await slow == "Ev-slow"
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert await committed_event_ids(engine) == {"Ev-slow"}
