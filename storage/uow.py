@@ -128,14 +128,14 @@ class SqlUnitOfWorkFactory:
         #: in smaller batches, as an ack may wait for one on SQLite's writer lock
         self.background_group: GroupCommit[SqlUnitOfWork] = GroupCommit(
             lambda: self._unit_of_work(False),
-            runners=1 if is_sqlite(engine) else self.front_door.lanes,
+            runners=1,
             max_batch=BACKGROUND_BATCH,
         )
         #: background work that finishes what was started (a step's outcome): it goes
         #: before work that starts more, so replies go out while later steps wait
         self.finishing_group: GroupCommit[SqlUnitOfWork] = GroupCommit(
             lambda: self._unit_of_work(False, first=True),
-            runners=1 if is_sqlite(engine) else self.front_door.lanes,
+            runners=1,
             max_batch=BACKGROUND_BATCH,
         )
 
