@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from core.approval_routing import record_copy
 from core.clock import Clock
@@ -27,9 +27,11 @@ from core.records import ApprovalMessage
 
 log = logging.getLogger(__name__)
 
-#: marking a posted entry sent: tries, and the first pause (doubling: ~3 s in all)
-MARK_ATTEMPTS = 6
+#: marking a posted entry sent: the first pause (doubling up to the longest), and the
+#: tries after which each failure is logged as an error
 MARK_BACKOFF_SECONDS = 0.1
+MARK_BACKOFF_MAX_SECONDS = 1.0
+MARK_ATTEMPTS = 6
 
 
 def backoff_seconds(attempts: int, *, base: float = 1.0, cap: float = 300.0) -> float:
@@ -72,6 +74,8 @@ class OutboxDispatcher:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._renewals: set[asyncio.Task[None]] = set()
+        #: the expiry of a claim that may have committed though its commit failed
+        self._unsure_claim: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -81,10 +85,7 @@ class OutboxDispatcher:
         delivered = 0
         async with self._lock:
             while True:
-                async with self._uow_factory(first=True) as uow:
-                    items = await uow.outbox.claim_due(
-                        self._clock.now(), self._batch, self._lease, webhooks=self._webhooks
-                    )
+                items = await self._claim()
                 if not items:
                     return delivered
                 done = asyncio.Event()
@@ -103,6 +104,21 @@ class OutboxDispatcher:
                 delivered += sum(results)
                 if not any(results):
                     return delivered
+
+    async def _claim(self) -> list[OutboxItem]:
+        """Claim what is due. A claim whose commit failed may still have been taken
+        (the connection dropped during COMMIT): left alone, it would hold its thread
+        for a whole lease, so the next claim first lets go of it, by its expiry."""
+        now = self._clock.now()
+        async with self._uow_factory(first=True) as uow:
+            if self._unsure_claim is not None:
+                await uow.outbox.release_claims(self._unsure_claim)
+            self._unsure_claim = now + timedelta(seconds=self._lease)
+            items = await uow.outbox.claim_due(
+                now, self._batch, self._lease, webhooks=self._webhooks
+            )
+        self._unsure_claim = None
+        return items
 
     async def _keep_claimed(self, item_ids: list[int], done: asyncio.Event) -> None:
         """Renew the claim until `done`, so the lease can be short: after a crash
@@ -149,20 +165,24 @@ class OutboxDispatcher:
     async def _mark_sent_retrying(
         self, item: OutboxItem, ts: str | None, channel: str | None
     ) -> None:
-        """A mark that fails (a pooled connection the database dropped) is retried for a
-        few seconds: left unmarked, the entry stays claimed for a whole lease, and every
-        later reply in its thread waits behind it."""
-        for tried in range(1, MARK_ATTEMPTS + 1):
+        """A mark that fails (the database away, a pooled connection it dropped) is
+        retried until it is taken, a pause of at most MARK_BACKOFF_MAX_SECONDS apart:
+        left unmarked, the entry would stay claimed for a whole lease (and every later
+        reply in its thread wait behind it), then be looked for or posted again."""
+        tried = 0
+        while True:
+            tried += 1
             try:
                 await self._uow_factory.together(
                     lambda uow: self._mark_sent(uow, item, ts, channel)
                 )
                 return
             except Exception:
-                if tried == MARK_ATTEMPTS:
-                    raise
-                log.warning("marking outbox entry %s sent failed (try %d)", item.id, tried)
-                await asyncio.sleep(self.mark_backoff_seconds * 2 ** (tried - 1))
+                level = logging.WARNING if tried < MARK_ATTEMPTS else logging.ERROR
+                log.log(level, "marking outbox entry %s sent failed (try %d)", item.id, tried)
+            await asyncio.sleep(
+                min(MARK_BACKOFF_MAX_SECONDS, self.mark_backoff_seconds * 2 ** (tried - 1))
+            )
 
     async def _mark_sent(
         self, uow: UnitOfWork, item: OutboxItem, ts: str | None, channel: str | None

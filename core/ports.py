@@ -198,6 +198,11 @@ class Outbox(Protocol):
         """Keep entries still being delivered claimed (a live sender renews its lease)."""
         ...
 
+    async def release_claims(self, until: datetime) -> int:
+        """Let go of the undelivered entries claimed until exactly `until`: a claim
+        whose COMMIT may or may not have happened (the connection dropped during it)."""
+        ...
+
     async def mark_sent(self, item_id: int, message_ts: str | None, at: datetime) -> None: ...
     async def retry_later(
         self, item_id: int, error: str, next_at: datetime, *, maybe_delivered: bool = True

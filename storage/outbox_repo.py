@@ -178,6 +178,15 @@ class SqlOutbox:
             .execution_options(**NO_SYNC)
         )
 
+    async def release_claims(self, until: datetime) -> int:
+        return await rowcount(
+            self._session,
+            update(OutboxRow)
+            .where(OutboxRow.status == PENDING, OutboxRow.claimed_until == until)
+            .values(claimed_until=None)
+            .execution_options(**NO_SYNC),
+        )
+
     async def mark_sent(self, item_id: int, message_ts: str | None, at: datetime) -> None:
         self._appends.add(_MARK_SENT, {"_id": item_id, "message_ts": message_ts, "sent_at": at})
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from core.notices import ApprovalNeeded, Destination, Notice, TaskFailed
-from core.outbox import OutboxDispatcher
+from core.outbox import MARK_ATTEMPTS, OutboxDispatcher
 from core.policy import Policy
 from core.ports import Attempt, DeliveryError
 from core.records import ApprovalMessage
@@ -259,9 +262,10 @@ async def test_a_failed_sent_mark_is_retried_so_the_thread_is_not_held_for_a_lea
     uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
 ) -> None:
     """Left claimed and unmarked, the entry would block every later reply in its
-    thread for a whole lease (60 s): the database restart test caught that."""
+    thread for a whole lease (60 s): the database restart test caught that, twice.
+    So the mark is retried for as long as the database refuses it."""
     notifier = FakeNotifier()
-    marks = DroppedMarks(uow_factory, failures=2)
+    marks = DroppedMarks(uow_factory, failures=MARK_ATTEMPTS + 4)
     dispatcher = OutboxDispatcher(marks, notifier, clock)  # type: ignore[arg-type]
     dispatcher.mark_backoff_seconds = 0.001
     await add(uow_factory, clock, note(THREAD_A, "accepted"), note(THREAD_A, "result"))
@@ -314,3 +318,44 @@ async def test_claims_are_renewed_while_requests_are_answered_and_work_is_queued
         assert await draining == 1
         await asyncio.gather(*backlog)
     assert stolen == []
+
+
+class CommitLostOnTheWire:
+    """The unit-of-work factory, but the first claim's COMMIT reaches the database and
+    its answer does not (the connection drops): the claim is taken, the sender is told
+    it failed."""
+
+    def __init__(self, inner: SqlUnitOfWorkFactory) -> None:
+        self.inner = inner
+        self.front_door = inner.front_door
+        self.lost = False
+
+    @asynccontextmanager
+    async def _lose_answer(self, **kwargs: Any) -> AsyncIterator[Any]:
+        async with self.inner(**kwargs) as uow:
+            yield uow
+        self.lost = True
+        raise ConnectionResetError("connection was closed in the middle of operation")
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if kwargs.get("first") and not self.lost:
+            return self._lose_answer(**kwargs)
+        return self.inner(**kwargs)
+
+    async def together(self, work: Any, **kwargs: Any) -> Any:
+        return await self.inner.together(work, **kwargs)
+
+
+async def test_a_claim_whose_commit_answer_was_lost_does_not_hold_its_thread_for_a_lease(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    notifier = FakeNotifier()
+    wire = CommitLostOnTheWire(uow_factory)
+    dispatcher = OutboxDispatcher(wire, notifier, clock, lease_seconds=60)  # type: ignore[arg-type]
+    await add(uow_factory, clock, note(THREAD_A, "accepted"), note(THREAD_A, "result"))
+
+    with pytest.raises(ConnectionResetError):
+        await dispatcher.drain()
+    assert wire.lost and notifier.titles() == []
+    assert await dispatcher.drain() == 2  # at once, not a minute later
+    assert notifier.titles() == ["accepted", "result"]
