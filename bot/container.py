@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.llm_client import ChatCompletionsModel
@@ -19,6 +20,7 @@ from core.jobs.housekeeping import Housekeeping
 from core.jobs.recovery import Recovery
 from core.jobs.stale import StaleReporter
 from core.knowledge import LanguageModel
+from core.notices import Notice
 from core.orchestrator import Orchestrator
 from core.outbox import OutboxDispatcher
 from core.policy import Policy
@@ -58,8 +60,13 @@ class Container:
     #: the research agent's model client (None without TASKBOT_LLM_URL), closed last
     model: ChatCompletionsModel | None = field(default=None)
 
-    def attach_notifier(self, notifier: Notifier) -> OutboxDispatcher:
-        """Deliver the outbox through this front end; writes wake the sender at once."""
+    def attach_notifier(
+        self, notifier: Notifier, unshown: Callable[[Notice], bool] | None = None
+    ) -> OutboxDispatcher:
+        """Deliver the outbox through this front end; writes wake the sender at once.
+        `unshown`: the notices it never shows on their own, which get no outbox row."""
+        if unshown is not None:
+            self.uow_factory.leave_out(unshown)
         # A claim lives as long as a worker's liveness lease: renewed while delivering,
         # lapsed soon after a crash so another (or the restarted) process sends it.
         self.dispatcher = OutboxDispatcher(

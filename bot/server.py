@@ -24,6 +24,7 @@ from bot.slack_app import build_app, record_refused, web_client
 from bot.slack_gate import slack_events
 from bot.slack_notifier import SlackNotifier
 from bot.socket_link import SocketLink
+from bot.views.status import folded_into_status
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ async def start(settings: Settings, container: Container | None = None) -> Runni
     container.uow_factory.on_transition(metrics.task_transitioned)
     http = aiohttp.ClientSession()
     client = web_client(settings, metrics, http)
-    dispatcher = container.attach_notifier(SlackNotifier(client))
+    dispatcher = container.attach_notifier(SlackNotifier(client), unshown=folded_into_status)
     bolt = build_app(settings, container.service, client, metrics)
     scheduler = JobScheduler(container, settings, metrics)
     await scheduler.heartbeat()

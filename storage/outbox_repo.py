@@ -16,7 +16,7 @@ take the same row; on SQLite the transaction already holds the write lock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,15 +48,26 @@ class SqlOutbox:
     (storage/deferred.py): a group commit's replies in one multi-row INSERT, its
     marks in one batch."""
 
-    def __init__(self, session: AsyncSession, appends: Appends | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        appends: Appends | None = None,
+        unshown: Callable[[Notice], bool] | None = None,
+    ) -> None:
         self._session = session
         self._appends = appends or Appends(session)
+        #: notices the front end never shows on their own: no row (uow.leave_out)
+        self._unshown = unshown
         #: set when this unit of work wrote an entry, so the sender is woken after commit
         self.written = False
         #: the notices this unit of work wrote, for pre-commit hooks (webhook events)
         self.added: list[Notice] = []
 
     async def add(self, notice: Notice, at: datetime) -> None:
+        self.written = True
+        self.added.append(notice)
+        if self._unshown is not None and self._unshown(notice):
+            return
         self._appends.add(
             _ADD,
             {
@@ -70,8 +81,6 @@ class SqlOutbox:
                 "created_at": at,
             },
         )
-        self.written = True
-        self.added.append(notice)
 
     async def claim_due(
         self, at: datetime, limit: int, lease_seconds: float, *, webhooks: bool = False

@@ -66,12 +66,17 @@ _T = TypeVar("_T")
 
 
 class SqlUnitOfWork:
-    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        clock: Clock,
+        unshown: Callable[[Notice], bool] | None = None,
+    ) -> None:
         #: the session itself, for storage tests and one-off queries; core uses the ports
         self.session = session
         #: rows written together at commit (storage/deferred.py)
         self.appends = Appends(session)
-        self._outbox = SqlOutbox(session, self.appends)
+        self._outbox = SqlOutbox(session, self.appends, unshown)
         self._tasks = SqlTaskRepository(session, clock, self.appends)
         self.tasks: TaskRepository = self._tasks
         self.approvals: ApprovalRepository = SqlApprovalRepository(session)
@@ -116,6 +121,7 @@ class SqlUnitOfWorkFactory:
             engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False
         )
         self._outbox_callbacks: list[Callable[[], object]] = []
+        self._unshown: Callable[[Notice], bool] | None = None
         self._before_commit: list[PreCommit] = []
         self._transition_callbacks: list[Callable[[TaskStatus], object]] = []
         self._side_leases: list[LivenessLease] = []
@@ -178,7 +184,7 @@ class SqlUnitOfWorkFactory:
             self._sessions() as session,
             session.begin(),
         ):
-            uow = SqlUnitOfWork(session, self.clock)
+            uow = SqlUnitOfWork(session, self.clock, self._unshown)
             yield uow
             if uow.wrote_outbox:
                 for hook in self._before_commit:
@@ -206,6 +212,13 @@ class SqlUnitOfWorkFactory:
         lease = LivenessLease(self.engine, name, holder, ttl_seconds)
         self._side_leases.append(lease)
         return lease
+
+    def leave_out(self, unshown: Callable[[Notice], bool]) -> None:
+        """Write no outbox row for a notice `unshown(notice)` says the front end never
+        shows on its own (Slack folds "got it" into the status message): nothing would
+        be sent, yet each row cost a claim and a sent-mark, and held up the reply behind
+        it in its thread. Pre-commit hooks (webhook events) still see every notice."""
+        self._unshown = unshown
 
     def on_outbox_written(self, callback: Callable[[], object]) -> None:
         """Call `callback()` after every commit whose transaction added outbox rows."""

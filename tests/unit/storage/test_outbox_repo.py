@@ -200,3 +200,24 @@ async def test_concurrent_claimers_never_share_and_keep_order(
     for d in range(40):
         order = [i for i in sent if destination[i] == d]
         assert order == sorted(order)
+
+
+async def test_a_notice_the_front_end_never_shows_gets_no_row_but_hooks_see_it(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Slack folds "got it" into the status message: a row for it would only cost a
+    claim and a sent-mark, and hold up the answer behind it in its thread."""
+    seen: list[str] = []
+
+    async def hook(_uow: object, notices: object) -> None:
+        seen.extend(n.kind for n in notices)  # type: ignore[attr-defined]
+
+    uow_factory.before_commit_with_notices(hook)
+    uow_factory.leave_out(lambda n: isinstance(n, RequestAccepted))
+    got_it = RequestAccepted(destination=THREAD_A, task_id=1, requester="U1", title="t")
+    async with uow_factory() as uow:
+        await uow.outbox.add(got_it, clock.now())
+        await uow.outbox.add(failed(THREAD_A, "answer"), clock.now())
+    assert seen == ["request_accepted", "task_failed"]
+    (claimed,) = await _claim(uow_factory, clock)
+    assert claimed.notice.kind == "task_failed"  # first in its thread, nothing before it
