@@ -51,6 +51,7 @@ from sqlalchemy.pool import NullPool
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import settled_check
 from bench.storage_size import postgres_bytes, sqlite_bytes
 from tests.e2e.process import process_env
 from tests.slackfake import payloads
@@ -265,23 +266,6 @@ async def pg_commits(url: str) -> int | None:
             return int(value or 0)
     finally:
         await engine.dispose()
-
-
-def settled_check(url: str) -> Callable[[int], Awaitable[bool]]:
-    """Every acked request has its task, none unfinished, no reply left unsent."""
-    engine = create_async_engine(url, poolclass=NullPool)
-    query = text(
-        "SELECT (SELECT count(*) FROM tasks WHERE parent_id IS NULL),"
-        " (SELECT count(*) FROM tasks WHERE status IN ('PENDING', 'IN_PROGRESS')),"
-        " (SELECT count(*) FROM outbox WHERE status = 'PENDING')"
-    )
-
-    async def settled(acked: int) -> bool:
-        async with engine.connect() as connection:
-            requests, unfinished, unsent = (await connection.execute(query)).one()
-        return bool(requests >= acked and unfinished == 0 and unsent == 0)
-
-    return settled
 
 
 async def db_bytes(url: str) -> int:

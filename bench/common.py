@@ -8,11 +8,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tests.slackfake.server import FakeSlack
 
@@ -62,3 +65,20 @@ async def running_bot(slack: FakeSlack, database_url: str) -> AsyncIterator[str]
     finally:
         bot.terminate()
         bot.wait(timeout=30)
+
+
+def settled_check(url: str) -> Callable[[int], Awaitable[bool]]:
+    """Every acked request has its task, none unfinished, no reply left unsent."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    query = text(
+        "SELECT (SELECT count(*) FROM tasks WHERE parent_id IS NULL),"
+        " (SELECT count(*) FROM tasks WHERE status IN ('PENDING', 'IN_PROGRESS')),"
+        " (SELECT count(*) FROM outbox WHERE status = 'PENDING')"
+    )
+
+    async def settled(acked: int) -> bool:
+        async with engine.connect() as connection:
+            requests, unfinished, unsent = (await connection.execute(query)).one()
+        return bool(requests >= acked and unfinished == 0 and unsent == 0)
+
+    return settled
