@@ -175,8 +175,10 @@ class OutboxDispatcher:
         while True:
             tried += 1
             try:
-                await self._uow_factory.together(
-                    lambda uow: self._mark_sent(uow, item, ts, channel)
+                # shielded: posted is posted, so a sender cancelled at shutdown still
+                # leaves the mark to commit (a cancelled caller's grouped work never does)
+                await asyncio.shield(
+                    self._uow_factory.together(lambda uow: self._mark_sent(uow, item, ts, channel))
                 )
                 return
             except Exception:

@@ -404,3 +404,42 @@ async def test_a_lost_claim_is_let_go_though_the_next_claim_failed_too(
     assert notifier.titles() == []
     assert await dispatcher.drain() == 2  # at once, not when the lost claim lapses
     assert notifier.titles() == ["accepted", "result"]
+
+
+class HeldMarks:
+    """The unit-of-work factory, but grouped work (the sent-marks) waits for `release`."""
+
+    def __init__(self, inner: SqlUnitOfWorkFactory) -> None:
+        self.inner = inner
+        self.front_door = inner.front_door
+        self.waiting = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.inner(**kwargs)
+
+    async def together(self, work: Any, **kwargs: Any) -> Any:
+        self.waiting.set()
+        await self.release.wait()
+        return await self.inner.together(work, **kwargs)
+
+
+async def test_a_posted_entry_is_marked_sent_though_shutdown_cancels_the_sender(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Stopping cancels the sender between the post and its mark: the mark must still
+    commit, or the restarted sender looks for the post (or posts it again)."""
+    notifier = FakeNotifier()
+    held = HeldMarks(uow_factory)
+    dispatcher = OutboxDispatcher(held, notifier, clock)  # type: ignore[arg-type]
+    await add(uow_factory, clock, note(THREAD_A, "result"))
+    draining = asyncio.create_task(dispatcher.drain())
+    await asyncio.wait_for(held.waiting.wait(), 10)
+    assert notifier.titles() == ["result"]
+    draining.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await draining
+    held.release.set()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    assert [e.status for e in await outbox(uow_factory)] == ["SENT"]
