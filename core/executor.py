@@ -519,7 +519,9 @@ class TaskExecutor:
             tried += 1
             try:
                 if urgent:
-                    return await self._uow_factory.together(write)
+                    # shielded: a step cancelled at shutdown must still leave a placed
+                    # order on record (a cancelled caller's grouped work never commits)
+                    return await asyncio.shield(self._uow_factory.together(write))
                 # a step's outcome goes before other requests' next steps: replies first
                 return await self._uow_factory.together(write, background=True, first=True)
             except Exception:

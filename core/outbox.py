@@ -74,8 +74,8 @@ class OutboxDispatcher:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._renewals: set[asyncio.Task[None]] = set()
-        #: the expiry of a claim that may have committed though its commit failed
-        self._unsure_claim: datetime | None = None
+        #: the expiries of claims that may have committed though their commit failed
+        self._unsure_claims: list[datetime] = []
 
     def wake(self) -> None:
         self._wake.set()
@@ -108,16 +108,18 @@ class OutboxDispatcher:
     async def _claim(self) -> list[OutboxItem]:
         """Claim what is due. A claim whose commit failed may still have been taken
         (the connection dropped during COMMIT): left alone, it would hold its thread
-        for a whole lease, so the next claim first lets go of it, by its expiry."""
+        for a whole lease, so the next claim first lets go of it, by its expiry. Each
+        is kept until a claim commits: a release rolled back with its claim is redone."""
         now = self._clock.now()
+        self._unsure_claims = [until for until in self._unsure_claims if until > now]  # lapsed
         async with self._uow_factory(first=True) as uow:
-            if self._unsure_claim is not None:
-                await uow.outbox.release_claims(self._unsure_claim)
-            self._unsure_claim = now + timedelta(seconds=self._lease)
+            for until in self._unsure_claims:
+                await uow.outbox.release_claims(until)
+            self._unsure_claims.append(now + timedelta(seconds=self._lease))
             items = await uow.outbox.claim_due(
                 now, self._batch, self._lease, webhooks=self._webhooks
             )
-        self._unsure_claim = None
+        self._unsure_claims.clear()
         return items
 
     async def _keep_claimed(self, item_ids: list[int], done: asyncio.Event) -> None:
@@ -173,8 +175,10 @@ class OutboxDispatcher:
         while True:
             tried += 1
             try:
-                await self._uow_factory.together(
-                    lambda uow: self._mark_sent(uow, item, ts, channel)
+                # shielded: posted is posted, so a sender cancelled at shutdown still
+                # leaves the mark to commit (a cancelled caller's grouped work never does)
+                await asyncio.shield(
+                    self._uow_factory.together(lambda uow: self._mark_sent(uow, item, ts, channel))
                 )
                 return
             except Exception:

@@ -359,3 +359,87 @@ async def test_a_claim_whose_commit_answer_was_lost_does_not_hold_its_thread_for
     assert wire.lost and notifier.titles() == []
     assert await dispatcher.drain() == 2  # at once, not a minute later
     assert notifier.titles() == ["accepted", "result"]
+
+
+class ClaimsGoWrong:
+    """The unit-of-work factory, but claims go wrong as scripted, one per claim:
+    "lost" (COMMIT happens, its answer is lost), "aborted" (rolled back, no commit)."""
+
+    def __init__(self, inner: SqlUnitOfWorkFactory, script: list[str]) -> None:
+        self.inner = inner
+        self.front_door = inner.front_door
+        self.script = script
+
+    @asynccontextmanager
+    async def _wrong(self, how: str, **kwargs: Any) -> AsyncIterator[Any]:
+        async with self.inner(**kwargs) as uow:
+            yield uow
+            if how == "aborted":
+                raise ConnectionResetError("connection was closed before COMMIT")
+        raise ConnectionResetError("connection was closed in the middle of operation")
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if kwargs.get("first") and self.script:
+            return self._wrong(self.script.pop(0), **kwargs)
+        return self.inner(**kwargs)
+
+    async def together(self, work: Any, **kwargs: Any) -> Any:
+        return await self.inner.together(work, **kwargs)
+
+
+async def test_a_lost_claim_is_let_go_though_the_next_claim_failed_too(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """The release rides in the next claim's transaction: when that one rolls back,
+    the lost claim must still be let go by the one after."""
+    notifier = FakeNotifier()
+    wire = ClaimsGoWrong(uow_factory, ["lost", "aborted"])
+    dispatcher = OutboxDispatcher(wire, notifier, clock, lease_seconds=60)  # type: ignore[arg-type]
+    await add(uow_factory, clock, note(THREAD_A, "accepted"), note(THREAD_A, "result"))
+
+    for _ in range(2):
+        with pytest.raises(ConnectionResetError):
+            await dispatcher.drain()
+        clock.advance(1)
+    assert notifier.titles() == []
+    assert await dispatcher.drain() == 2  # at once, not when the lost claim lapses
+    assert notifier.titles() == ["accepted", "result"]
+
+
+class HeldMarks:
+    """The unit-of-work factory, but grouped work (the sent-marks) waits for `release`."""
+
+    def __init__(self, inner: SqlUnitOfWorkFactory) -> None:
+        self.inner = inner
+        self.front_door = inner.front_door
+        self.waiting = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.inner(**kwargs)
+
+    async def together(self, work: Any, **kwargs: Any) -> Any:
+        self.waiting.set()
+        await self.release.wait()
+        return await self.inner.together(work, **kwargs)
+
+
+async def test_a_posted_entry_is_marked_sent_though_shutdown_cancels_the_sender(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Stopping cancels the sender between the post and its mark: the mark must still
+    commit, or the restarted sender looks for the post (or posts it again)."""
+    notifier = FakeNotifier()
+    held = HeldMarks(uow_factory)
+    dispatcher = OutboxDispatcher(held, notifier, clock)  # type: ignore[arg-type]
+    await add(uow_factory, clock, note(THREAD_A, "result"))
+    draining = asyncio.create_task(dispatcher.drain())
+    await asyncio.wait_for(held.waiting.wait(), 10)
+    assert notifier.titles() == ["result"]
+    draining.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await draining
+    held.release.set()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    assert [e.status for e in await outbox(uow_factory)] == ["SENT"]

@@ -358,3 +358,48 @@ async def test_an_order_placed_after_its_step_was_failed_elsewhere_is_not_lost(
     async with uow_factory() as uow:
         actions = [e.action for e in await uow.audit.for_task(buy_id)]
     assert "outcome_after_end" in actions
+
+
+class HeldAckPath:
+    """The real storage, but ack-path work (`together` without `background`) waits for
+    `release` first: a batch still running when the caller is cancelled."""
+
+    def __init__(self, inner: SqlUnitOfWorkFactory) -> None:
+        self.inner = inner
+        self.front_door = inner.front_door
+        self.armed = False
+        self.waiting = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.inner(**kwargs)
+
+    async def together(self, work: Any, *, background: bool = False, first: bool = False) -> Any:
+        if self.armed and not background:
+            self.waiting.set()
+            await self.release.wait()
+        return await self.inner.together(work, background=background, first=first)
+
+
+async def test_an_order_placed_is_on_record_though_shutdown_cancels_its_step(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Shutdown (close's grace over) cancels a purchase step while its placed order's
+    outcome is being written: the outcome still commits, or after the restart nobody
+    knows whether the order was placed."""
+    held = HeldAckPath(uow_factory)
+    worker = build_service(held, agent_registry(Recorder()), POLICY, clock, worker="worker-1")  # type: ignore[arg-type]
+    buy_id = await submit_purchase(worker)
+    await worker.advance(buy_id)
+    asked = await approval_for(uow_factory, buy_id)
+    assert asked is not None
+    await worker.decide(asked.id, "UAPPROVER", Decision.APPROVE)
+    held.armed = True
+    await asyncio.wait_for(held.waiting.wait(), 10)  # the order is placed; its outcome waits
+    await worker.close(grace=0)
+    held.release.set()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    placed = await task(uow_factory, buy_id)
+    assert placed.result is not None
+    assert placed.result.data["purchase_order"]["number"] == f"PO-{buy_id}"
