@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 MARK_BACKOFF_SECONDS = 0.1
 MARK_BACKOFF_MAX_SECONDS = 1.0
 MARK_ATTEMPTS = 6
+#: tries before a mark is given up (about a minute, MARK_BACKOFF_MAX_SECONDS apart)
+MARK_GIVE_UP_AFTER = 64
 
 
 def backoff_seconds(attempts: int, *, base: float = 1.0, cap: float = 300.0) -> float:
@@ -63,6 +65,7 @@ class OutboxDispatcher:
         self._concurrency = concurrency
         self._lease = lease_seconds
         self.mark_backoff_seconds = MARK_BACKOFF_SECONDS
+        self.mark_backoff_max_seconds = MARK_BACKOFF_MAX_SECONDS
         self._max_attempts = max_attempts
         #: which lane of the outbox this sender serves (see Outbox.claim_due)
         self._webhooks = webhooks
@@ -168,9 +171,11 @@ class OutboxDispatcher:
         self, item: OutboxItem, ts: str | None, channel: str | None
     ) -> None:
         """A mark that fails (the database away, a pooled connection it dropped) is
-        retried until it is taken, a pause of at most MARK_BACKOFF_MAX_SECONDS apart:
-        left unmarked, the entry would stay claimed for a whole lease (and every later
-        reply in its thread wait behind it), then be looked for or posted again."""
+        retried a pause of at most MARK_BACKOFF_MAX_SECONDS apart, for about a minute
+        (a database restart): left unmarked, the entry would stay claimed for a whole
+        lease (and every later reply in its thread wait behind it), then be looked for
+        or posted again. A mark that keeps failing past that (a bug, not an outage) is
+        given up, so it cannot hold up every other reply this sender has to send."""
         tried = 0
         while True:
             tried += 1
@@ -182,10 +187,12 @@ class OutboxDispatcher:
                 )
                 return
             except Exception:
+                if tried >= MARK_GIVE_UP_AFTER:
+                    raise
                 level = logging.WARNING if tried < MARK_ATTEMPTS else logging.ERROR
                 log.log(level, "marking outbox entry %s sent failed (try %d)", item.id, tried)
             await asyncio.sleep(
-                min(MARK_BACKOFF_MAX_SECONDS, self.mark_backoff_seconds * 2 ** (tried - 1))
+                min(self.mark_backoff_max_seconds, self.mark_backoff_seconds * 2 ** (tried - 1))
             )
 
     async def _mark_sent(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from core.notices import ApprovalNeeded, Destination, Notice, TaskFailed
-from core.outbox import MARK_ATTEMPTS, OutboxDispatcher
+from core.outbox import MARK_ATTEMPTS, MARK_GIVE_UP_AFTER, OutboxDispatcher
 from core.policy import Policy
 from core.ports import Attempt, DeliveryError
 from core.records import ApprovalMessage
@@ -443,3 +443,18 @@ async def test_a_posted_entry_is_marked_sent_though_shutdown_cancels_the_sender(
     for _ in range(50):
         await asyncio.sleep(0.01)
     assert [e.status for e in await outbox(uow_factory)] == ["SENT"]
+
+
+async def test_a_mark_that_keeps_failing_is_given_up_so_other_replies_still_go(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Past an outage's length a failing mark is a bug: retried forever, it would hold
+    the sender (and every other thread's replies) for good."""
+    notifier = FakeNotifier()
+    marks = DroppedMarks(uow_factory, failures=10_000)
+    dispatcher = OutboxDispatcher(marks, notifier, clock)  # type: ignore[arg-type]
+    dispatcher.mark_backoff_seconds = dispatcher.mark_backoff_max_seconds = 0.0001
+    await add(uow_factory, clock, note(THREAD_A, "doomed"))
+    with pytest.raises(ConnectionResetError):
+        await asyncio.wait_for(dispatcher.drain(), timeout=30)
+    assert marks.failures == 10_000 - MARK_GIVE_UP_AFTER
