@@ -68,6 +68,18 @@ class GroupCommit(Generic[_U]):
             )
         return await future
 
+    async def finish(self, grace: float) -> None:
+        """Let the batches under way commit (a write shielded from its cancelled caller,
+        e.g. a sent-mark at shutdown) before the engine and the loop go; cancel what
+        outlasts `grace` seconds."""
+        runners = [r for r in self._runners if not r.done()]
+        if not runners:
+            return
+        _done, late = await asyncio.wait(runners, timeout=grace)
+        for runner in late:
+            runner.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
     def _take(self) -> list[tuple[Work[_U], asyncio.Future[Any]]]:
         """The next batch: callers still waiting (a cancelled caller's work is dropped)."""
         live = [(w, f) for w, f in self._waiting if not f.done()]

@@ -256,6 +256,8 @@ class SqlUnitOfWorkFactory:
         await asyncio.gather(*(touch() for _ in range(RESERVED_CONNECTIONS)))
 
     async def dispose(self) -> None:
+        for group in (self.group, self.finishing_group, self.background_group):
+            await group.finish(grace=5)
         for lease in self._side_leases:
             await lease.close()
         await self.engine.dispose()

@@ -159,3 +159,22 @@ async def test_a_caller_cancelled_while_its_batch_runs_commits_nothing(
     with pytest.raises(asyncio.CancelledError):
         await doomed
     assert await committed_event_ids(engine) == {"Ev-slow"}
+
+
+async def test_disposing_lets_a_batch_under_way_commit_first(
+    uow_factory: SqlUnitOfWorkFactory, engine: AsyncEngine, clock: FakeClock
+) -> None:
+    """A write shielded from its cancelled caller (a sent-mark at shutdown) is still
+    committed when the engine goes right after, and the loop with it."""
+    gate = asyncio.Event()
+
+    async def work(uow: SqlUnitOfWork) -> bool:
+        await gate.wait()
+        return await uow.inbox.add("Ev-late", clock.now())
+
+    write = asyncio.ensure_future(uow_factory.together(work))
+    await asyncio.sleep(0)
+    asyncio.get_running_loop().call_later(0.05, gate.set)
+    await uow_factory.dispose()
+    assert write.done() and write.result()  # before the loop could end under it
+    assert await committed_event_ids(engine) == {"Ev-late"}
