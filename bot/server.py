@@ -28,6 +28,9 @@ from bot.views.status import folded_into_status
 
 log = logging.getLogger(__name__)
 
+#: how long shutdown waits for the cancelled outbox senders before it goes on
+STOP_SENDERS_SECONDS = 5.0
+
 MAX_BODY = 1024 * 1024
 
 
@@ -60,11 +63,13 @@ class Running:
             await self.socket_link.close()
         await self.container.service.close(grace=10)
         self.scheduler.shutdown()
-        for task in (self.sender, self.webhook_sender):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        senders = {task for task in (self.sender, self.webhook_sender) if task is not None}
+        for task in senders:
+            task.cancel()
+        if senders:
+            _done, stuck = await asyncio.wait(senders, timeout=STOP_SENDERS_SECONDS)
+            if stuck:  # what they were sending stays claimed and goes after a restart
+                log.error("outbox senders did not stop within %ss", STOP_SENDERS_SECONDS)
         if self.container.webhooks is not None:
             await self.container.webhooks.close()
         if self.container.dispatcher is not None:

@@ -101,7 +101,8 @@ class SocketLink:
         # Asked here rather than inside client.connect(), which retries forever on its own.
         response = await client.web_client.apps_connections_open(app_token=self._token)
         client.wss_uri = str(response["url"])
-        await asyncio.wait_for(client.connect(), timeout=CONNECT_TIMEOUT)  # type: ignore[no-untyped-call]
+        async with asyncio.timeout(CONNECT_TIMEOUT):  # not wait_for: it can lose a cancel
+            await client.connect()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         if self._task is not None:

@@ -129,8 +129,7 @@ class OutboxDispatcher:
         """Renew the claim until `done`, so the lease can be short: after a crash
         (kill -9) the entries are claimed again within one lease, not minutes later."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), timeout=self._lease / 3)
+            await _until(done, self._lease / 3)
             if done.is_set():
                 return
             try:
@@ -255,6 +254,14 @@ class OutboxDispatcher:
                 await self.drain()
             except Exception:
                 log.exception("outbox drain failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
+            await _until(self._wake, poll_seconds)
             self._wake.clear()
+
+
+async def _until(event: asyncio.Event, seconds: float) -> None:
+    """Wait for `event`, at most `seconds`. Not `asyncio.wait_for`: on Python 3.11 it
+    loses a cancellation that lands as the event is set, and a sender cancelled at
+    shutdown then runs on while `stop()` waits for it forever (seen under load)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

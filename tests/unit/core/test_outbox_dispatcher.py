@@ -458,3 +458,19 @@ async def test_a_mark_that_keeps_failing_is_given_up_so_other_replies_still_go(
     with pytest.raises(ConnectionResetError):
         await asyncio.wait_for(dispatcher.drain(), timeout=30)
     assert marks.failures == 10_000 - MARK_GIVE_UP_AFTER
+
+
+async def test_a_sender_cancelled_as_it_is_woken_stops(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    """Shutdown cancels the sender; a write that wakes it in the same moment must not
+    swallow that cancellation (asyncio.wait_for does on Python 3.11), or `stop()`
+    waits for it forever: seen under load as a bot that would not exit."""
+    dispatcher = OutboxDispatcher(uow_factory, FakeNotifier(), clock)
+    sender = asyncio.create_task(dispatcher.run_forever(poll_seconds=3600))
+    for _ in range(50):
+        await asyncio.sleep(0)  # drained: now waiting to be woken
+    dispatcher.wake()
+    sender.cancel()
+    done, _ = await asyncio.wait({sender}, timeout=5)
+    assert sender in done and sender.cancelled()
