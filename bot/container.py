@@ -75,7 +75,6 @@ class Container:
             self.clock,
             concurrency=self.settings.outbox_concurrency,
             lease_seconds=self.settings.worker_ttl_seconds,
-            front_door=self.service.background.front_door,
         )
         self.uow_factory.on_outbox_written(self.dispatcher.wake)
         return self.dispatcher
@@ -97,7 +96,6 @@ class Container:
             max_attempts=1000,
             webhooks=True,
             give_up_after_seconds=self.settings.webhook_give_up_seconds,
-            front_door=self.service.background.front_door,
         )
         self.webhook_dispatcher.on_gave_up.append(self.webhooks.gave_up)
         self.uow_factory.on_outbox_written(self.webhook_dispatcher.wake)
@@ -160,7 +158,7 @@ def build_service(
 ) -> TaskService:
     """Wire the core façade and every collaborator behind it (tests call this too)."""
     worker = worker or new_worker_id()
-    background = Background(uow_factory.front_door)
+    background = Background()
     executor = TaskExecutor(uow_factory, registry, policy, clock, worker, sleep=sleep)
     orchestrator = Orchestrator(
         uow_factory, registry, policy, clock, executor, background, sleep=sleep

@@ -134,7 +134,7 @@ def build_app(
         logger=log_safety.bolt_logger(),
     )
     app.metrics = metrics or Metrics()
-    app.front_door = service.background.front_door
+    app.front_door = service.uow_factory.front_door
     messages.register(app, service)
     approvals.register(app, service)
     deny_reason.register(app, service)

@@ -7,17 +7,13 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from core.front_door import FrontDoor
-
 log = logging.getLogger(__name__)
 
 
 class Background:
-    def __init__(self, front_door: FrontDoor | None = None) -> None:
+    def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
-        #: requests being answered now: background work lets them go first
-        self.front_door = front_door or FrontDoor()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         if self._closed:

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 from core.approval_routing import record_copy
 from core.clock import Clock
-from core.front_door import FrontDoor
 from core.notices import ApprovalNeeded, Notice, RequestStatus, StaleReport
 from core.ports import (
     Attempt,
@@ -54,7 +53,6 @@ class OutboxDispatcher:
         max_attempts: int = 12,
         webhooks: bool = False,
         give_up_after_seconds: float | None = None,
-        front_door: FrontDoor | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._notifier = notifier
@@ -70,8 +68,6 @@ class OutboxDispatcher:
         #: which lane of the outbox this sender serves (see Outbox.claim_due)
         self._webhooks = webhooks
         self._give_up_after = give_up_after_seconds
-        #: sending waits while requests are being answered (they go first)
-        self._front_door = front_door or FrontDoor()
         #: called with the item after it is given up (a hook for counters)
         self.on_gave_up: list[Callable[[OutboxItem, str], object]] = []
         self._wake = asyncio.Event()
@@ -143,7 +139,8 @@ class OutboxDispatcher:
 
     async def _deliver_in(self, slots: asyncio.Semaphore, item: OutboxItem) -> bool:
         async with slots:
-            await self._front_door.turn(first=True)  # replies before more work
+            # sending waits while requests are answered, but goes before more work
+            await self._uow_factory.front_door.turn(first=True)
             return await self._deliver(item)
 
     async def _deliver(self, item: OutboxItem) -> bool:

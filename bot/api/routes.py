@@ -71,7 +71,7 @@ async def _user(request: web.Request) -> str:
     """The caller, once its token checks out: from then on it is being answered."""
     user = await authenticate(_container(request).uow_factory, request)
     if (answering_now := request.get(ANSWERING)) is not None:
-        answering_now.enter_context(_container(request).service.background.front_door.serving())
+        answering_now.enter_context(_container(request).uow_factory.front_door.serving())
     return user
 
 
@@ -82,7 +82,7 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     chunks: list[bytes] = []
     size = 0
     # the client's pace, not ours: background work need not wait for it meanwhile
-    with _container(request).service.background.front_door.aside():
+    with _container(request).uow_factory.front_door.aside():
         # to the end of the stream: one read() returns only what has arrived so far
         async for chunk in request.content.iter_chunked(64 * 1024):
             size += len(chunk)

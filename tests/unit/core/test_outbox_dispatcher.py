@@ -300,9 +300,7 @@ async def test_claims_are_renewed_while_requests_are_answered_and_work_is_queued
     lease = 0.3
     notifier = SlowSlack()
     door = uow_factory.front_door
-    dispatcher = OutboxDispatcher(
-        uow_factory, notifier, clock, lease_seconds=lease, front_door=door
-    )
+    dispatcher = OutboxDispatcher(uow_factory, notifier, clock, lease_seconds=lease)
     await add(uow_factory, clock, note(THREAD_A, "result"))
     draining = asyncio.create_task(dispatcher.drain())
     async with asyncio.timeout(10):
