@@ -31,9 +31,9 @@ class AppendOnlyLog(Generic[EntryT]):
         super().__init_subclass__(**kwargs)
         cls._insert = insert(table_of(cls._row))
 
-    def __init__(self, session: AsyncSession, appends: Appends | None = None) -> None:
+    def __init__(self, session: AsyncSession, appends: Appends) -> None:
         self._session = session
-        self._appends = appends or Appends(session)
+        self._appends = appends
 
     async def record(self, entry: EntryT) -> None:
         self._appends.add(self._insert, _fields(self._entry, entry))

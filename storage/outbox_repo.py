@@ -51,11 +51,11 @@ class SqlOutbox:
     def __init__(
         self,
         session: AsyncSession,
-        appends: Appends | None = None,
+        appends: Appends,
         unshown: Callable[[Notice], bool] | None = None,
     ) -> None:
         self._session = session
-        self._appends = appends or Appends(session)
+        self._appends = appends
         #: notices the front end never shows on their own: no row (uow.leave_out)
         self._unshown = unshown
         #: set when this unit of work wrote an entry, so the sender is woken after commit

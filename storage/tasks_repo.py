@@ -87,10 +87,10 @@ _EDGES_OF = (
 
 
 class SqlTaskRepository:
-    def __init__(self, session: AsyncSession, clock: Clock, appends: Appends | None = None) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock, appends: Appends) -> None:
         self._session = session
         self._clock = clock
-        self._appends = appends or Appends(session)
+        self._appends = appends
         #: statuses entered by this transaction's winning set_status calls
         self.entered: list[TaskStatus] = []
 
