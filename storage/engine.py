@@ -255,45 +255,21 @@ def write_lock(engine: AsyncEngine) -> WriterLock | None:
     return _gate(engine).lock if is_sqlite(engine) else None
 
 
-#: pooled connections kept free of background work on a server database, for the
-#: ack path (`urgent`) and the liveness lease (`critical`)
+#: pooled connections the ack path (`urgent`) and the liveness lease (`critical`) use;
+#: background work keeps to the front door's lanes (core/front_door.py), fewer than
+#: the pool holds beyond these
 RESERVED_CONNECTIONS = 5
-
-_pool_gates: weakref.WeakKeyDictionary[Engine, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-
-
-def _pool_gate(engine: AsyncEngine) -> asyncio.Semaphore | None:
-    """How many background units of work may hold a pooled connection at once.
-
-    Without it a burst spawns thousands of them, all waiting in the pool, and
-    those that wait past its timeout fail (an ack with them). Queued here
-    instead, they wait in order and without a timeout, as on SQLite's writer lock.
-    """
-    gate = _pool_gates.get(engine.sync_engine)
-    if gate is None:
-        pool = engine.sync_engine.pool
-        size = getattr(pool, "size", lambda: 0)() + max(0, getattr(pool, "_max_overflow", 0))
-        if size <= RESERVED_CONNECTIONS:
-            return None
-        gate = _pool_gates[engine.sync_engine] = asyncio.Semaphore(size - RESERVED_CONNECTIONS)
-    return gate
-
-
-@asynccontextmanager
-async def _gated(gate: asyncio.Semaphore) -> AsyncIterator[None]:
-    async with gate:
-        yield
 
 
 def serialized(
     engine: AsyncEngine, urgent: bool = False, critical: bool = False
 ) -> AbstractAsyncContextManager[None]:
-    """For a whole transaction: on SQLite hold the engine's writer lock; on a server,
-    keep background work to its share of the pool (urgent and critical work skip it)."""
+    """For a whole transaction: on SQLite hold the engine's writer lock. A server
+    needs nothing here: background work already keeps to the front door's lanes
+    (storage/uow.py), so it cannot crowd the ack path out of the pool."""
     if is_sqlite(engine):
         return _gate(engine).hold(urgent, critical)
-    gate = None if urgent or critical else _pool_gate(engine)
-    return _gated(gate) if gate is not None else nullcontext()
+    return nullcontext()
 
 
 def side_engine(engine: AsyncEngine) -> AsyncEngine:
