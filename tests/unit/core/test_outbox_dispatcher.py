@@ -318,47 +318,6 @@ async def test_claims_are_renewed_while_requests_are_answered_and_work_is_queued
     assert stolen == []
 
 
-class CommitLostOnTheWire:
-    """The unit-of-work factory, but the first claim's COMMIT reaches the database and
-    its answer does not (the connection drops): the claim is taken, the sender is told
-    it failed."""
-
-    def __init__(self, inner: SqlUnitOfWorkFactory) -> None:
-        self.inner = inner
-        self.front_door = inner.front_door
-        self.lost = False
-
-    @asynccontextmanager
-    async def _lose_answer(self, **kwargs: Any) -> AsyncIterator[Any]:
-        async with self.inner(**kwargs) as uow:
-            yield uow
-        self.lost = True
-        raise ConnectionResetError("connection was closed in the middle of operation")
-
-    def __call__(self, **kwargs: Any) -> Any:
-        if kwargs.get("first") and not self.lost:
-            return self._lose_answer(**kwargs)
-        return self.inner(**kwargs)
-
-    async def together(self, work: Any, **kwargs: Any) -> Any:
-        return await self.inner.together(work, **kwargs)
-
-
-async def test_a_claim_whose_commit_answer_was_lost_does_not_hold_its_thread_for_a_lease(
-    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
-) -> None:
-    notifier = FakeNotifier()
-    wire = CommitLostOnTheWire(uow_factory)
-    dispatcher = OutboxDispatcher(wire, notifier, clock, lease_seconds=60)  # type: ignore[arg-type]
-    await add(uow_factory, clock, note(THREAD_A, "accepted"), note(THREAD_A, "result"))
-
-    with pytest.raises(ConnectionResetError):
-        await dispatcher.drain()
-    assert wire.lost and notifier.titles() == []
-    assert await dispatcher.drain() == 2  # at once, not a minute later
-    assert notifier.titles() == ["accepted", "result"]
-
-
 class ClaimsGoWrong:
     """The unit-of-work factory, but claims go wrong as scripted, one per claim:
     "lost" (COMMIT happens, its answer is lost), "aborted" (rolled back, no commit)."""
@@ -383,6 +342,21 @@ class ClaimsGoWrong:
 
     async def together(self, work: Any, **kwargs: Any) -> Any:
         return await self.inner.together(work, **kwargs)
+
+
+async def test_a_claim_whose_commit_answer_was_lost_does_not_hold_its_thread_for_a_lease(
+    uow_factory: SqlUnitOfWorkFactory, clock: FakeClock
+) -> None:
+    notifier = FakeNotifier()
+    wire = ClaimsGoWrong(uow_factory, ["lost"])
+    dispatcher = OutboxDispatcher(wire, notifier, clock, lease_seconds=60)  # type: ignore[arg-type]
+    await add(uow_factory, clock, note(THREAD_A, "accepted"), note(THREAD_A, "result"))
+
+    with pytest.raises(ConnectionResetError):
+        await dispatcher.drain()
+    assert wire.script == [] and notifier.titles() == []  # the claim's answer was lost
+    assert await dispatcher.drain() == 2  # at once, not a minute later
+    assert notifier.titles() == ["accepted", "result"]
 
 
 async def test_a_lost_claim_is_let_go_though_the_next_claim_failed_too(
